@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# vdso_probe developer entry point. `make check` and `make demo` set everything up themselves
+# (toolchain, kernel source, test kernels); `make KDIR=<built Rust kernel>` builds the module
+# against your own tree. Multi-line logic lives in scripts/.
+
+FLAVOUR ?= default
+ifeq ($(FLAVOUR),debug)
+LLVM ?= -19
+endif
+CACHE := $(shell bash -c '. scripts/lib.sh && echo $$CACHE')
+BINDGEN := $(CACHE)/bindgen/bin/bindgen
+KMAKE_RUST := RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc BINDGEN=$(BINDGEN) \
+	CLIPPY_DRIVER=/usr/bin/clippy-driver $(if $(LLVM),LLVM=$(LLVM))
+MO := $(CURDIR)/build/kmod/$(FLAVOUR)
+KO := $(MO)/rust/vdso_probe.ko
+TARGET := x86_64-unknown-linux-gnu
+GUEST_BIN := $(CURDIR)/target/$(TARGET)/release
+export LIBCLANG_PATH := /usr/lib/llvm-19/lib
+
+.PHONY: all modules setup kernel samples guest clean rust-analyzer clippy fmt fmt-check \
+	check demo shell
+
+all: modules
+
+setup:
+	@scripts/setup
+
+# KDIR given: the user's own built tree. Otherwise the cached test kernel of $(FLAVOUR).
+ifdef KDIR
+kernel:
+	@test -f $(KDIR)/Module.symvers || { echo "KDIR=$(KDIR) has no Module.symvers: build it with 'make modules' first"; exit 1; }
+else
+kernel: setup
+	@scripts/build-kernel $(FLAVOUR) >/dev/null
+KDIR = $(shell scripts/build-kernel $(FLAVOUR) 2>/dev/null)
+endif
+
+modules: kernel
+	@mkdir -p $(MO)
+	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) $(KMAKE_RUST) modules
+
+# Static userspace programs for the guest (and the host).
+samples:
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --workspace --target $(TARGET)
+
+# Everything scripts/vm puts into the initramfs.
+guest: modules samples
+
+rust-analyzer: kernel
+	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) $(KMAKE_RUST) rust-analyzer
+	@cp $(MO)/rust-project.json . 2>/dev/null || true
+
+clippy: kernel
+	@mkdir -p $(MO)
+	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) $(KMAKE_RUST) CLIPPY=1 W=1 modules 2>&1 | tee $(MO)/clippy.log
+	@! grep -E '^(warning|error)' $(MO)/clippy.log
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+
+fmt:
+	/usr/bin/rustfmt --edition 2021 --config-path .rustfmt.toml rust/vdso_probe_main.rs
+	cargo fmt --all
+
+fmt-check:
+	/usr/bin/rustfmt --check --edition 2021 --config-path .rustfmt.toml rust/vdso_probe_main.rs
+	cargo fmt --all --check
+
+# All tests: host cargo tests, the runner's self-test, and the guest suite on the boot matrix.
+check: setup
+	@scripts/check
+
+demo: guest
+	@scripts/demo
+
+shell: guest
+	@scripts/vm
+
+clean:
+	rm -rf build target rust-project.json

@@ -1,0 +1,843 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Micro-benchmark of the time-reading entry points: vDSO, raw system call and legacy
+//! vsyscall page.
+//!
+//! Method: each row runs `batches` batches of `batch_size` calls. Every batch is bracketed
+//! by
+//!
+//! * a raw `clock_gettime(CLOCK_MONOTONIC_RAW)` system call (ns; outermost), and
+//! * serialised TSC reads (cycles; innermost): `lfence; rdtsc` before and `rdtscp; lfence`
+//!   after (or `lfence; rdtsc; lfence` when the CPU lacks RDTSCP,
+//!   CPUID.80000001H:EDX\[27\]).
+//!
+//! The per-call cost of a batch is its duration divided by `batch_size`; a row reports the
+//! minimum and median of these over all batches (one extra warm-up batch is discarded).
+//! The bracketing overhead (one syscall plus two TSC reads per batch) is amortised over the
+//! batch and is visible in the `baseline (empty loop)` row.
+//!
+//! "Cycles" are TSC ticks (reference cycles at the TSC frequency, which on CPUs with an
+//! invariant TSC is constant and unrelated to the current core clock).
+//!
+//! Other code can add rows with [`Bench::measure`] (e.g. the module's time page).
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::Serialize;
+
+use crate::vdso::{
+    self, Clock, LiveVdso, VdsoClockMode, VsyscallGettimeofday, VsyscallMode,
+};
+
+/// Default number of measured batches per row.
+pub const DEFAULT_BATCHES: usize = 200;
+/// Default number of calls per batch.
+pub const DEFAULT_BATCH_SIZE: usize = 1000;
+
+/// Benchmark parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Config {
+    /// Measured batches per row.
+    pub batches: usize,
+    /// Calls per batch.
+    pub batch_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            batches: DEFAULT_BATCHES,
+            batch_size: DEFAULT_BATCH_SIZE,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU identification and the TSC
+// ---------------------------------------------------------------------------------------------
+
+/// `cpuid(leaf, 0)` as `[eax, ebx, ecx, edx]`.
+#[cfg(target_arch = "x86_64")]
+fn cpuid(leaf: u32) -> [u32; 4] {
+    #[allow(unused_unsafe)] // `__cpuid_count` is a safe fn on newer toolchains.
+    // SAFETY: CPUID is available on every x86_64 CPU and has no side effects besides writing
+    // the four registers the intrinsic returns; out-of-range leaves return defined values.
+    let r = unsafe { core::arch::x86_64::__cpuid_count(leaf, 0) };
+    [r.eax, r.ebx, r.ecx, r.edx]
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn cpuid(_leaf: u32) -> [u32; 4] {
+    [0; 4]
+}
+
+fn regs_to_string(regs: &[u32]) -> String {
+    let bytes: Vec<u8> = regs.iter().flat_map(|r| r.to_le_bytes()).collect();
+    String::from_utf8_lossy(&bytes)
+        .trim_matches(|c: char| c == '\0' || c.is_whitespace())
+        .to_string()
+}
+
+/// CPU identification from CPUID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CpuInfo {
+    /// Vendor string (leaf 0), e.g. `GenuineIntel`, `AuthenticAMD`.
+    pub vendor: String,
+    /// Brand string (leaves 0x80000002..4), e.g. `AMD EPYC 7R13 Processor`.
+    pub model: String,
+    /// Family/model/stepping from leaf 1 (display values).
+    pub family_model_stepping: (u32, u32, u32),
+    /// CPUID.1:EDX\[4\]: TSC present.
+    pub tsc: bool,
+    /// CPUID.80000001H:EDX\[27\]: RDTSCP present.
+    pub rdtscp: bool,
+    /// CPUID.80000007H:EDX\[8\]: invariant TSC.
+    pub invariant_tsc: bool,
+    /// CPUID.1:ECX\[31\]: running under a hypervisor (or an emulator that sets the bit).
+    pub hypervisor: bool,
+    /// Hypervisor vendor signature from leaf 0x40000000 (only read when `hypervisor` is set),
+    /// e.g. `KVMKVMKVM`, `TCGTCGTCGTCG`, `Microsoft Hv`.
+    pub hypervisor_vendor: Option<String>,
+}
+
+impl CpuInfo {
+    /// Reads CPUID.
+    pub fn detect() -> Self {
+        let l0 = cpuid(0);
+        let vendor = regs_to_string(&[l0[1], l0[3], l0[2]]);
+        let l1 = if l0[0] >= 1 { cpuid(1) } else { [0; 4] };
+        let max_ext = cpuid(0x8000_0000)[0];
+        let ext = |leaf: u32| {
+            if max_ext >= leaf {
+                cpuid(leaf)
+            } else {
+                [0; 4]
+            }
+        };
+        let model = if max_ext >= 0x8000_0004 {
+            let mut regs = Vec::with_capacity(12);
+            for leaf in 0x8000_0002..=0x8000_0004 {
+                regs.extend_from_slice(&cpuid(leaf));
+            }
+            regs_to_string(&regs)
+        } else {
+            String::new()
+        };
+        let base_family = (l1[0] >> 8) & 0xf;
+        let family = if base_family == 0xf {
+            base_family + ((l1[0] >> 20) & 0xff)
+        } else {
+            base_family
+        };
+        let mut cpu_model = (l1[0] >> 4) & 0xf;
+        if base_family == 0x6 || base_family == 0xf {
+            cpu_model |= ((l1[0] >> 16) & 0xf) << 4;
+        }
+        let stepping = l1[0] & 0xf;
+        let hypervisor = l1[2] & (1 << 31) != 0;
+        let hypervisor_vendor = hypervisor.then(|| {
+            let h = cpuid(0x4000_0000);
+            regs_to_string(&h[1..4])
+        });
+        CpuInfo {
+            vendor,
+            model,
+            family_model_stepping: (family, cpu_model, stepping),
+            tsc: l1[3] & (1 << 4) != 0,
+            rdtscp: ext(0x8000_0001)[3] & (1 << 27) != 0,
+            invariant_tsc: ext(0x8000_0007)[3] & (1 << 8) != 0,
+            hypervisor,
+            hypervisor_vendor,
+        }
+    }
+
+    /// A human name for the hypervisor signature; `None` on bare metal.
+    pub fn hypervisor_name(&self) -> Option<&'static str> {
+        let v = self.hypervisor_vendor.as_deref()?;
+        Some(match v {
+            "KVMKVMKVM" => "KVM",
+            "TCGTCGTCGTCG" => "QEMU TCG (emulation)",
+            "Microsoft Hv" => "Hyper-V",
+            "VMwareVMware" => "VMware",
+            "XenVMMXenVMM" => "Xen",
+            "VBoxVBoxVBox" => "VirtualBox",
+            "bhyve bhyve" => "bhyve",
+            "ACRNACRNACRN" => "ACRN",
+            "lrpepyh  vr" | "prl hyperv" => "Parallels",
+            "" => "unknown (empty signature)",
+            _ => "unknown",
+        })
+    }
+
+    /// True under full-system emulation (QEMU TCG), where cycle counts do not reflect any
+    /// real CPU.
+    pub fn emulated(&self) -> bool {
+        self.hypervisor_vendor.as_deref() == Some("TCGTCGTCGTCG")
+    }
+}
+
+/// Serialised TSC reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Tsc {
+    rdtscp: bool,
+}
+
+impl Tsc {
+    /// `None` if the CPU has no TSC (CPUID.1:EDX\[4\] clear).
+    pub fn detect(cpu: &CpuInfo) -> Option<Self> {
+        (cfg!(target_arch = "x86_64") && cpu.tsc).then_some(Tsc { rdtscp: cpu.rdtscp })
+    }
+
+    /// True if the end-of-interval read uses RDTSCP.
+    pub fn uses_rdtscp(&self) -> bool {
+        self.rdtscp
+    }
+
+    /// Start-of-interval read: `lfence; rdtsc` (earlier instructions complete first).
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub fn start(&self) -> u64 {
+        use core::arch::x86_64::{_mm_lfence, _rdtsc};
+        // SAFETY: LFENCE is part of SSE2, which every x86_64 CPU has; RDTSC exists because
+        // `Tsc` is only constructed when CPUID.1:EDX.TSC is set. Neither touches memory.
+        // (With CR4.TSD set RDTSC would raise SIGSEGV, a crash, not undefined behaviour.)
+        unsafe {
+            _mm_lfence();
+            _rdtsc()
+        }
+    }
+
+    /// End-of-interval read: `rdtscp; lfence` (or `lfence; rdtsc; lfence` without RDTSCP).
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub fn end(&self) -> u64 {
+        use core::arch::x86_64::{__rdtscp, _mm_lfence, _rdtsc};
+        if self.rdtscp {
+            let mut aux = 0u32;
+            // SAFETY: RDTSCP is present (CPUID.80000001H:EDX[27] checked in `detect`), `aux`
+            // is a valid exclusive u32 for IA32_TSC_AUX; LFENCE is baseline SSE2.
+            unsafe {
+                let t = __rdtscp(&mut aux);
+                _mm_lfence();
+                t
+            }
+        } else {
+            // SAFETY: as in `start`: LFENCE (SSE2) and RDTSC (checked CPUID bit) are present.
+            unsafe {
+                _mm_lfence();
+                let t = _rdtsc();
+                _mm_lfence();
+                t
+            }
+        }
+    }
+
+    /// Not available off x86_64.
+    #[cfg(not(target_arch = "x86_64"))]
+    #[inline(always)]
+    pub fn start(&self) -> u64 {
+        0
+    }
+
+    /// Not available off x86_64.
+    #[cfg(not(target_arch = "x86_64"))]
+    #[inline(always)]
+    pub fn end(&self) -> u64 {
+        0
+    }
+}
+
+/// `CLOCK_MONOTONIC_RAW` via the raw syscall, in ns.
+#[inline]
+fn monotonic_raw_ns() -> Result<u64> {
+    let ts = vdso::syscall_clock_gettime(libc::CLOCK_MONOTONIC_RAW)?;
+    u64::try_from(vdso::timespec_ns(&ts)).context("negative CLOCK_MONOTONIC_RAW")
+}
+
+/// Estimates the TSC frequency in MHz over `ms` milliseconds.
+pub fn estimate_tsc_mhz(tsc: &Tsc, ms: u64) -> Result<f64> {
+    let t0 = monotonic_raw_ns()?;
+    let c0 = tsc.start();
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    let c1 = tsc.end();
+    let t1 = monotonic_raw_ns()?;
+    ensure!(t1 > t0, "CLOCK_MONOTONIC_RAW did not advance");
+    Ok(c1.wrapping_sub(c0) as f64 * 1000.0 / (t1 - t0) as f64)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurement
+// ---------------------------------------------------------------------------------------------
+
+/// One measured row. Per-call values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// Row label, e.g. `clock_gettime MONOTONIC vdso`.
+    pub name: String,
+    /// Measured batches.
+    pub batches: usize,
+    /// Calls per batch.
+    pub batch_size: usize,
+    /// Minimum over batches of (batch ns / batch size).
+    pub min_ns: f64,
+    /// Median over batches of (batch ns / batch size).
+    pub median_ns: f64,
+    /// Minimum over batches of (batch TSC ticks / batch size); `None` without a TSC.
+    pub min_cycles: Option<f64>,
+    /// Median over batches of (batch TSC ticks / batch size).
+    pub median_cycles: Option<f64>,
+}
+
+/// A row of the report: measured, or skipped with a reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Entry {
+    /// The row was measured.
+    Measured(Row),
+    /// The row could not be measured.
+    Skipped {
+        /// Row label.
+        name: String,
+        /// Why it was skipped.
+        reason: String,
+    },
+}
+
+impl Entry {
+    /// The row label.
+    pub fn name(&self) -> &str {
+        match self {
+            Entry::Measured(r) => &r.name,
+            Entry::Skipped { name, .. } => name,
+        }
+    }
+
+    fn skipped(name: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Entry::Skipped {
+            name: name.into(),
+            reason: format!("{reason:#}"),
+        }
+    }
+}
+
+/// Minimum and median of `v` (which must be non-empty).
+fn min_median(v: &mut [f64]) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    (v[0], median)
+}
+
+/// The benchmark driver.
+#[derive(Debug, Clone)]
+pub struct Bench {
+    config: Config,
+    tsc: Option<Tsc>,
+}
+
+impl Bench {
+    /// A driver for `config`, with TSC support detected from CPUID.
+    pub fn new(config: Config) -> Result<Self> {
+        ensure!(config.batches > 0, "batches must be > 0");
+        ensure!(config.batch_size > 0, "batch size must be > 0");
+        Ok(Bench {
+            config,
+            tsc: Tsc::detect(&CpuInfo::detect()),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> Config {
+        self.config
+    }
+
+    /// The TSC reader, if the CPU has a TSC.
+    pub fn tsc(&self) -> Option<Tsc> {
+        self.tsc
+    }
+
+    /// Measures `f` (one call per invocation): one discarded warm-up batch, then
+    /// `config.batches` batches of `config.batch_size` calls.
+    pub fn measure(&self, name: &str, mut f: impl FnMut()) -> Result<Row> {
+        let Config {
+            batches,
+            batch_size,
+        } = self.config;
+        let mut ns = Vec::with_capacity(batches);
+        let mut cycles = Vec::with_capacity(batches);
+        for batch in 0..=batches {
+            let t0 = monotonic_raw_ns()?;
+            let c0 = self.tsc.map_or(0, |t| t.start());
+            for _ in 0..batch_size {
+                f();
+            }
+            let c1 = self.tsc.map_or(0, |t| t.end());
+            let t1 = monotonic_raw_ns()?;
+            if batch == 0 {
+                continue; // warm-up: page faults, cold caches, branch predictors
+            }
+            ns.push(t1.saturating_sub(t0) as f64 / batch_size as f64);
+            cycles.push(c1.wrapping_sub(c0) as f64 / batch_size as f64);
+        }
+        let (min_ns, median_ns) = min_median(&mut ns);
+        let (min_cycles, median_cycles) = if self.tsc.is_some() {
+            let (a, b) = min_median(&mut cycles);
+            (Some(a), Some(b))
+        } else {
+            (None, None)
+        };
+        Ok(Row {
+            name: name.to_string(),
+            batches,
+            batch_size,
+            min_ns,
+            median_ns,
+            min_cycles,
+            median_cycles,
+        })
+    }
+
+    /// Like [`Bench::measure`] but turns an error into a skipped entry.
+    pub fn entry(&self, name: &str, f: impl FnMut()) -> Entry {
+        match self.measure(name, f) {
+            Ok(row) => Entry::Measured(row),
+            Err(e) => Entry::skipped(name, e),
+        }
+    }
+
+    /// Runs the standard rows: an empty-loop baseline, `gettimeofday` via vDSO, syscall and
+    /// vsyscall, and `clock_gettime` via vDSO and syscall for every [`Clock`].
+    ///
+    /// Each entry point is called once before measuring; a failing call turns the row into a
+    /// skipped entry carrying the error.
+    pub fn standard_rows(&self) -> Vec<Entry> {
+        let mut rows = vec![self.entry("baseline (empty loop)", || black_box(()))];
+
+        let live = LiveVdso::locate();
+        let vdso_gtod = live.as_ref().map_err(|e| format!("{e:#}")).and_then(|l| {
+            l.gettimeofday().map_err(|e| format!("{e:#}"))
+        });
+        let vdso_cgt = live.as_ref().map_err(|e| format!("{e:#}")).and_then(|l| {
+            l.clock_gettime().map_err(|e| format!("{e:#}"))
+        });
+
+        // gettimeofday
+        let name = "gettimeofday vdso";
+        rows.push(match vdso_gtod {
+            Err(e) => Entry::skipped(name, e),
+            Ok(f) => self.checked_entry(name, || f.call(&mut vdso::zero_timeval()), || {
+                let mut tv = vdso::zero_timeval();
+                black_box(f.call(black_box(&mut tv)));
+            }),
+        });
+        let name = "gettimeofday syscall";
+        rows.push(self.checked_entry(
+            name,
+            || vdso::raw_syscall_gettimeofday(&mut vdso::zero_timeval()) as i32,
+            || {
+                let mut tv = vdso::zero_timeval();
+                black_box(vdso::raw_syscall_gettimeofday(black_box(&mut tv)));
+            },
+        ));
+        let name = "gettimeofday vsyscall";
+        rows.push(match VsyscallGettimeofday::new() {
+            Err(e) => Entry::skipped(name, e),
+            Ok(f) => self.checked_entry(name, || f.call(&mut vdso::zero_timeval()), || {
+                let mut tv = vdso::zero_timeval();
+                black_box(f.call(black_box(&mut tv)));
+            }),
+        });
+
+        // clock_gettime, each clock via vDSO then syscall
+        for clock in Clock::ALL {
+            let id = clock.id();
+            let name = format!("clock_gettime {} vdso", clock.short_name());
+            rows.push(match &vdso_cgt {
+                Err(e) => Entry::skipped(name, e),
+                Ok(f) => self.checked_entry(
+                    &name,
+                    || f.call(id, &mut vdso::zero_timespec()),
+                    || {
+                        let mut ts = vdso::zero_timespec();
+                        black_box(f.call(black_box(id), black_box(&mut ts)));
+                    },
+                ),
+            });
+            let name = format!("clock_gettime {} syscall", clock.short_name());
+            rows.push(self.checked_entry(
+                &name,
+                || vdso::raw_syscall_clock_gettime(id, &mut vdso::zero_timespec()) as i32,
+                || {
+                    let mut ts = vdso::zero_timespec();
+                    black_box(vdso::raw_syscall_clock_gettime(
+                        black_box(id),
+                        black_box(&mut ts),
+                    ));
+                },
+            ));
+        }
+        rows
+    }
+
+    /// Runs `probe` once; if it returns non-zero, skips the row, else measures `f`.
+    fn checked_entry(
+        &self,
+        name: &str,
+        probe: impl FnOnce() -> libc::c_int,
+        f: impl FnMut(),
+    ) -> Entry {
+        match probe() {
+            0 => self.entry(name, f),
+            rc => Entry::skipped(name, format!("probe call returned {rc}")),
+        }
+    }
+}
+
+/// Measures `f` with `config` (convenience wrapper around [`Bench::measure`]).
+pub fn measure(name: &str, config: Config, f: impl FnMut()) -> Result<Row> {
+    Bench::new(config)?.measure(name, f)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment stamps and the report
+// ---------------------------------------------------------------------------------------------
+
+/// Pins the calling thread to `cpu` with `sched_setaffinity`.
+pub fn pin_to_cpu(cpu: usize) -> Result<()> {
+    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    ensure!(cpu < max, "CPU {cpu} is beyond CPU_SETSIZE ({max})");
+    // SAFETY: cpu_set_t is a plain bitmask for which all-zero is the valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, exclusively borrowed cpu_set_t and `cpu` < CPU_SETSIZE was
+    // checked above (the libc crate's CPU_SET also panics rather than writing out of bounds).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t and its exact size is passed; pid 0 = this thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("sched_setaffinity(CPU {cpu})"));
+    }
+    Ok(())
+}
+
+/// The CPU the calling thread runs on (`sched_getcpu`).
+pub fn current_cpu() -> Option<usize> {
+    // SAFETY: sched_getcpu has no preconditions.
+    let cpu = unsafe { libc::sched_getcpu() };
+    usize::try_from(cpu).ok()
+}
+
+/// `uname(2)` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Uname {
+    /// `release`, e.g. `6.8.0-45-generic`.
+    pub release: String,
+    /// `version`, e.g. `#1 SMP PREEMPT_DYNAMIC ...`.
+    pub version: String,
+    /// `machine`, e.g. `x86_64`.
+    pub machine: String,
+}
+
+/// Calls `uname(2)`.
+pub fn uname() -> Result<Uname> {
+    // SAFETY: utsname is plain arrays of c_char; all-zero is a valid value.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, exclusively borrowed utsname.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("uname");
+    }
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    Ok(Uname {
+        release: field(&u.release),
+        version: field(&u.version),
+        machine: field(&u.machine),
+    })
+}
+
+/// What the benchmark ran on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Environment {
+    /// `uname` of the running kernel.
+    pub kernel: Option<Uname>,
+    /// Current clocksource.
+    pub clocksource: Option<String>,
+    /// Whether the clocksource lets the vDSO avoid the syscall.
+    pub clocksource_vdso: Option<VdsoClockMode>,
+    /// vsyscall page mode from `/proc/self/maps`.
+    pub vsyscall: Option<VsyscallMode>,
+    /// CPUID-derived identification, hypervisor bit and signature.
+    pub cpu: CpuInfo,
+    /// Human hypervisor name (`None`: bare metal as far as CPUID tells).
+    pub hypervisor: Option<String>,
+    /// QEMU TCG: cycle counts are emulated.
+    pub emulated: bool,
+    /// TSC frequency estimated against `CLOCK_MONOTONIC_RAW`, in MHz.
+    pub tsc_mhz_estimate: Option<f64>,
+    /// End-of-interval TSC read uses RDTSCP.
+    pub tsc_uses_rdtscp: Option<bool>,
+    /// CPU the benchmark was pinned to, if any.
+    pub pinned_cpu: Option<usize>,
+    /// CPU the benchmark thread was on when the stamps were taken.
+    pub current_cpu: Option<usize>,
+    /// Address of the vDSO.
+    pub vdso_base: Option<String>,
+    /// vDSO build-id (hex).
+    pub vdso_build_id: Option<String>,
+    /// Whether this binary is statically linked (no `PT_INTERP`, judged by `AT_BASE == 0`).
+    pub static_binary: bool,
+}
+
+impl Environment {
+    /// Collects the stamps. Missing information becomes `None` rather than an error.
+    pub fn collect(tsc: Option<Tsc>, pinned_cpu: Option<usize>) -> Self {
+        let cpu = CpuInfo::detect();
+        let clocksource = vdso::current_clocksource().ok();
+        let live = LiveVdso::locate().ok();
+        // SAFETY: getauxval has no preconditions.
+        let at_base = unsafe { libc::getauxval(libc::AT_BASE) };
+        Environment {
+            kernel: uname().ok(),
+            clocksource_vdso: clocksource.as_deref().map(vdso::vdso_clock_mode),
+            clocksource,
+            vsyscall: VsyscallMode::detect().ok(),
+            hypervisor: cpu.hypervisor_name().map(str::to_string),
+            emulated: cpu.emulated(),
+            tsc_mhz_estimate: tsc.and_then(|t| estimate_tsc_mhz(&t, 50).ok()),
+            tsc_uses_rdtscp: tsc.map(|t| t.uses_rdtscp()),
+            cpu,
+            pinned_cpu,
+            current_cpu: current_cpu(),
+            vdso_base: live.map(|l| format!("{:#x}", l.base())),
+            vdso_build_id: live
+                .and_then(|l| l.build_id().ok().flatten())
+                .map(vdso::hex),
+            static_binary: at_base == 0,
+        }
+    }
+}
+
+/// A complete benchmark report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Where it ran.
+    pub environment: Environment,
+    /// Parameters.
+    pub config: Config,
+    /// Rows, in order.
+    pub rows: Vec<Entry>,
+}
+
+impl Report {
+    /// Runs the standard benchmark (optionally pinned to `cpu`).
+    pub fn run(config: Config, cpu: Option<usize>) -> Result<Self> {
+        if let Some(cpu) = cpu {
+            pin_to_cpu(cpu)?;
+        }
+        let bench = Bench::new(config)?;
+        let rows = bench.standard_rows();
+        if rows.iter().all(|r| matches!(r, Entry::Skipped { .. })) {
+            bail!("every benchmark row was skipped");
+        }
+        Ok(Report {
+            environment: Environment::collect(bench.tsc(), cpu),
+            config,
+            rows,
+        })
+    }
+
+    /// The stamps as `key: value` lines.
+    pub fn render_environment(&self) -> String {
+        let e = &self.environment;
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "unknown".to_string());
+        let mut s = String::new();
+        let kernel = e.kernel.as_ref().map(|k| format!("{} {} ({})", k.release, k.version, k.machine));
+        let _ = writeln!(s, "kernel:       {}", opt(kernel));
+        let cs = e.clocksource.as_ref().map(|c| {
+            let mode = match vdso::vdso_clock_mode(c) {
+                VdsoClockMode::Capable => "vDSO-capable",
+                VdsoClockMode::Fallback => "no vDSO clock mode: vDSO falls back to syscall",
+                VdsoClockMode::Unknown => "vDSO capability unknown",
+            };
+            format!("{c} ({mode})")
+        });
+        let _ = writeln!(s, "clocksource:  {}", opt(cs));
+        let _ = writeln!(s, "vsyscall:     {}", opt(e.vsyscall.as_ref().map(ToString::to_string)));
+        let (f, m, st) = e.cpu.family_model_stepping;
+        let _ = writeln!(
+            s,
+            "cpu:          {} [{} family {f:#x} model {m:#x} stepping {st}]",
+            e.cpu.model, e.cpu.vendor
+        );
+        let hv = match (&e.hypervisor, &e.cpu.hypervisor_vendor) {
+            (Some(name), Some(sig)) => format!("{name} (signature {sig:?}){}", if e.emulated {
+                "; cycle counts are emulated"
+            } else {
+                ""
+            }),
+            _ => "none (CPUID.1:ECX[31] clear)".to_string(),
+        };
+        let _ = writeln!(s, "hypervisor:   {hv}");
+        let tsc = match (e.tsc_mhz_estimate, e.tsc_uses_rdtscp) {
+            (Some(mhz), Some(rdtscp)) => format!(
+                "~{mhz:.0} MHz, {}invariant, end read {}",
+                if e.cpu.invariant_tsc { "" } else { "not " },
+                if rdtscp { "rdtscp;lfence" } else { "lfence;rdtsc;lfence (no RDTSCP)" }
+            ),
+            (None, Some(_)) => "present, frequency unknown".to_string(),
+            _ => "not available (cycles not reported)".to_string(),
+        };
+        let _ = writeln!(s, "tsc:          {tsc}");
+        let _ = writeln!(
+            s,
+            "cpu pinning:  {}",
+            match e.pinned_cpu {
+                Some(c) => format!("pinned to CPU {c}"),
+                None => format!("not pinned (running on CPU {})", opt(e.current_cpu.map(|c| c.to_string()))),
+            }
+        );
+        let _ = writeln!(
+            s,
+            "vdso:         {} build-id {}",
+            opt(e.vdso_base.clone()),
+            opt(e.vdso_build_id.clone())
+        );
+        let _ = writeln!(s, "binary:       {}", if e.static_binary { "static" } else { "dynamic" });
+        let _ = writeln!(
+            s,
+            "method:       {} batches x {} calls (+1 warm-up), per call = batch / {}",
+            self.config.batches, self.config.batch_size, self.config.batch_size
+        );
+        s
+    }
+
+    /// The rows as an aligned table.
+    pub fn render_table(&self) -> String {
+        render_rows(&self.rows)
+    }
+}
+
+/// Renders entries as an aligned table (min/median ns and TSC cycles per call).
+pub fn render_rows(rows: &[Entry]) -> String {
+    let width = rows.iter().map(|r| r.name().len()).max().unwrap_or(4).max(4);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<width$}  {:>10}  {:>10}  {:>10}  {:>10}",
+        "call", "min ns", "median ns", "min cyc", "median cyc"
+    );
+    let cyc = |c: Option<f64>| c.map_or_else(|| "-".to_string(), |c| format!("{c:.1}"));
+    for row in rows {
+        match row {
+            Entry::Measured(r) => {
+                let _ = writeln!(
+                    s,
+                    "{:<width$}  {:>10.2}  {:>10.2}  {:>10}  {:>10}",
+                    r.name,
+                    r.min_ns,
+                    r.median_ns,
+                    cyc(r.min_cycles),
+                    cyc(r.median_cycles)
+                );
+            }
+            Entry::Skipped { name, reason } => {
+                let _ = writeln!(s, "{name:<width$}  skipped: {reason}");
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: Config = Config {
+        batches: 5,
+        batch_size: 50,
+    };
+
+    #[test]
+    fn min_median_odd_even() {
+        assert_eq!(min_median(&mut [3.0, 1.0, 2.0]), (1.0, 2.0));
+        assert_eq!(min_median(&mut [4.0, 1.0, 2.0, 3.0]), (1.0, 2.5));
+    }
+
+    #[test]
+    fn measure_custom_closure() {
+        let mut calls = 0u64;
+        let row = measure("counter", SMALL, || calls += 1).unwrap();
+        assert_eq!(calls, (SMALL.batches as u64 + 1) * SMALL.batch_size as u64);
+        assert_eq!(row.batches, SMALL.batches);
+        assert!(row.min_ns <= row.median_ns);
+        if let (Some(a), Some(b)) = (row.min_cycles, row.median_cycles) {
+            assert!(a <= b);
+        }
+    }
+
+    #[test]
+    fn rejects_empty_config() {
+        assert!(Bench::new(Config {
+            batches: 0,
+            batch_size: 1
+        })
+        .is_err());
+    }
+
+    #[test]
+    fn standard_rows_complete() {
+        let bench = Bench::new(SMALL).unwrap();
+        let rows = bench.standard_rows();
+        // baseline + 3 gettimeofday + 2 per clock
+        assert_eq!(rows.len(), 1 + 3 + 2 * Clock::ALL.len());
+        for r in &rows {
+            match r {
+                Entry::Measured(row) => assert!(row.min_ns > 0.0 || row.name.starts_with("baseline")),
+                Entry::Skipped { name, reason } => {
+                    // Only the vsyscall row may legitimately be skipped on a host.
+                    assert_eq!(name, "gettimeofday vsyscall", "{name} skipped: {reason}");
+                    assert!(!VsyscallMode::detect().unwrap().executable());
+                }
+            }
+        }
+        let vsyscall = VsyscallMode::detect().unwrap();
+        let measured = rows
+            .iter()
+            .any(|r| matches!(r, Entry::Measured(row) if row.name == "gettimeofday vsyscall"));
+        assert_eq!(measured, vsyscall.executable());
+    }
+
+    #[test]
+    fn report_serialises() {
+        let report = Report::run(SMALL, None).unwrap();
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["config"]["batches"], 5);
+        assert!(json["rows"].as_array().unwrap().len() > 10);
+        assert!(json["rows"][0]["status"] == "measured");
+        assert!(!report.render_table().is_empty());
+        assert!(report.render_environment().contains("clocksource:"));
+    }
+
+    #[test]
+    fn cpu_detect_sane() {
+        let cpu = CpuInfo::detect();
+        assert!(!cpu.vendor.is_empty());
+        assert!(cpu.tsc, "x86_64 CPUs have a TSC");
+        if let Some(t) = Tsc::detect(&cpu) {
+            let a = t.start();
+            let b = t.end();
+            assert!(b >= a);
+        }
+    }
+}

@@ -1,0 +1,8 @@
+// SPDX-License-Identifier: GPL-2.0
+//! vdso_probe userspace library: locating and parsing the vDSO, benchmarking time reads,
+//! parsing `/sys/kernel/debug/vdso/<pid>` reports and reading the module's time page.
+
+pub mod bench;
+pub mod ptrace;
+pub mod report;
+pub mod vdso;

@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Shows that vDSO time reads are invisible to `strace`: a ptrace tracer counting
+//! `clock_gettime` syscall-entry stops of a child that reads the clock through the vDSO,
+//! through libc and through the raw system call.
+//!
+//! The child (forked, so it shares the resolved vDSO function pointer):
+//!
+//! 1. `PTRACE_TRACEME`, `raise(SIGSTOP)`;
+//! 2. marker `getppid()`, then `calls` x `__vdso_clock_gettime(CLOCK_MONOTONIC)` (resolved
+//!    `name@LINUX_2.6` symbol);
+//! 3. marker, then `calls` x libc `clock_gettime(CLOCK_MONOTONIC)`;
+//! 4. marker, then `calls` x `syscall(SYS_clock_gettime, CLOCK_MONOTONIC)`;
+//! 5. marker, `_exit(0)`.
+//!
+//! The parent sets `PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL`, steps with `PTRACE_SYSCALL`,
+//! and at each syscall-entry stop reads `orig_rax` with `PTRACE_GETREGS`. Entry and exit stops
+//! alternate; each entry is cross-checked by `rax == -ENOSYS`, which the x86_64 entry code
+//! stores before the tracer sees the stop.
+//!
+//! With a vDSO-capable clocksource (`tsc`, `kvm-clock` with a stable pvclock, Hyper-V TSC page)
+//! the vDSO phase makes no syscalls. With `hpet`/`acpi_pm`/`jiffies` the vDSO cannot read the
+//! clock from user space and its fallback executes the real syscall, which the tracer sees.
+
+use std::hint::black_box;
+use std::io;
+use std::ptr;
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::Serialize;
+
+use crate::vdso::{self, LiveVdso, VdsoClockGettime, VdsoClockMode};
+
+/// Exit status of the child when `PTRACE_TRACEME` fails.
+const CHILD_TRACEME_FAILED: libc::c_int = 90;
+/// Exit status of the child when `raise(SIGSTOP)` fails.
+const CHILD_RAISE_FAILED: libc::c_int = 91;
+/// The marker system call separating phases.
+const MARKER: libc::c_long = libc::SYS_getppid;
+/// The clock the child reads.
+const CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC;
+
+/// Syscall-entry counts observed by the tracer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Calls made in each phase.
+    pub calls: u64,
+    /// `clock_gettime` syscalls during the vDSO phase (0 unless the vDSO falls back).
+    pub vdso: u64,
+    /// `clock_gettime` syscalls during the libc phase (0 if libc uses the vDSO).
+    pub libc: u64,
+    /// `clock_gettime` syscalls during the raw-syscall phase (== `calls`).
+    pub syscall: u64,
+    /// Other syscalls seen inside the three phases (expected 0).
+    pub other_in_phases: u64,
+    /// Syscall-entry stops seen in total (markers and `exit_group` included).
+    pub total_entries: u64,
+    /// Address of the vDSO function the child called.
+    pub vdso_function: usize,
+    /// Clocksource at the time of the run.
+    pub clocksource: Option<String>,
+}
+
+impl Counts {
+    /// The expected outcome for a vDSO-capable clocksource.
+    pub fn vdso_invisible(&self) -> bool {
+        self.vdso == 0 && self.syscall == self.calls
+    }
+
+    /// A few lines explaining the result.
+    pub fn explain(&self) -> String {
+        let n = self.calls;
+        let mut s = format!(
+            "vDSO path: {} clock_gettime syscalls for {n} calls; syscall path: {} for {n} calls\n\
+             libc path: {} clock_gettime syscalls for {n} calls\n",
+            self.vdso, self.syscall, self.libc
+        );
+        let cs = self.clocksource.as_deref();
+        let mode = cs.map(vdso::vdso_clock_mode);
+        let cs_name = cs.unwrap_or("unknown");
+        if self.vdso == 0 {
+            s += &format!(
+                "The vDSO read CLOCK_MONOTONIC in user space (clocksource {cs_name}): no kernel \
+                 entry, so ptrace/strace cannot see these calls.\n"
+            );
+        } else if self.vdso == n {
+            s += &format!(
+                "The vDSO fell back to the real syscall for every call: clocksource {cs_name} "
+            );
+            s += match mode {
+                Some(VdsoClockMode::Fallback) => {
+                    "has no vDSO clock mode (VDSO_CLOCKMODE_NONE; hpet/acpi_pm/jiffies cannot be \
+                     read from user space), so __vdso_clock_gettime issues the syscall itself.\n"
+                }
+                Some(VdsoClockMode::Capable) => {
+                    "is normally vDSO-capable; kvm-clock without PVCLOCK_TSC_STABLE_BIT or a TSC \
+                     marked unstable also forces the fallback.\n"
+                }
+                _ => "is not known to have a vDSO clock mode.\n",
+            };
+        } else {
+            s += "The vDSO fell back to the syscall for some calls (clocksource changed, or the \
+                  vDSO sequence count retried into the fallback).\n";
+        }
+        if self.libc == 0 {
+            s += "libc's clock_gettime went through the vDSO as well.\n";
+        } else if self.libc == n {
+            s += "libc's clock_gettime made the syscall (libc without vDSO support, or vDSO \
+                  fallback).\n";
+        }
+        if self.other_in_phases != 0 {
+            s += &format!(
+                "Note: {} unrelated syscalls happened inside the measured phases.\n",
+                self.other_in_phases
+            );
+        }
+        s
+    }
+}
+
+fn last_err(what: &str) -> anyhow::Error {
+    anyhow::Error::new(io::Error::last_os_error()).context(what.to_string())
+}
+
+/// `ptrace(req, pid, addr, data)` with errno turned into an error.
+///
+/// # Safety
+///
+/// `addr` and `data` must be valid for `req` (e.g. `data` points to a `user_regs_struct` for
+/// `PTRACE_GETREGS`).
+unsafe fn ptrace(
+    req: libc::c_uint,
+    pid: libc::pid_t,
+    addr: *mut libc::c_void,
+    data: *mut libc::c_void,
+    what: &str,
+) -> Result<libc::c_long> {
+    // SAFETY: forwarded from the caller.
+    let rc = unsafe { libc::ptrace(req, pid, addr, data) };
+    if rc == -1 {
+        return Err(last_err(what));
+    }
+    Ok(rc)
+}
+
+/// `waitpid(pid, &status, 0)`, retrying on EINTR.
+fn wait(pid: libc::pid_t) -> Result<libc::c_int> {
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a valid, exclusively borrowed c_int.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            return Ok(status);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(anyhow::Error::new(err).context("waitpid"));
+        }
+    }
+}
+
+/// Kills and reaps the child unless it was reaped normally.
+struct ChildGuard {
+    pid: libc::pid_t,
+    reaped: bool,
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // SAFETY: `pid` is our own unreaped child, so the pid cannot have been reused;
+            // SIGKILL and waitpid have no memory-safety preconditions.
+            unsafe {
+                libc::kill(self.pid, libc::SIGKILL);
+                libc::waitpid(self.pid, ptr::null_mut(), 0);
+            }
+        }
+    }
+}
+
+/// Marker syscall.
+#[inline(always)]
+fn marker() {
+    // SAFETY: getppid takes no arguments and cannot fail.
+    unsafe { libc::syscall(MARKER) };
+}
+
+/// The child's program. Runs after `fork()` in a possibly multi-threaded parent, so it only
+/// uses async-signal-safe operations: ptrace, raise, the vDSO (plain user-space code reading
+/// the vvar page), libc `clock_gettime` (async-signal-safe per POSIX), raw syscalls and
+/// `_exit`. No allocation, no locks, no unwinding.
+fn child(f: VdsoClockGettime, calls: u64) -> ! {
+    // SAFETY: PTRACE_TRACEME ignores pid/addr/data.
+    let rc = unsafe {
+        libc::ptrace(
+            libc::PTRACE_TRACEME,
+            0,
+            ptr::null_mut::<libc::c_void>(),
+            ptr::null_mut::<libc::c_void>(),
+        )
+    };
+    if rc == -1 {
+        // SAFETY: _exit is async-signal-safe and never returns.
+        unsafe { libc::_exit(CHILD_TRACEME_FAILED) };
+    }
+    // SAFETY: raise is async-signal-safe; SIGSTOP stops us until the tracer resumes us.
+    if unsafe { libc::raise(libc::SIGSTOP) } != 0 {
+        // SAFETY: as above.
+        unsafe { libc::_exit(CHILD_RAISE_FAILED) };
+    }
+
+    let mut ts = vdso::zero_timespec();
+    marker();
+    for _ in 0..calls {
+        black_box(f.call(black_box(CLOCK), &mut ts));
+    }
+    marker();
+    for _ in 0..calls {
+        // SAFETY: `ts` is a valid, exclusively borrowed timespec.
+        black_box(unsafe { libc::clock_gettime(black_box(CLOCK), &mut ts) });
+    }
+    marker();
+    for _ in 0..calls {
+        black_box(vdso::raw_syscall_clock_gettime(black_box(CLOCK), &mut ts));
+    }
+    marker();
+    // SAFETY: _exit never returns and skips atexit handlers and stdio flushing, which must
+    // not run in a forked child of a multi-threaded process.
+    unsafe { libc::_exit(0) }
+}
+
+/// Runs the demonstration with `calls` calls per phase and returns the counts.
+pub fn run(calls: u64) -> Result<Counts> {
+    // Resolve before fork: the child must not allocate or parse ELF.
+    let f = LiveVdso::locate()?.clock_gettime()?;
+    let clocksource = vdso::current_clocksource().ok();
+
+    // SAFETY: fork has no memory-safety preconditions by itself; the child only runs the
+    // async-signal-safe `child()` and then `_exit`s, as required after fork() in a
+    // multi-threaded process.
+    let pid = unsafe { libc::fork() };
+    if pid == -1 {
+        return Err(last_err("fork"));
+    }
+    if pid == 0 {
+        child(f, calls);
+    }
+    let mut guard = ChildGuard { pid, reaped: false };
+
+    let status = wait(pid)?;
+    if libc::WIFEXITED(status) {
+        guard.reaped = true;
+        match libc::WEXITSTATUS(status) {
+            CHILD_TRACEME_FAILED => bail!(
+                "child: PTRACE_TRACEME failed (ptrace forbidden by seccomp, Yama or a \
+                 container runtime?)"
+            ),
+            CHILD_RAISE_FAILED => bail!("child: raise(SIGSTOP) failed"),
+            code => bail!("child exited early with status {code}"),
+        }
+    }
+    ensure!(
+        libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGSTOP,
+        "child did not stop with SIGSTOP (wait status {status:#x})"
+    );
+
+    let options = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL;
+    // SAFETY: PTRACE_SETOPTIONS takes the option mask in `data`; `addr` is ignored.
+    unsafe {
+        ptrace(
+            libc::PTRACE_SETOPTIONS,
+            pid,
+            ptr::null_mut(),
+            options as usize as *mut libc::c_void,
+            "PTRACE_SETOPTIONS",
+        )
+    }?;
+
+    let mut phase = 0usize; // 0: before first marker, 1 vdso, 2 libc, 3 syscall, 4 after
+    let mut clock_counts = [0u64; 5];
+    let mut other_counts = [0u64; 5];
+    let mut total_entries = 0u64;
+    let mut in_syscall = false;
+    let mut deliver: libc::c_int = 0; // the initial SIGSTOP is suppressed
+    let exit_code = loop {
+        // SAFETY: PTRACE_SYSCALL takes the signal to deliver in `data`; `addr` is ignored.
+        unsafe {
+            ptrace(
+                libc::PTRACE_SYSCALL,
+                pid,
+                ptr::null_mut(),
+                deliver as usize as *mut libc::c_void,
+                "PTRACE_SYSCALL",
+            )
+        }?;
+        deliver = 0;
+        let status = wait(pid)?;
+        if libc::WIFEXITED(status) {
+            guard.reaped = true;
+            break libc::WEXITSTATUS(status);
+        }
+        if libc::WIFSIGNALED(status) {
+            guard.reaped = true;
+            bail!("child killed by signal {}", libc::WTERMSIG(status));
+        }
+        ensure!(
+            libc::WIFSTOPPED(status),
+            "unexpected wait status {status:#x}"
+        );
+        let sig = libc::WSTOPSIG(status);
+        if sig != (libc::SIGTRAP | 0x80) {
+            // Signal-delivery stop: pass the signal on.
+            deliver = sig;
+            continue;
+        }
+        if in_syscall {
+            in_syscall = false; // syscall-exit stop
+            continue;
+        }
+        in_syscall = true;
+        total_entries += 1;
+        let regs = get_regs(pid)?;
+        ensure!(
+            regs.rax as i64 == -i64::from(libc::ENOSYS),
+            "lost track of syscall entry/exit (rax {:#x} at presumed entry of syscall {})",
+            regs.rax,
+            regs.orig_rax
+        );
+        let nr = regs.orig_rax as libc::c_long;
+        if nr == MARKER {
+            phase = (phase + 1).min(4);
+        } else if nr == libc::SYS_clock_gettime {
+            clock_counts[phase] += 1;
+        } else {
+            other_counts[phase] += 1;
+        }
+    };
+    ensure!(exit_code == 0, "child exited with status {exit_code}");
+    ensure!(phase == 4, "saw {phase} of 4 phase markers");
+
+    Ok(Counts {
+        calls,
+        vdso: clock_counts[1],
+        libc: clock_counts[2],
+        syscall: clock_counts[3],
+        other_in_phases: other_counts[1..4].iter().sum(),
+        total_entries,
+        vdso_function: f.address(),
+        clocksource,
+    })
+}
+
+/// `PTRACE_GETREGS` of a stopped tracee.
+fn get_regs(pid: libc::pid_t) -> Result<libc::user_regs_struct> {
+    // SAFETY: user_regs_struct is plain integers; all-zero is valid.
+    let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our ptrace-stopped tracee and `data` points to a writable
+    // user_regs_struct, which is what PTRACE_GETREGS fills on x86_64.
+    unsafe {
+        ptrace(
+            libc::PTRACE_GETREGS,
+            pid,
+            ptr::null_mut(),
+            (&mut regs as *mut libc::user_regs_struct).cast(),
+            "PTRACE_GETREGS",
+        )
+    }
+    .context("reading tracee registers")?;
+    Ok(regs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vdso_calls_are_invisible_to_ptrace() {
+        const N: u64 = 1000;
+        let counts = run(N).expect("ptrace demo");
+        eprintln!("{}", counts.explain());
+        // The raw syscall phase is always visible.
+        assert_eq!(counts.syscall, N, "{counts:?}");
+        assert_eq!(counts.other_in_phases, 0, "{counts:?}");
+        match counts.clocksource.as_deref() {
+            Some("tsc") | Some("kvm-clock") => {
+                assert_eq!(counts.vdso, 0, "{counts:?}");
+                assert!(counts.vdso_invisible());
+            }
+            other => eprintln!(
+                "vDSO-count assertion skipped: clocksource {other:?} is not tsc/kvm-clock"
+            ),
+        }
+    }
+
+    #[test]
+    fn zero_calls() {
+        let counts = run(0).unwrap();
+        assert_eq!((counts.vdso, counts.libc, counts.syscall), (0, 0, 0));
+        // 4 markers + exit_group at least.
+        assert!(counts.total_entries >= 5, "{counts:?}");
+    }
+}

@@ -1,0 +1,1 @@
+//! Parser for `/sys/kernel/debug/vdso/<pid>` reports.

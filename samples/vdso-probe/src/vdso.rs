@@ -1,0 +1,1407 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Locating, dumping and parsing the x86_64 vDSO, and calling into it.
+//!
+//! The kernel passes the address of the vDSO's ELF header in the auxiliary vector
+//! (`AT_SYSINFO_EHDR`). The vDSO is a complete, prelinked ELF shared object: the kernel maps
+//! the whole image, section header table included, so its size can be derived from its own
+//! headers (the section header table is at the end of the image, see `vdso2c` in
+//! `arch/x86/entry/vdso/`).
+//!
+//! This module:
+//!
+//! * finds the image in the current process ([`LiveVdso::locate`]) or in another process
+//!   through `/proc/PID/maps` and `/proc/PID/mem` ([`dump_pid`]);
+//! * computes the image size from the ELF headers ([`elf_image_size`]);
+//! * extracts the GNU build-id and the Linux version note ([`build_id`], [`linux_version_code`]);
+//! * lists dynamic symbols with their versions in `objdump -T` layout ([`dynamic_symbols`],
+//!   [`DynamicSymbol::objdump_line`]);
+//! * resolves `name@VERSION` to an address in the live mapping and wraps
+//!   `__vdso_clock_gettime` / `__vdso_gettimeofday` in safe callers ([`VdsoClockGettime`],
+//!   [`VdsoGettimeofday`]);
+//! * wraps the raw `clock_gettime`/`gettimeofday` system calls and the legacy vsyscall page
+//!   ([`VsyscallGettimeofday`]) so that the benchmark and the ptrace demo compare like with like.
+//!
+//! All raw-pointer work is confined to a few small `unsafe` blocks, each with the argument
+//! for its preconditions.
+
+use std::fmt;
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use object::elf;
+use object::read::elf::{FileHeader as _, ProgramHeader as _, SectionHeader as _, Sym as _};
+use object::read::SectionIndex;
+use object::Endianness;
+use serde::Serialize;
+
+/// The ELF header type of the x86_64 vDSO (ELF64, endianness checked at parse time).
+type Ehdr = elf::FileHeader64<Endianness>;
+
+/// Version under which the x86_64 vDSO exports its symbols (`arch/x86/entry/vdso/vdso.lds.S`).
+pub const VDSO_VERSION: &str = "LINUX_2.6";
+/// Name of the vDSO `clock_gettime` entry point.
+pub const CLOCK_GETTIME_SYMBOL: &str = "__vdso_clock_gettime";
+/// Name of the vDSO `gettimeofday` entry point.
+pub const GETTIMEOFDAY_SYMBOL: &str = "__vdso_gettimeofday";
+/// Address of the legacy vsyscall `gettimeofday` entry (`VSYSCALL_ADDR`, first slot).
+pub const VSYSCALL_GETTIMEOFDAY_ADDR: usize = 0xffff_ffff_ff60_0000;
+
+/// ABI of `__vdso_clock_gettime`: returns 0 or a *negative errno* (not -1/errno).
+pub type ClockGettimeFn =
+    unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> libc::c_int;
+/// ABI of `__vdso_gettimeofday` and of the vsyscall `gettimeofday` slot.
+pub type GettimeofdayFn =
+    unsafe extern "C" fn(*mut libc::timeval, *mut libc::timezone) -> libc::c_int;
+
+// ---------------------------------------------------------------------------------------------
+// Clocks and raw system calls
+// ---------------------------------------------------------------------------------------------
+
+/// The POSIX clocks the vDSO implements (or falls back to the syscall for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Clock {
+    /// `CLOCK_REALTIME`
+    Realtime,
+    /// `CLOCK_MONOTONIC`
+    Monotonic,
+    /// `CLOCK_MONOTONIC_RAW`
+    MonotonicRaw,
+    /// `CLOCK_BOOTTIME`
+    Boottime,
+    /// `CLOCK_TAI`
+    Tai,
+    /// `CLOCK_REALTIME_COARSE`
+    RealtimeCoarse,
+    /// `CLOCK_MONOTONIC_COARSE`
+    MonotonicCoarse,
+}
+
+impl Clock {
+    /// Every clock, in the order the benchmark reports them.
+    pub const ALL: [Clock; 7] = [
+        Clock::Realtime,
+        Clock::Monotonic,
+        Clock::MonotonicRaw,
+        Clock::Boottime,
+        Clock::Tai,
+        Clock::RealtimeCoarse,
+        Clock::MonotonicCoarse,
+    ];
+
+    /// The `clockid_t` value.
+    pub fn id(self) -> libc::clockid_t {
+        match self {
+            Clock::Realtime => libc::CLOCK_REALTIME,
+            Clock::Monotonic => libc::CLOCK_MONOTONIC,
+            Clock::MonotonicRaw => libc::CLOCK_MONOTONIC_RAW,
+            Clock::Boottime => libc::CLOCK_BOOTTIME,
+            Clock::Tai => libc::CLOCK_TAI,
+            Clock::RealtimeCoarse => libc::CLOCK_REALTIME_COARSE,
+            Clock::MonotonicCoarse => libc::CLOCK_MONOTONIC_COARSE,
+        }
+    }
+
+    /// The name without the `CLOCK_` prefix, e.g. `MONOTONIC_RAW`.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Clock::Realtime => "REALTIME",
+            Clock::Monotonic => "MONOTONIC",
+            Clock::MonotonicRaw => "MONOTONIC_RAW",
+            Clock::Boottime => "BOOTTIME",
+            Clock::Tai => "TAI",
+            Clock::RealtimeCoarse => "REALTIME_COARSE",
+            Clock::MonotonicCoarse => "MONOTONIC_COARSE",
+        }
+    }
+}
+
+impl fmt::Display for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CLOCK_{}", self.short_name())
+    }
+}
+
+impl FromStr for Clock {
+    type Err = anyhow::Error;
+
+    /// Accepts `monotonic`, `MONOTONIC`, `CLOCK_MONOTONIC`, `monotonic-raw`, ...
+    fn from_str(s: &str) -> Result<Self> {
+        let upper = s.trim().to_ascii_uppercase().replace('-', "_");
+        let bare = upper.strip_prefix("CLOCK_").unwrap_or(&upper);
+        Clock::ALL
+            .into_iter()
+            .find(|c| c.short_name() == bare)
+            .ok_or_else(|| {
+                let names: Vec<_> = Clock::ALL.iter().map(|c| c.short_name()).collect();
+                anyhow!("unknown clock {s:?}; expected one of {}", names.join(", "))
+            })
+    }
+}
+
+/// A zeroed `timespec`.
+pub fn zero_timespec() -> libc::timespec {
+    libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    }
+}
+
+/// A zeroed `timeval`.
+pub fn zero_timeval() -> libc::timeval {
+    libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    }
+}
+
+/// `timespec` as nanoseconds (valid for any clock value a running system produces).
+pub fn timespec_ns(ts: &libc::timespec) -> i128 {
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
+/// Raw `clock_gettime` system call (never the vDSO). Returns the kernel's return value
+/// (0 on success, -1 with `errno` set on failure, as `syscall(2)` reports it).
+#[inline]
+pub fn raw_syscall_clock_gettime(clock: libc::clockid_t, ts: &mut libc::timespec) -> libc::c_long {
+    // SAFETY: SYS_clock_gettime takes (clockid_t, struct __kernel_timespec *). On x86_64
+    // `libc::timespec` has the same layout as `__kernel_timespec` (two 64-bit fields), and `ts`
+    // is a valid, exclusively borrowed pointer for the duration of the call. An invalid clock
+    // id makes the kernel return -EINVAL without touching memory.
+    unsafe { libc::syscall(libc::SYS_clock_gettime, clock, ts as *mut libc::timespec) }
+}
+
+/// Raw `gettimeofday` system call (never the vDSO), with a NULL timezone.
+#[inline]
+pub fn raw_syscall_gettimeofday(tv: &mut libc::timeval) -> libc::c_long {
+    // SAFETY: SYS_gettimeofday takes (struct timeval *, struct timezone *); `tv` is a valid,
+    // exclusively borrowed `timeval` (the kernel layout on x86_64) and the timezone pointer
+    // is NULL, which the kernel accepts and ignores.
+    unsafe {
+        libc::syscall(
+            libc::SYS_gettimeofday,
+            tv as *mut libc::timeval,
+            std::ptr::null_mut::<libc::timezone>(),
+        )
+    }
+}
+
+/// Reads `clock` through the raw system call.
+pub fn syscall_clock_gettime(clock: libc::clockid_t) -> Result<libc::timespec> {
+    let mut ts = zero_timespec();
+    if raw_syscall_clock_gettime(clock, &mut ts) != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("syscall(SYS_clock_gettime, {clock})"));
+    }
+    Ok(ts)
+}
+
+/// Reads `clock` through libc's `clock_gettime` (which itself uses the vDSO when it can).
+pub fn libc_clock_gettime(clock: libc::clockid_t) -> Result<libc::timespec> {
+    let mut ts = zero_timespec();
+    // SAFETY: `ts` is a valid, exclusively borrowed timespec; libc validates the clock id.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("clock_gettime({clock})"));
+    }
+    Ok(ts)
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc helpers
+// ---------------------------------------------------------------------------------------------
+
+/// One line of `/proc/PID/maps`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MapsEntry {
+    /// Start address (inclusive).
+    pub start: u64,
+    /// End address (exclusive).
+    pub end: u64,
+    /// Permission string, e.g. `r-xp`.
+    pub perms: String,
+    /// Path or pseudo name (`[vdso]`, `[vsyscall]`, ...), empty for anonymous memory.
+    pub name: String,
+}
+
+impl MapsEntry {
+    /// Length of the mapping in bytes.
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// True if the mapping is empty (never the case for real mappings).
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+
+    /// True if the permission string allows execution.
+    pub fn executable(&self) -> bool {
+        self.perms.as_bytes().get(2) == Some(&b'x')
+    }
+}
+
+/// Splits off the first whitespace-separated field: `(field, rest)`.
+fn split_field(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(char::is_whitespace) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, ""),
+    }
+}
+
+/// Parses the text of a `/proc/PID/maps` file.
+pub fn parse_maps(text: &str) -> Result<Vec<MapsEntry>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            // start-end perms offset dev inode [name]; the name may contain spaces.
+            let (range, rest) = split_field(line);
+            let (perms, mut rest) = split_field(rest);
+            for _ in 0..3 {
+                rest = split_field(rest).1;
+            }
+            let name = rest.trim();
+            ensure!(!perms.is_empty(), "maps line without permissions: {line:?}");
+            let (start, end) = range
+                .split_once('-')
+                .with_context(|| format!("bad address range in maps line {line:?}"))?;
+            let start = u64::from_str_radix(start, 16)
+                .with_context(|| format!("bad start address in {line:?}"))?;
+            let end = u64::from_str_radix(end, 16)
+                .with_context(|| format!("bad end address in {line:?}"))?;
+            ensure!(end >= start, "inverted range in maps line {line:?}");
+            Ok(MapsEntry {
+                start,
+                end,
+                perms: perms.to_string(),
+                name: name.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Finds the mapping called `name` (e.g. `[vdso]`) in `/proc/PID/maps` (`pid = None`: self).
+/// `Ok(None)` means the file was read and has no such line.
+pub fn find_mapping(pid: Option<libc::pid_t>, name: &str) -> Result<Option<MapsEntry>> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/maps"),
+        None => "/proc/self/maps".to_string(),
+    };
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    Ok(parse_maps(&text)
+        .with_context(|| format!("parsing {path}"))?
+        .into_iter()
+        .find(|e| e.name == name))
+}
+
+/// The system page size.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(v).ok().filter(|&v| v > 0).unwrap_or(4096)
+}
+
+/// The current clocksource (`/sys/devices/system/clocksource/clocksource0/current_clocksource`).
+pub fn current_clocksource() -> Result<String> {
+    let path = "/sys/devices/system/clocksource/clocksource0/current_clocksource";
+    Ok(fs::read_to_string(path)
+        .with_context(|| format!("reading {path}"))?
+        .trim()
+        .to_string())
+}
+
+/// Whether the x86 vDSO can read a clocksource without entering the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VdsoClockMode {
+    /// The clocksource has a vDSO clock mode (`tsc`: `VDSO_CLOCKMODE_TSC`, `kvm-clock`:
+    /// `VDSO_CLOCKMODE_PVCLOCK`, Hyper-V TSC page: `VDSO_CLOCKMODE_HVCLOCK`).
+    Capable,
+    /// No vDSO clock mode (`hpet`, `acpi_pm`, `jiffies`, ...): the high-resolution clocks
+    /// fall back to the real system call from inside the vDSO.
+    Fallback,
+    /// A clocksource this tool does not know.
+    Unknown,
+}
+
+/// Classifies a clocksource name. Note that `kvm-clock` is only vDSO-capable while the host
+/// advertises `PVCLOCK_TSC_STABLE_BIT`; without it the vDSO falls back to the syscall.
+pub fn vdso_clock_mode(clocksource: &str) -> VdsoClockMode {
+    match clocksource {
+        "tsc" | "kvm-clock" | "hyperv_clocksource_tsc_page" => VdsoClockMode::Capable,
+        "hpet" | "acpi_pm" | "jiffies" | "refined-jiffies" | "pit" => VdsoClockMode::Fallback,
+        _ => VdsoClockMode::Unknown,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ELF parsing (works on any byte slice: a live mapping, a /proc/PID/mem copy or a file)
+// ---------------------------------------------------------------------------------------------
+
+fn parse_ehdr(data: &[u8]) -> Result<(&Ehdr, Endianness)> {
+    let ehdr = Ehdr::parse(data).map_err(|e| anyhow!("not an ELF64 image: {e}"))?;
+    let endian = ehdr
+        .endian()
+        .map_err(|e| anyhow!("bad ELF endianness: {e}"))?;
+    Ok((ehdr, endian))
+}
+
+/// Size of an ELF image from its own headers: the maximum of the end of the ELF header, the
+/// program header table, the section header table (`e_shoff + e_shnum * e_shentsize`) and
+/// every `PT_LOAD` segment's file image (`p_offset + p_filesz`).
+///
+/// Only the ELF header and the program headers are read, so `data` may be just the first page
+/// of a mapping whose length is not known yet.
+pub fn elf_image_size(data: &[u8]) -> Result<usize> {
+    let (ehdr, endian) = parse_ehdr(data)?;
+    let phoff = ehdr.e_phoff.get(endian);
+    let phnum = u64::from(ehdr.e_phnum.get(endian));
+    let phentsize = u64::from(ehdr.e_phentsize.get(endian));
+    let shoff = ehdr.e_shoff.get(endian);
+    let shnum = u64::from(ehdr.e_shnum.get(endian));
+    let shentsize = u64::from(ehdr.e_shentsize.get(endian));
+    ensure!(
+        !(shnum == 0 && shoff != 0),
+        "extended section numbering (e_shnum == 0) is not supported"
+    );
+
+    let overflow = || anyhow!("ELF header fields overflow");
+    let mut end = u64::from(ehdr.e_ehsize.get(endian));
+    end = end.max(
+        phnum
+            .checked_mul(phentsize)
+            .and_then(|n| n.checked_add(phoff))
+            .ok_or_else(overflow)?,
+    );
+    end = end.max(
+        shnum
+            .checked_mul(shentsize)
+            .and_then(|n| n.checked_add(shoff))
+            .ok_or_else(overflow)?,
+    );
+    let phdrs = ehdr
+        .program_headers(endian, data)
+        .map_err(|e| anyhow!("bad program headers: {e}"))?;
+    for ph in phdrs.iter().filter(|ph| ph.p_type(endian) == elf::PT_LOAD) {
+        let seg_end = ph
+            .p_offset(endian)
+            .checked_add(ph.p_filesz(endian))
+            .ok_or_else(overflow)?;
+        end = end.max(seg_end);
+    }
+    usize::try_from(end).context("ELF image size does not fit in usize")
+}
+
+/// Checks that `data` is a complete x86_64 ELF shared object as the kernel builds the vDSO:
+/// `ET_DYN`, `EM_X86_64`, exactly [`elf_image_size`] bytes long (or longer), and every section
+/// with file contents lies inside it.
+pub fn validate_image(data: &[u8]) -> Result<()> {
+    let (ehdr, endian) = parse_ehdr(data)?;
+    ensure!(
+        ehdr.e_machine.get(endian) == elf::EM_X86_64,
+        "e_machine is {}, not EM_X86_64",
+        ehdr.e_machine.get(endian)
+    );
+    ensure!(
+        ehdr.e_type.get(endian) == elf::ET_DYN,
+        "e_type is {}, not ET_DYN",
+        ehdr.e_type.get(endian)
+    );
+    let size = elf_image_size(data)?;
+    ensure!(
+        size <= data.len(),
+        "image is truncated: headers describe {size} bytes, have {}",
+        data.len()
+    );
+    let sections = ehdr
+        .sections(endian, data)
+        .map_err(|e| anyhow!("bad section headers: {e}"))?;
+    for (index, sh) in sections.enumerate() {
+        if sh.sh_type(endian) == elf::SHT_NOBITS {
+            continue;
+        }
+        let end = sh.sh_offset(endian).checked_add(sh.sh_size(endian));
+        ensure!(
+            end.is_some_and(|end| end <= size as u64),
+            "section {} extends beyond the {size}-byte image",
+            index.0
+        );
+    }
+    Ok(())
+}
+
+/// Iterates over the ELF notes of `data`, via `PT_NOTE` segments if there are any, otherwise
+/// via `SHT_NOTE` sections. Calls `f(name, type, desc)` until it returns `Some`.
+fn find_note<'data, T>(
+    data: &'data [u8],
+    mut f: impl FnMut(&'data [u8], u32, &'data [u8]) -> Option<T>,
+) -> Result<Option<T>> {
+    let (ehdr, endian) = parse_ehdr(data)?;
+    let phdrs = ehdr
+        .program_headers(endian, data)
+        .map_err(|e| anyhow!("bad program headers: {e}"))?;
+    let mut saw_pt_note = false;
+    for ph in phdrs {
+        let Some(mut notes) = ph
+            .notes(endian, data)
+            .map_err(|e| anyhow!("bad PT_NOTE segment: {e}"))?
+        else {
+            continue;
+        };
+        saw_pt_note = true;
+        while let Some(note) = notes.next().map_err(|e| anyhow!("bad note: {e}"))? {
+            if let Some(v) = f(note.name(), note.n_type(endian), note.desc()) {
+                return Ok(Some(v));
+            }
+        }
+    }
+    if saw_pt_note {
+        return Ok(None);
+    }
+    let sections = ehdr
+        .sections(endian, data)
+        .map_err(|e| anyhow!("bad section headers: {e}"))?;
+    for sh in sections.iter() {
+        let Some(mut notes) = sh
+            .notes(endian, data)
+            .map_err(|e| anyhow!("bad SHT_NOTE section: {e}"))?
+        else {
+            continue;
+        };
+        while let Some(note) = notes.next().map_err(|e| anyhow!("bad note: {e}"))? {
+            if let Some(v) = f(note.name(), note.n_type(endian), note.desc()) {
+                return Ok(Some(v));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The GNU build-id (`NT_GNU_BUILD_ID` note, owner `GNU`), if present.
+pub fn build_id(data: &[u8]) -> Result<Option<&[u8]>> {
+    find_note(data, |name, ty, desc| {
+        (name == elf::ELF_NOTE_GNU && ty == elf::NT_GNU_BUILD_ID).then_some(desc)
+    })
+}
+
+/// `LINUX_VERSION_CODE` from the vDSO's `Linux` note of type 0 (`ELFNOTE32("Linux", 0,
+/// LINUX_VERSION_CODE)` in `arch/x86/entry/vdso/vdso-note.S`), if present.
+pub fn linux_version_code(data: &[u8]) -> Result<Option<u32>> {
+    find_note(data, |name, ty, desc| {
+        (name == b"Linux" && ty == 0 && desc.len() == 4)
+            .then(|| u32::from_le_bytes([desc[0], desc[1], desc[2], desc[3]]))
+    })
+}
+
+/// Formats a `LINUX_VERSION_CODE` as `major.minor.patch`.
+pub fn format_version_code(code: u32) -> String {
+    format!("{}.{}.{}", code >> 16, (code >> 8) & 0xff, code & 0xff)
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Version information of a dynamic symbol, as GNU tools present it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+pub enum SymbolVersion {
+    /// The file has no `.gnu.version` table.
+    Unversioned,
+    /// `VER_NDX_LOCAL` (0).
+    Local,
+    /// `VER_NDX_GLOBAL` (1): the base version, printed as `Base`.
+    Base,
+    /// A named version from `.gnu.version_d` / `.gnu.version_r`.
+    Named(String),
+}
+
+/// One entry of the dynamic symbol table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DynamicSymbol {
+    /// Index in `.dynsym`.
+    pub index: usize,
+    /// Symbol name.
+    pub name: String,
+    /// `st_value` (link-time address; add the load bias for the runtime address).
+    pub value: u64,
+    /// `st_size`.
+    pub size: u64,
+    /// `ELF64_ST_BIND(st_info)`.
+    pub bind: u8,
+    /// `ELF64_ST_TYPE(st_info)`.
+    pub kind: u8,
+    /// Section name, or `*ABS*`, `*UND*`, `*COM*` for the special indices.
+    pub section: String,
+    /// True if the section index is `SHN_UNDEF`.
+    pub undefined: bool,
+    /// Version.
+    pub version: SymbolVersion,
+    /// `VERSYM_HIDDEN` is set (a non-default version, `name@VERSION` rather than `@@`).
+    pub hidden: bool,
+}
+
+impl DynamicSymbol {
+    /// The seven flag characters of `objdump -T` (binutils `bfd_print_symbol_vandf`), e.g.
+    /// `g    DF` for a global function or ` w   DF` for a weak one.
+    pub fn objdump_flags(&self) -> String {
+        let bind = match self.bind {
+            elf::STB_LOCAL => 'l',
+            elf::STB_GLOBAL => 'g',
+            elf::STB_GNU_UNIQUE => 'u',
+            _ => ' ',
+        };
+        let weak = if self.bind == elf::STB_WEAK { 'w' } else { ' ' };
+        let indirect = if self.kind == elf::STT_GNU_IFUNC {
+            'i'
+        } else {
+            ' '
+        };
+        let debug = if self.kind == elf::STT_SECTION {
+            'd'
+        } else {
+            'D'
+        };
+        let kind = match self.kind {
+            elf::STT_FUNC | elf::STT_GNU_IFUNC => 'F',
+            elf::STT_FILE => 'f',
+            elf::STT_OBJECT | elf::STT_TLS | elf::STT_COMMON => 'O',
+            _ => ' ',
+        };
+        [bind, weak, ' ', ' ', indirect, debug, kind]
+            .into_iter()
+            .collect()
+    }
+
+    /// The version column as `objdump -T` prints it (without padding), `None` when the file
+    /// has no version table. Hidden versions are parenthesised.
+    pub fn objdump_version(&self) -> Option<String> {
+        let name = match &self.version {
+            SymbolVersion::Unversioned => return None,
+            SymbolVersion::Local => String::new(),
+            SymbolVersion::Base => "Base".to_string(),
+            SymbolVersion::Named(n) => n.clone(),
+        };
+        Some(if self.hidden {
+            format!("({name})")
+        } else {
+            name
+        })
+    }
+
+    /// One line in the exact layout of `objdump -T` (binutils `bfd_elf_print_symbol`):
+    /// value, flags, section, TAB, size, version column, name.
+    pub fn objdump_line(&self) -> String {
+        let mut line = format!(
+            "{:016x} {} {}\t{:016x}",
+            self.value,
+            self.objdump_flags(),
+            self.section,
+            self.size
+        );
+        match self.objdump_version() {
+            None => {}
+            Some(v) if self.hidden => {
+                line.push(' ');
+                line.push_str(&v);
+                let name_len = v.len().saturating_sub(2);
+                line.extend(std::iter::repeat_n(' ', 10usize.saturating_sub(name_len)));
+            }
+            Some(v) => line.push_str(&format!("  {v:<11}")),
+        }
+        line.push(' ');
+        line.push_str(&self.name);
+        line
+    }
+
+    /// True if this symbol is a defined function or object with global or weak binding,
+    /// i.e. something a dynamic linker would bind to.
+    pub fn is_exported(&self) -> bool {
+        !self.undefined
+            && matches!(self.bind, elf::STB_GLOBAL | elf::STB_WEAK)
+            && matches!(self.kind, elf::STT_FUNC | elf::STT_OBJECT | elf::STT_NOTYPE)
+    }
+
+    /// True if this symbol has version `version` (a named version).
+    pub fn has_version(&self, version: &str) -> bool {
+        matches!(&self.version, SymbolVersion::Named(v) if v == version)
+    }
+}
+
+/// Lists `.dynsym` (without the null entry at index 0) with versions from `.gnu.version`,
+/// `.gnu.version_d` and `.gnu.version_r`, in table order, as `objdump -T` does.
+pub fn dynamic_symbols(data: &[u8]) -> Result<Vec<DynamicSymbol>> {
+    let (ehdr, endian) = parse_ehdr(data)?;
+    let sections = ehdr
+        .sections(endian, data)
+        .map_err(|e| anyhow!("bad section headers: {e}"))?;
+    let symbols = sections
+        .symbols(endian, data, elf::SHT_DYNSYM)
+        .map_err(|e| anyhow!("bad .dynsym: {e}"))?;
+    ensure!(!symbols.is_empty(), "no SHT_DYNSYM section");
+    let versions = sections
+        .versions(endian, data)
+        .map_err(|e| anyhow!("bad version tables: {e}"))?;
+
+    let mut out = Vec::with_capacity(symbols.len());
+    for (index, sym) in symbols.enumerate().skip(1) {
+        let name = symbols
+            .symbol_name(endian, sym)
+            .map_err(|e| anyhow!("bad name of symbol {}: {e}", index.0))?;
+        let shndx = sym.st_shndx(endian);
+        let section = match shndx {
+            elf::SHN_UNDEF => "*UND*".to_string(),
+            elf::SHN_ABS => "*ABS*".to_string(),
+            elf::SHN_COMMON => "*COM*".to_string(),
+            _ => match symbols
+                .symbol_section(endian, sym, index)
+                .map_err(|e| anyhow!("bad section of symbol {}: {e}", index.0))?
+            {
+                Some(SectionIndex(i)) => {
+                    let sh = sections
+                        .section(SectionIndex(i))
+                        .map_err(|e| anyhow!("symbol {}: {e}", index.0))?;
+                    String::from_utf8_lossy(
+                        sections
+                            .section_name(endian, sh)
+                            .map_err(|e| anyhow!("bad section name: {e}"))?,
+                    )
+                    .into_owned()
+                }
+                None => format!("*{shndx:#x}*"),
+            },
+        };
+        let (version, hidden) = match &versions {
+            None => (SymbolVersion::Unversioned, false),
+            Some(table) => {
+                let vi = table.version_index(endian, index);
+                let version = if vi.is_local() {
+                    SymbolVersion::Local
+                } else if vi.is_global() {
+                    SymbolVersion::Base
+                } else {
+                    let v = table
+                        .version(vi)
+                        .map_err(|e| anyhow!("symbol {}: {e}", index.0))?
+                        .ok_or_else(|| anyhow!("symbol {}: missing version", index.0))?;
+                    SymbolVersion::Named(String::from_utf8_lossy(v.name()).into_owned())
+                };
+                (version, vi.is_hidden())
+            }
+        };
+        out.push(DynamicSymbol {
+            index: index.0,
+            name: String::from_utf8_lossy(name).into_owned(),
+            value: sym.st_value(endian),
+            size: sym.st_size(endian),
+            bind: sym.st_bind(),
+            kind: sym.st_type(),
+            section,
+            undefined: shndx == elf::SHN_UNDEF,
+            version,
+            hidden,
+        });
+    }
+    Ok(out)
+}
+
+/// Finds the exported symbol `name` with version `version`, preferring the default
+/// (non-hidden) version, as the kernel's `tools/testing/selftests/vDSO/parse_vdso.c` does.
+pub fn find_symbol(data: &[u8], name: &str, version: &str) -> Result<DynamicSymbol> {
+    let syms = dynamic_symbols(data)?;
+    let mut candidates: Vec<_> = syms
+        .into_iter()
+        .filter(|s| s.name == name && s.has_version(version) && s.is_exported())
+        .collect();
+    candidates.sort_by_key(|s| s.hidden);
+    candidates
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("symbol {name}@{version} not found in the vDSO"))
+}
+
+/// Load bias of an image mapped at `base`: the value to add to `st_value`. For the vDSO this
+/// is `base + p_offset - p_vaddr` of its (single) `PT_LOAD` segment.
+pub fn load_bias(data: &[u8], base: u64) -> Result<u64> {
+    let (ehdr, endian) = parse_ehdr(data)?;
+    let phdrs = ehdr
+        .program_headers(endian, data)
+        .map_err(|e| anyhow!("bad program headers: {e}"))?;
+    let ph = phdrs
+        .iter()
+        .find(|ph| ph.p_type(endian) == elf::PT_LOAD)
+        .context("no PT_LOAD segment")?;
+    Ok(base
+        .wrapping_add(ph.p_offset(endian))
+        .wrapping_sub(ph.p_vaddr(endian)))
+}
+
+/// Checks that `[value, value + size)` lies in the file image of an executable `PT_LOAD`
+/// segment of `data`, so that `bias + value` is code inside the mapping.
+fn check_in_exec_segment(data: &[u8], value: u64, size: u64) -> Result<()> {
+    let (ehdr, endian) = parse_ehdr(data)?;
+    let phdrs = ehdr
+        .program_headers(endian, data)
+        .map_err(|e| anyhow!("bad program headers: {e}"))?;
+    let end = value.checked_add(size.max(1)).context("symbol overflows")?;
+    let ok = phdrs.iter().any(|ph| {
+        ph.p_type(endian) == elf::PT_LOAD
+            && ph.p_flags(endian) & elf::PF_X != 0
+            && value >= ph.p_vaddr(endian)
+            && ph
+                .p_vaddr(endian)
+                .checked_add(ph.p_filesz(endian))
+                .is_some_and(|seg_end| end <= seg_end)
+    });
+    ensure!(
+        ok,
+        "[{value:#x}, {end:#x}) is not inside an executable PT_LOAD segment"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The live vDSO of this process
+// ---------------------------------------------------------------------------------------------
+
+/// `getauxval(AT_SYSINFO_EHDR)`: the vDSO's address, `None` if the kernel mapped no vDSO
+/// (e.g. `vdso=0` on the command line). Works in static binaries too: glibc saves the
+/// auxiliary vector in `_dl_aux_init` before `main`.
+pub fn sysinfo_ehdr() -> Option<usize> {
+    // SAFETY: getauxval only reads the auxiliary vector libc saved at startup; it has no
+    // preconditions and returns 0 for a missing entry.
+    let v = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) };
+    usize::try_from(v).ok().filter(|&v| v != 0)
+}
+
+/// Borrows `len` bytes of the vDSO mapping at `addr` for the rest of the process lifetime.
+///
+/// # Safety
+///
+/// `[addr, addr + len)` must be readable memory that stays mapped and unmodified for the rest
+/// of the process lifetime.
+unsafe fn vdso_bytes(addr: usize, len: usize) -> &'static [u8] {
+    // SAFETY: the caller guarantees the range is mapped, readable, and immutable for
+    // 'static; u8 has no alignment or validity requirements and `addr` is non-null.
+    unsafe { std::slice::from_raw_parts(addr as *const u8, len) }
+}
+
+/// The vDSO mapped into the current process.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveVdso {
+    base: usize,
+    image: &'static [u8],
+}
+
+impl LiveVdso {
+    /// Locates the vDSO through `AT_SYSINFO_EHDR`, sizes it from its ELF headers and checks it.
+    ///
+    /// When `/proc/self/maps` is readable, the `[vdso]` mapping must start at the auxv address
+    /// and be large enough for the image (it would not be if the vDSO had been moved with
+    /// `mremap`, leaving the auxv entry stale). Without `/proc` the auxv value is trusted.
+    pub fn locate() -> Result<Self> {
+        let base = sysinfo_ehdr().context(
+            "AT_SYSINFO_EHDR is absent from the auxiliary vector: the kernel mapped no vDSO \
+             (booted with vdso=0?)",
+        )?;
+        let page = page_size();
+        ensure!(
+            base % page == 0,
+            "AT_SYSINFO_EHDR {base:#x} is not page aligned"
+        );
+        let mapping = match find_mapping(None, "[vdso]") {
+            Ok(Some(m)) => {
+                ensure!(
+                    m.start == base as u64,
+                    "[vdso] is mapped at {:#x} but AT_SYSINFO_EHDR says {base:#x} (vDSO moved?)",
+                    m.start
+                );
+                Some(m)
+            }
+            Ok(None) => bail!("AT_SYSINFO_EHDR is {base:#x} but /proc/self/maps has no [vdso]"),
+            // No /proc (early boot, minimal guest): trust the auxiliary vector.
+            Err(_) => None,
+        };
+        let first_len = mapping
+            .as_ref()
+            .map_or(page, |m| usize::try_from(m.len()).unwrap_or(page).min(page));
+        // SAFETY: AT_SYSINFO_EHDR is the page-aligned start of the vDSO mapping, which the
+        // kernel maps read+exec for the life of the process and which this program never
+        // unmaps or writes. The mapping is at least one page long (checked against
+        // /proc/self/maps when available), so the first `first_len` <= page bytes are mapped.
+        let head = unsafe { vdso_bytes(base, first_len) };
+        let size = elf_image_size(head)?;
+        let limit = mapping
+            .as_ref()
+            .map_or(usize::MAX, |m| usize::try_from(m.len()).unwrap_or(usize::MAX));
+        ensure!(
+            size <= limit,
+            "vDSO headers describe {size} bytes but the [vdso] mapping is only {limit} bytes"
+        );
+        ensure!(size >= first_len.min(64), "vDSO image is implausibly small");
+        // SAFETY: as above, and `size` (derived from the image's own ELF headers) does not
+        // exceed the mapping: the kernel maps the whole image including the section header
+        // table at its end, and when /proc is available `size` was checked against the
+        // [vdso] mapping length.
+        let image = unsafe { vdso_bytes(base, size) };
+        validate_image(image)?;
+        Ok(LiveVdso { base, image })
+    }
+
+    /// Runtime address of the ELF header.
+    pub fn base(&self) -> usize {
+        self.base
+    }
+
+    /// The image bytes (exactly [`elf_image_size`] bytes).
+    pub fn image(&self) -> &'static [u8] {
+        self.image
+    }
+
+    /// GNU build-id of the running vDSO.
+    pub fn build_id(&self) -> Result<Option<&'static [u8]>> {
+        build_id(self.image)
+    }
+
+    /// The dynamic symbols of the running vDSO.
+    pub fn symbols(&self) -> Result<Vec<DynamicSymbol>> {
+        dynamic_symbols(self.image)
+    }
+
+    /// Runtime address of the function `name@version`, checked to lie in executable code
+    /// inside the mapping.
+    pub fn function_address(&self, name: &str, version: &str) -> Result<usize> {
+        let sym = find_symbol(self.image, name, version)?;
+        ensure!(
+            sym.kind == elf::STT_FUNC,
+            "{name}@{version} is not a function"
+        );
+        check_in_exec_segment(self.image, sym.value, sym.size)
+            .with_context(|| format!("{name}@{version}"))?;
+        let bias = load_bias(self.image, self.base as u64)?;
+        let addr = bias.wrapping_add(sym.value);
+        let end = self.base as u64 + self.image.len() as u64;
+        ensure!(
+            addr >= self.base as u64 && addr.saturating_add(sym.size) <= end,
+            "{name}@{version} resolves to {addr:#x}, outside the vDSO [{:#x}, {end:#x})",
+            self.base
+        );
+        usize::try_from(addr).context("address does not fit in usize")
+    }
+
+    /// `__vdso_clock_gettime@LINUX_2.6` as a callable.
+    pub fn clock_gettime(&self) -> Result<VdsoClockGettime> {
+        let address = self.function_address(CLOCK_GETTIME_SYMBOL, VDSO_VERSION)?;
+        // SAFETY: `address` is the non-null runtime address of the exported function
+        // `__vdso_clock_gettime@LINUX_2.6`, checked above to lie in the executable PT_LOAD of
+        // the vDSO mapping. Its ABI is documented (Documentation/ABI/stable/vdso, vdso(7)) as
+        // `int clock_gettime(clockid_t, struct timespec *)` with the SysV calling convention,
+        // which is what `ClockGettimeFn` declares; the mapping lives as long as the process.
+        let f = unsafe { std::mem::transmute::<usize, ClockGettimeFn>(address) };
+        Ok(VdsoClockGettime { f, address })
+    }
+
+    /// `__vdso_gettimeofday@LINUX_2.6` as a callable.
+    pub fn gettimeofday(&self) -> Result<VdsoGettimeofday> {
+        let address = self.function_address(GETTIMEOFDAY_SYMBOL, VDSO_VERSION)?;
+        // SAFETY: as for `clock_gettime`: a checked, non-null address of the exported
+        // `__vdso_gettimeofday@LINUX_2.6`, whose documented ABI is
+        // `int gettimeofday(struct timeval *, struct timezone *)`, matching `GettimeofdayFn`.
+        let f = unsafe { std::mem::transmute::<usize, GettimeofdayFn>(address) };
+        Ok(VdsoGettimeofday { f, address })
+    }
+}
+
+/// A resolved `__vdso_clock_gettime`.
+#[derive(Debug, Clone, Copy)]
+pub struct VdsoClockGettime {
+    f: ClockGettimeFn,
+    address: usize,
+}
+
+impl VdsoClockGettime {
+    /// Runtime address of the function.
+    pub fn address(&self) -> usize {
+        self.address
+    }
+
+    /// Calls the vDSO. Returns 0 or a negative errno (the vDSO does not set `errno`).
+    /// Async-signal-safe: it touches nothing but the vDSO/vvar pages and `ts` (or makes the
+    /// `clock_gettime` syscall when the vDSO cannot serve the clock).
+    #[inline(always)]
+    pub fn call(&self, clock: libc::clockid_t, ts: &mut libc::timespec) -> libc::c_int {
+        // SAFETY: `self.f` was built by `LiveVdso::clock_gettime` from the verified address
+        // of `__vdso_clock_gettime`, which stays mapped for the process lifetime. `ts` is a
+        // valid exclusive pointer to a `timespec` (the vDSO writes `__kernel_timespec`, the
+        // same layout on x86_64). Unknown clock ids are handled inside the vDSO (syscall
+        // fallback returning -EINVAL), so any `clock` value is sound.
+        unsafe { (self.f)(clock, ts) }
+    }
+
+    /// Reads `clock` through the vDSO.
+    pub fn get(&self, clock: Clock) -> Result<libc::timespec> {
+        let mut ts = zero_timespec();
+        let rc = self.call(clock.id(), &mut ts);
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(-rc))
+                .with_context(|| format!("__vdso_clock_gettime({clock})"));
+        }
+        Ok(ts)
+    }
+}
+
+/// A resolved `__vdso_gettimeofday`.
+#[derive(Debug, Clone, Copy)]
+pub struct VdsoGettimeofday {
+    f: GettimeofdayFn,
+    address: usize,
+}
+
+impl VdsoGettimeofday {
+    /// Runtime address of the function.
+    pub fn address(&self) -> usize {
+        self.address
+    }
+
+    /// Calls the vDSO with a NULL timezone. Returns 0 or a negative errno.
+    #[inline(always)]
+    pub fn call(&self, tv: &mut libc::timeval) -> libc::c_int {
+        // SAFETY: `self.f` is the verified address of `__vdso_gettimeofday` (see
+        // `LiveVdso::gettimeofday`); `tv` is a valid exclusive pointer and a NULL timezone is
+        // allowed by the ABI.
+        unsafe { (self.f)(tv, std::ptr::null_mut()) }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The legacy vsyscall page
+// ---------------------------------------------------------------------------------------------
+
+/// How the kernel provides the legacy vsyscall page (`vsyscall=` boot parameter), as seen in
+/// the `[vsyscall]` line of `/proc/self/maps`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VsyscallMode {
+    /// `r-xp`: `vsyscall=emulate`; the page is readable, calls trap and are emulated.
+    Emulate,
+    /// `--xp`: `vsyscall=xonly` (the default since 5.3); calls trap and are emulated.
+    Xonly,
+    /// No `[vsyscall]` line: `vsyscall=none`; a call would SIGSEGV.
+    None,
+    /// Some other permission string.
+    Other(String),
+}
+
+impl VsyscallMode {
+    /// Reads the mode from `/proc/self/maps`.
+    pub fn detect() -> Result<Self> {
+        Ok(Self::from_entry(find_mapping(None, "[vsyscall]")?.as_ref()))
+    }
+
+    /// Classifies a `[vsyscall]` maps entry (`None`: no such line).
+    pub fn from_entry(entry: Option<&MapsEntry>) -> Self {
+        match entry.map(|e| e.perms.as_str()) {
+            None => VsyscallMode::None,
+            Some("r-xp") => VsyscallMode::Emulate,
+            Some("--xp") => VsyscallMode::Xonly,
+            Some(other) => VsyscallMode::Other(other.to_string()),
+        }
+    }
+
+    /// True if executing the page is expected to work (permission string has `x`).
+    pub fn executable(&self) -> bool {
+        match self {
+            VsyscallMode::Emulate | VsyscallMode::Xonly => true,
+            VsyscallMode::None => false,
+            VsyscallMode::Other(p) => p.as_bytes().get(2) == Some(&b'x'),
+        }
+    }
+}
+
+impl fmt::Display for VsyscallMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VsyscallMode::Emulate => f.write_str("emulate (r-xp)"),
+            VsyscallMode::Xonly => f.write_str("xonly (--xp)"),
+            VsyscallMode::None => f.write_str("none (no [vsyscall] mapping)"),
+            VsyscallMode::Other(p) => write!(f, "unknown ({p})"),
+        }
+    }
+}
+
+/// The legacy `gettimeofday` at `0xffffffffff600000`.
+#[derive(Debug, Clone, Copy)]
+pub struct VsyscallGettimeofday {
+    f: GettimeofdayFn,
+}
+
+impl VsyscallGettimeofday {
+    /// Returns the callable if `/proc/self/maps` shows an executable `[vsyscall]` page at the
+    /// fixed address; otherwise an error explaining why it is skipped.
+    pub fn new() -> Result<Self> {
+        let entry = find_mapping(None, "[vsyscall]")?;
+        let mode = VsyscallMode::from_entry(entry.as_ref());
+        match entry {
+            None => bail!("no [vsyscall] mapping (vsyscall=none)"),
+            Some(e) if !mode.executable() => {
+                bail!("[vsyscall] page is not executable ({})", e.perms)
+            }
+            Some(e) if e.start != VSYSCALL_GETTIMEOFDAY_ADDR as u64 => {
+                bail!("[vsyscall] page at unexpected address {:#x}", e.start)
+            }
+            Some(_) => {}
+        }
+        // SAFETY: the address is the fixed, non-null vsyscall `gettimeofday` slot
+        // (arch/x86/include/uapi/asm/vsyscall.h), and /proc/self/maps shows the page present
+        // and executable. In both `emulate` and `xonly` modes the instruction fetch faults
+        // and the kernel emulates `gettimeofday(struct timeval *, struct timezone *)`
+        // (emulate_vsyscall()), returning to the caller like a normal SysV call.
+        let f = unsafe {
+            std::mem::transmute::<usize, GettimeofdayFn>(VSYSCALL_GETTIMEOFDAY_ADDR)
+        };
+        Ok(VsyscallGettimeofday { f })
+    }
+
+    /// Calls the vsyscall `gettimeofday` with a NULL timezone.
+    #[inline(always)]
+    pub fn call(&self, tv: &mut libc::timeval) -> libc::c_int {
+        // SAFETY: `new()` checked that the page is mapped executable; the kernel's emulation
+        // writes only through `tv`, a valid exclusive pointer (NULL timezone is allowed).
+        unsafe { (self.f)(tv, std::ptr::null_mut()) }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dumps
+// ---------------------------------------------------------------------------------------------
+
+/// A copy of a vDSO image and where it was mapped.
+#[derive(Debug, Clone)]
+pub struct Dump {
+    /// Runtime address of the ELF header in the source process.
+    pub address: u64,
+    /// Process the image was read from (`None`: this process).
+    pub pid: Option<libc::pid_t>,
+    /// The image, trimmed to [`elf_image_size`].
+    pub image: Vec<u8>,
+}
+
+impl Dump {
+    /// GNU build-id.
+    pub fn build_id(&self) -> Result<Option<&[u8]>> {
+        build_id(&self.image)
+    }
+
+    /// `LINUX_VERSION_CODE` from the Linux note.
+    pub fn linux_version_code(&self) -> Result<Option<u32>> {
+        linux_version_code(&self.image)
+    }
+
+    /// Writes the image to `path` (a valid ELF shared object for `objdump`/`readelf`).
+    pub fn write_to(&self, path: &Path) -> Result<()> {
+        fs::write(path, &self.image).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// Copies this process's vDSO.
+pub fn dump_self() -> Result<Dump> {
+    let live = LiveVdso::locate()?;
+    Ok(Dump {
+        address: live.base() as u64,
+        pid: None,
+        image: live.image().to_vec(),
+    })
+}
+
+/// Copies the vDSO of process `pid` through `/proc/PID/mem`, using the `[vdso]` line of
+/// `/proc/PID/maps`. Needs ptrace-read access to the process (same user, or CAP_SYS_PTRACE).
+pub fn dump_pid(pid: libc::pid_t) -> Result<Dump> {
+    let entry = find_mapping(Some(pid), "[vdso]")?
+        .with_context(|| format!("process {pid} has no [vdso] mapping"))?;
+    let len = usize::try_from(entry.len()).context("[vdso] mapping too large")?;
+    ensure!(len > 0, "empty [vdso] mapping");
+    let path = format!("/proc/{pid}/mem");
+    let mem = fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+    let mut buf = vec![0u8; len];
+    mem.read_exact_at(&mut buf, entry.start)
+        .with_context(|| format!("reading {len} bytes at {:#x} from {path}", entry.start))?;
+    let size = elf_image_size(&buf)?;
+    ensure!(
+        size <= len,
+        "vDSO headers describe {size} bytes but the [vdso] mapping is only {len} bytes"
+    );
+    buf.truncate(size);
+    validate_image(&buf)?;
+    Ok(Dump {
+        address: entry.start,
+        pid: Some(pid),
+        image: buf,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// A fields-wise parse of one `objdump -T` symbol line.
+    #[derive(Debug, PartialEq, Eq)]
+    struct ObjdumpSym {
+        value: String,
+        flags: String,
+        section: String,
+        size: String,
+        version: Option<String>,
+        name: String,
+    }
+
+    fn parse_objdump_t(text: &str) -> Vec<ObjdumpSym> {
+        let mut out = Vec::new();
+        let mut in_table = false;
+        for line in text.lines() {
+            if line.starts_with("DYNAMIC SYMBOL TABLE:") {
+                in_table = true;
+                continue;
+            }
+            if !in_table || line.trim().is_empty() {
+                continue;
+            }
+            let value = line[..16].to_string();
+            let flags = line[17..24].to_string();
+            let (section, rest) = line[25..].split_once('\t').expect("tab after section");
+            let size = rest[..16].to_string();
+            let rest = rest[16..].trim_start();
+            let (version, name) = if rest.starts_with('(') {
+                let close = rest.find(')').expect("closing paren");
+                (
+                    Some(rest[..=close].to_string()),
+                    rest[close + 1..].trim().to_string(),
+                )
+            } else {
+                let toks: Vec<_> = rest.split_whitespace().collect();
+                match toks.as_slice() {
+                    [name] => (None, (*name).to_string()),
+                    [v, name] => (Some((*v).to_string()), (*name).to_string()),
+                    _ => panic!("unexpected objdump line {line:?}"),
+                }
+            };
+            out.push(ObjdumpSym {
+                value,
+                flags,
+                section: section.to_string(),
+                size,
+                version,
+                name,
+            });
+        }
+        out
+    }
+
+    fn tool(name: &str) -> Option<std::path::PathBuf> {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+    }
+
+    fn temp_path(tag: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("vdso-probe-{tag}-{}.so", std::process::id()))
+    }
+
+    #[test]
+    fn image_size_covers_headers_and_segments() {
+        let live = LiveVdso::locate().expect("locate vDSO");
+        let img = live.image();
+        assert_eq!(elf_image_size(img).unwrap(), img.len());
+        // Size is derivable from the first page alone.
+        assert_eq!(elf_image_size(&img[..img.len().min(4096)]).unwrap(), img.len());
+        validate_image(img).unwrap();
+        assert!(validate_image(&img[..img.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn build_id_present() {
+        let live = LiveVdso::locate().unwrap();
+        let id = live.build_id().unwrap().expect("vDSO has a build-id");
+        assert!(id.len() >= 8, "build-id too short: {}", hex(id));
+    }
+
+    #[test]
+    fn build_id_matches_readelf() {
+        let Some(readelf) = tool("readelf") else {
+            eprintln!("skipped: readelf not found in PATH");
+            return;
+        };
+        let dump = dump_self().unwrap();
+        let path = temp_path("buildid");
+        dump.write_to(&path).unwrap();
+        let out = Command::new(readelf).arg("-n").arg(&path).output().unwrap();
+        let _ = fs::remove_file(&path);
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let theirs = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Build ID: "))
+            .expect("readelf shows a Build ID");
+        assert_eq!(theirs.trim(), hex(dump.build_id().unwrap().unwrap()));
+    }
+
+    #[test]
+    fn symbols_match_objdump() {
+        let Some(objdump) = tool("objdump") else {
+            eprintln!("skipped: objdump not found in PATH");
+            return;
+        };
+        let dump = dump_self().unwrap();
+        let path = temp_path("syms");
+        dump.write_to(&path).unwrap();
+        let out = Command::new(objdump).arg("-T").arg(&path).output().unwrap();
+        let _ = fs::remove_file(&path);
+        assert!(
+            out.status.success(),
+            "objdump -T rejected the dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stderr.is_empty(), "objdump warned: {:?}", out.stderr);
+        let theirs = parse_objdump_t(&String::from_utf8_lossy(&out.stdout));
+        let ours: Vec<_> = dynamic_symbols(&dump.image)
+            .unwrap()
+            .iter()
+            .map(|s| ObjdumpSym {
+                value: format!("{:016x}", s.value),
+                flags: s.objdump_flags(),
+                section: s.section.clone(),
+                size: format!("{:016x}", s.size),
+                version: s.objdump_version().filter(|v| !v.is_empty()),
+                name: s.name.clone(),
+            })
+            .collect();
+        assert!(!ours.is_empty());
+        assert_eq!(ours, theirs);
+        // The formatted line re-parses to the same fields.
+        let ours_text: String = dynamic_symbols(&dump.image)
+            .unwrap()
+            .iter()
+            .map(|s| s.objdump_line() + "\n")
+            .collect();
+        let reparsed = parse_objdump_t(&format!("DYNAMIC SYMBOL TABLE:\n{ours_text}"));
+        assert_eq!(reparsed, theirs);
+    }
+
+    #[test]
+    fn clock_gettime_symbol_is_versioned() {
+        let live = LiveVdso::locate().unwrap();
+        let sym = find_symbol(live.image(), CLOCK_GETTIME_SYMBOL, VDSO_VERSION).unwrap();
+        assert_eq!(sym.kind, elf::STT_FUNC);
+        assert_eq!(sym.section, ".text");
+        assert!(find_symbol(live.image(), CLOCK_GETTIME_SYMBOL, "LINUX_9.9").is_err());
+        assert!(find_symbol(live.image(), "__vdso_nonexistent", VDSO_VERSION).is_err());
+    }
+
+    #[test]
+    fn vdso_clock_gettime_between_syscalls() {
+        let f = LiveVdso::locate().unwrap().clock_gettime().unwrap();
+        for clock in [Clock::Monotonic, Clock::Realtime, Clock::MonotonicRaw, Clock::Boottime] {
+            let before = syscall_clock_gettime(clock.id()).unwrap();
+            let mid = f.get(clock).unwrap();
+            let after = syscall_clock_gettime(clock.id()).unwrap();
+            let (b, m, a) = (
+                timespec_ns(&before),
+                timespec_ns(&mid),
+                timespec_ns(&after),
+            );
+            assert!(b <= m && m <= a, "{clock}: {b} <= {m} <= {a} violated");
+        }
+    }
+
+    #[test]
+    fn vdso_rejects_bad_clock() {
+        let f = LiveVdso::locate().unwrap().clock_gettime().unwrap();
+        let mut ts = zero_timespec();
+        assert_eq!(f.call(-12345, &mut ts), -libc::EINVAL);
+    }
+
+    #[test]
+    fn vdso_gettimeofday_between_syscalls() {
+        let f = LiveVdso::locate().unwrap().gettimeofday().unwrap();
+        let us = |tv: &libc::timeval| i128::from(tv.tv_sec) * 1_000_000 + i128::from(tv.tv_usec);
+        let (mut a, mut b, mut c) = (zero_timeval(), zero_timeval(), zero_timeval());
+        assert_eq!(raw_syscall_gettimeofday(&mut a), 0);
+        assert_eq!(f.call(&mut b), 0);
+        assert_eq!(raw_syscall_gettimeofday(&mut c), 0);
+        assert!(us(&a) <= us(&b) && us(&b) <= us(&c));
+    }
+
+    #[test]
+    fn dump_pid_self_matches_live() {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        let a = dump_pid(pid).unwrap();
+        let b = dump_self().unwrap();
+        assert_eq!(a.address, b.address);
+        assert_eq!(a.image, b.image);
+    }
+
+    #[test]
+    fn maps_parsing() {
+        let text = "7f17-7f18 r-xp 00000000 00:00 0                          [vdso]\n\
+                    ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]\n\
+                    5600-5700 r--p 00000000 fe:00 1 /usr/bin/a b\n";
+        let m = parse_maps(text).unwrap();
+        assert_eq!(m[0].name, "[vdso]");
+        assert_eq!(m[0].start, 0x7f17);
+        assert!(m[0].executable());
+        assert_eq!(
+            VsyscallMode::from_entry(Some(&m[1])),
+            VsyscallMode::Xonly
+        );
+        assert_eq!(m[2].name, "/usr/bin/a b");
+        assert_eq!(VsyscallMode::from_entry(None), VsyscallMode::None);
+    }
+
+    #[test]
+    fn clock_names() {
+        assert_eq!("monotonic-raw".parse::<Clock>().unwrap(), Clock::MonotonicRaw);
+        assert_eq!("CLOCK_TAI".parse::<Clock>().unwrap(), Clock::Tai);
+        assert!("bogus".parse::<Clock>().is_err());
+        assert_eq!(Clock::Boottime.to_string(), "CLOCK_BOOTTIME");
+    }
+
+    #[test]
+    fn objdump_line_layout() {
+        let s = DynamicSymbol {
+            index: 1,
+            name: "clock_gettime".into(),
+            value: 0xaf0,
+            size: 0x386,
+            bind: elf::STB_WEAK,
+            kind: elf::STT_FUNC,
+            section: ".text".into(),
+            undefined: false,
+            version: SymbolVersion::Named("LINUX_2.6".into()),
+            hidden: false,
+        };
+        assert_eq!(
+            s.objdump_line(),
+            "0000000000000af0  w   DF .text\t0000000000000386  LINUX_2.6   clock_gettime"
+        );
+        let h = DynamicSymbol {
+            version: SymbolVersion::Base,
+            hidden: true,
+            bind: elf::STB_GLOBAL,
+            name: "example".into(),
+            ..s
+        };
+        assert_eq!(
+            h.objdump_line(),
+            "0000000000000af0 g    DF .text\t0000000000000386 (Base)       example"
+        );
+    }
+}
