@@ -45,7 +45,11 @@ samples:
 	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --workspace --target $(TARGET)
 
 # Everything scripts/vm puts into the initramfs.
-guest: modules samples
+guest: modules samples build/guest/static32
+
+build/guest/static32: samples/guest-tests/c/static32.c
+	@mkdir -p $(@D)
+	gcc -m32 -static -O2 -Wall -o $@ $<
 
 rust-analyzer: kernel
 	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) $(KMAKE_RUST) rust-analyzer

@@ -555,7 +555,7 @@ unsafe impl Send for WorkQueue {}
 unsafe impl Sync for WorkQueue {}
 
 impl WorkQueue {
-    /// Allocates an ordered, unbound workqueue.
+    /// Allocates an ordered, unbound, high-priority workqueue.
     pub(crate) fn new() -> Result<Self> {
         // SAFETY: no preconditions.
         let wq = unsafe { vp_alloc_wq() };

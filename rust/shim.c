@@ -204,9 +204,23 @@ void vp_mm_info(struct mm_struct *mm, struct vp_mm *out)
 		out->image_class = ehdr[EI_CLASS];
 		out->image_machine = ehdr[18] | (ehdr[19] << 8); /* e_machine, little endian */
 	}
-	/* saved_auxv is read locklessly, as /proc/<pid>/auxv does. */
+	/*
+	 * saved_auxv is read locklessly, as /proc/<pid>/auxv does. A compat (32-bit) ELF loader
+	 * stores 32-bit words in it (compat_binfmt_elf.c: elf_addr_t is u32).
+	 */
 	out->auxv_sysinfo_ehdr = 0;
 	out->auxv_has_sysinfo_ehdr = false;
+	if (out->image_class == ELFCLASS32) {
+		const u32 *a = (const u32 *)mm->saved_auxv;
+
+		for (i = 0; i + 1 < 2 * AT_VECTOR_SIZE && a[i] != AT_NULL; i += 2) {
+			if (a[i] == AT_SYSINFO_EHDR) {
+				out->auxv_sysinfo_ehdr = a[i + 1];
+				out->auxv_has_sysinfo_ehdr = true;
+			}
+		}
+		return;
+	}
 	for (i = 0; i + 1 < AT_VECTOR_SIZE && mm->saved_auxv[i] != AT_NULL; i += 2) {
 		if (mm->saved_auxv[i] == AT_SYSINFO_EHDR) {
 			out->auxv_sysinfo_ehdr = mm->saved_auxv[i + 1];
@@ -467,7 +481,7 @@ int vp_seq_write(struct seq_file *m, const char *s, size_t len)
 
 struct workqueue_struct *vp_alloc_wq(void)
 {
-	return alloc_ordered_workqueue("vdso_probe", 0);
+	return alloc_ordered_workqueue("vdso_probe", WQ_HIGHPRI);
 }
 
 void vp_flush_wq(struct workqueue_struct *wq)

@@ -1,1 +1,55 @@
-fn main() {}
+// SPDX-License-Identifier: GPL-2.0
+//! vdso_probe guest tests: run inside the QEMU test kernel by `/tests/run`.
+//!
+//! `vdso-guest-tests --list` prints the test names; `vdso-guest-tests NAME` runs one test and
+//! exits 0 (pass), 4 (skip) or 1 (fail, with the reason on stderr). Every assertion compares the
+//! module's output with an independent source: `/proc/<pid>/maps`, `/proc/<pid>/auxv`,
+//! `getauxval`, `/proc/<pid>/timens_offsets`, the kernel's own access rules.
+
+mod proc;
+mod tests;
+
+use std::process::ExitCode;
+
+/// A test's outcome besides failure.
+pub enum Outcome {
+    /// Passed.
+    Pass,
+    /// Not applicable on this boot, with the reason.
+    Skip(String),
+}
+
+type TestFn = fn() -> anyhow::Result<Outcome>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("--list") => {
+            for (name, _) in tests::ALL {
+                println!("{name}");
+            }
+            ExitCode::SUCCESS
+        }
+        Some(name) => match tests::ALL.iter().find(|(n, _)| *n == name) {
+            Some((_, f)) => match f() {
+                Ok(Outcome::Pass) => ExitCode::SUCCESS,
+                Ok(Outcome::Skip(why)) => {
+                    println!("SKIP: {why}");
+                    ExitCode::from(4)
+                }
+                Err(e) => {
+                    eprintln!("FAIL: {e:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            None => {
+                eprintln!("unknown test {name}; --list shows them");
+                ExitCode::from(2)
+            }
+        },
+        None => {
+            eprintln!("usage: vdso-guest-tests --list | NAME");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -26,9 +26,7 @@ use std::hint::black_box;
 use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
 
-use crate::vdso::{
-    self, Clock, LiveVdso, VdsoClockMode, VsyscallGettimeofday, VsyscallMode,
-};
+use crate::vdso::{self, Clock, LiveVdso, VdsoClockMode, VsyscallGettimeofday, VsyscallMode};
 
 /// Default number of measured batches per row.
 pub const DEFAULT_BATCHES: usize = 200;
@@ -419,21 +417,27 @@ impl Bench {
         let mut rows = vec![self.entry("baseline (empty loop)", || black_box(()))];
 
         let live = LiveVdso::locate();
-        let vdso_gtod = live.as_ref().map_err(|e| format!("{e:#}")).and_then(|l| {
-            l.gettimeofday().map_err(|e| format!("{e:#}"))
-        });
-        let vdso_cgt = live.as_ref().map_err(|e| format!("{e:#}")).and_then(|l| {
-            l.clock_gettime().map_err(|e| format!("{e:#}"))
-        });
+        let vdso_gtod = live
+            .as_ref()
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|l| l.gettimeofday().map_err(|e| format!("{e:#}")));
+        let vdso_cgt = live
+            .as_ref()
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|l| l.clock_gettime().map_err(|e| format!("{e:#}")));
 
         // gettimeofday
         let name = "gettimeofday vdso";
         rows.push(match vdso_gtod {
             Err(e) => Entry::skipped(name, e),
-            Ok(f) => self.checked_entry(name, || f.call(&mut vdso::zero_timeval()), || {
-                let mut tv = vdso::zero_timeval();
-                black_box(f.call(black_box(&mut tv)));
-            }),
+            Ok(f) => self.checked_entry(
+                name,
+                || f.call(&mut vdso::zero_timeval()),
+                || {
+                    let mut tv = vdso::zero_timeval();
+                    black_box(f.call(black_box(&mut tv)));
+                },
+            ),
         });
         let name = "gettimeofday syscall";
         rows.push(self.checked_entry(
@@ -447,10 +451,14 @@ impl Bench {
         let name = "gettimeofday vsyscall";
         rows.push(match VsyscallGettimeofday::new() {
             Err(e) => Entry::skipped(name, e),
-            Ok(f) => self.checked_entry(name, || f.call(&mut vdso::zero_timeval()), || {
-                let mut tv = vdso::zero_timeval();
-                black_box(f.call(black_box(&mut tv)));
-            }),
+            Ok(f) => self.checked_entry(
+                name,
+                || f.call(&mut vdso::zero_timeval()),
+                || {
+                    let mut tv = vdso::zero_timeval();
+                    black_box(f.call(black_box(&mut tv)));
+                },
+            ),
         });
 
         // clock_gettime, each clock via vDSO then syscall
@@ -493,7 +501,18 @@ impl Bench {
     ) -> Entry {
         match probe() {
             0 => self.entry(name, f),
-            rc => Entry::skipped(name, format!("probe call returned {rc}")),
+            // -1: syscall(2) convention, errno set; other negatives: vDSO -errno convention.
+            -1 => Entry::skipped(
+                name,
+                format!("probe call failed: {}", std::io::Error::last_os_error()),
+            ),
+            rc => Entry::skipped(
+                name,
+                format!(
+                    "probe call returned {rc}: {}",
+                    std::io::Error::from_raw_os_error(rc.saturating_neg())
+                ),
+            ),
         }
     }
 }
@@ -662,7 +681,10 @@ impl Report {
         let e = &self.environment;
         let opt = |v: Option<String>| v.unwrap_or_else(|| "unknown".to_string());
         let mut s = String::new();
-        let kernel = e.kernel.as_ref().map(|k| format!("{} {} ({})", k.release, k.version, k.machine));
+        let kernel = e
+            .kernel
+            .as_ref()
+            .map(|k| format!("{} {} ({})", k.release, k.version, k.machine));
         let _ = writeln!(s, "kernel:       {}", opt(kernel));
         let cs = e.clocksource.as_ref().map(|c| {
             let mode = match vdso::vdso_clock_mode(c) {
@@ -673,7 +695,11 @@ impl Report {
             format!("{c} ({mode})")
         });
         let _ = writeln!(s, "clocksource:  {}", opt(cs));
-        let _ = writeln!(s, "vsyscall:     {}", opt(e.vsyscall.as_ref().map(ToString::to_string)));
+        let _ = writeln!(
+            s,
+            "vsyscall:     {}",
+            opt(e.vsyscall.as_ref().map(ToString::to_string))
+        );
         let (f, m, st) = e.cpu.family_model_stepping;
         let _ = writeln!(
             s,
@@ -681,11 +707,14 @@ impl Report {
             e.cpu.model, e.cpu.vendor
         );
         let hv = match (&e.hypervisor, &e.cpu.hypervisor_vendor) {
-            (Some(name), Some(sig)) => format!("{name} (signature {sig:?}){}", if e.emulated {
-                "; cycle counts are emulated"
-            } else {
-                ""
-            }),
+            (Some(name), Some(sig)) => format!(
+                "{name} (signature {sig:?}){}",
+                if e.emulated {
+                    "; cycle counts are emulated"
+                } else {
+                    ""
+                }
+            ),
             _ => "none (CPUID.1:ECX[31] clear)".to_string(),
         };
         let _ = writeln!(s, "hypervisor:   {hv}");
@@ -693,7 +722,11 @@ impl Report {
             (Some(mhz), Some(rdtscp)) => format!(
                 "~{mhz:.0} MHz, {}invariant, end read {}",
                 if e.cpu.invariant_tsc { "" } else { "not " },
-                if rdtscp { "rdtscp;lfence" } else { "lfence;rdtsc;lfence (no RDTSCP)" }
+                if rdtscp {
+                    "rdtscp;lfence"
+                } else {
+                    "lfence;rdtsc;lfence (no RDTSCP)"
+                }
             ),
             (None, Some(_)) => "present, frequency unknown".to_string(),
             _ => "not available (cycles not reported)".to_string(),
@@ -704,7 +737,10 @@ impl Report {
             "cpu pinning:  {}",
             match e.pinned_cpu {
                 Some(c) => format!("pinned to CPU {c}"),
-                None => format!("not pinned (running on CPU {})", opt(e.current_cpu.map(|c| c.to_string()))),
+                None => format!(
+                    "not pinned (running on CPU {})",
+                    opt(e.current_cpu.map(|c| c.to_string()))
+                ),
             }
         );
         let _ = writeln!(
@@ -713,7 +749,11 @@ impl Report {
             opt(e.vdso_base.clone()),
             opt(e.vdso_build_id.clone())
         );
-        let _ = writeln!(s, "binary:       {}", if e.static_binary { "static" } else { "dynamic" });
+        let _ = writeln!(
+            s,
+            "binary:       {}",
+            if e.static_binary { "static" } else { "dynamic" }
+        );
         let _ = writeln!(
             s,
             "method:       {} batches x {} calls (+1 warm-up), per call = batch / {}",
@@ -730,7 +770,12 @@ impl Report {
 
 /// Renders entries as an aligned table (min/median ns and TSC cycles per call).
 pub fn render_rows(rows: &[Entry]) -> String {
-    let width = rows.iter().map(|r| r.name().len()).max().unwrap_or(4).max(4);
+    let width = rows
+        .iter()
+        .map(|r| r.name().len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -803,7 +848,9 @@ mod tests {
         assert_eq!(rows.len(), 1 + 3 + 2 * Clock::ALL.len());
         for r in &rows {
             match r {
-                Entry::Measured(row) => assert!(row.min_ns > 0.0 || row.name.starts_with("baseline")),
+                Entry::Measured(row) => {
+                    assert!(row.min_ns > 0.0 || row.name.starts_with("baseline"))
+                }
                 Entry::Skipped { name, reason } => {
                     // Only the vsyscall row may legitimately be skipped on a host.
                     assert_eq!(name, "gettimeofday vsyscall", "{name} skipped: {reason}");

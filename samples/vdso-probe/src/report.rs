@@ -1,1 +1,389 @@
-//! Parser for `/sys/kernel/debug/vdso/<pid>` reports.
+// SPDX-License-Identifier: GPL-2.0
+//! Parser for `/sys/kernel/debug/vdso/<pid>` reports and `/proc/<pid>/maps`, and the cross-check
+//! of one against the other (the format is specified in the README).
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The directory the module creates.
+pub const DEBUGFS_DIR: &str = "/sys/kernel/debug/vdso";
+
+/// One special mapping of a report (`<name>.*` keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mapping {
+    /// `[vdso]`, `[vvar]`, `[vvar_vclock]`, ...
+    pub name: String,
+    /// First address.
+    pub start: u64,
+    /// One past the last address.
+    pub end: u64,
+    /// Size in pages.
+    pub pages: u64,
+    /// `r-xp` style, as in `/proc/<pid>/maps`.
+    pub perms: String,
+    /// `io`, `pfnmap`, `mixedmap`, ...
+    pub flags: Vec<String>,
+    /// Number of populated pages.
+    pub populated: u64,
+    /// Per page: (role, populated).
+    pub page_roles: Vec<(String, bool)>,
+}
+
+/// A parsed per-process report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// TGID in the initial pid namespace.
+    pub pid: i32,
+    /// `comm`.
+    pub comm: String,
+    /// `64-bit`, `ia32`, `x32` or `unknown`.
+    pub abi: String,
+    /// Whether the process has an address space.
+    pub has_mm: bool,
+    /// `neighbours` or `walk (N vmas)`.
+    pub lookup: Option<String>,
+    /// `mm->map_count`.
+    pub map_count: Option<u64>,
+    /// Special mappings, in address order.
+    pub mappings: Vec<Mapping>,
+    /// `mm->context.vdso`.
+    pub context_vdso: Option<u64>,
+    /// `AT_SYSINFO_EHDR` from the saved auxv (None: absent).
+    pub auxv_sysinfo_ehdr: Option<u64>,
+    /// Size of the vDSO image.
+    pub vdso_image_size: Option<u64>,
+    /// `emulate`, `xonly` or `none`.
+    pub vsyscall_mode: Option<String>,
+    /// Whether the task can use the vsyscall page.
+    pub vsyscall_usable: Option<bool>,
+    /// Whether the task is in the root time namespace.
+    pub timens_root: bool,
+    /// Time namespace inode number.
+    pub timens_inum: u64,
+    /// CLOCK_MONOTONIC offset in ns.
+    pub timens_monotonic_ns: i128,
+    /// CLOCK_BOOTTIME offset in ns.
+    pub timens_boottime_ns: i128,
+    /// Where the timens page is.
+    pub timens_page: String,
+    /// Every key and value, as read.
+    pub raw: BTreeMap<String, String>,
+}
+
+/// The global `vsyscall` file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VsyscallInfo {
+    /// `emulate`, `xonly` or `none`.
+    pub mode: String,
+    /// `pte-probe`, `cmdline` or `kconfig-default`.
+    pub source: String,
+}
+
+fn kv(text: &str) -> Result<Vec<(&str, &str)>> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            l.split_once(": ")
+                .or_else(|| l.strip_suffix(':').map(|k| (k, "")))
+                .ok_or_else(|| anyhow!("not a `key: value` line: {l:?}"))
+        })
+        .collect()
+}
+
+fn hex(s: &str) -> Result<u64> {
+    let s = s.trim_start_matches("0x");
+    u64::from_str_radix(s, 16).with_context(|| format!("bad hex number {s:?}"))
+}
+
+fn yes_no(s: &str) -> Result<bool> {
+    match s {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => bail!("expected yes/no, got {s:?}"),
+    }
+}
+
+/// Parses `[-]sec.nsec` into nanoseconds.
+fn offset_ns(s: &str) -> Result<i128> {
+    let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
+    let (sec, nsec) = s.split_once('.').ok_or_else(|| anyhow!("bad offset {s:?}"))?;
+    let v = sec.parse::<i128>()? * 1_000_000_000 + nsec.parse::<i128>()?;
+    Ok(if neg { -v } else { v })
+}
+
+/// Parses a range `start-end` (hex, as in `/proc/<pid>/maps`).
+pub fn parse_range(s: &str) -> Result<(u64, u64)> {
+    let (a, b) = s.split_once('-').ok_or_else(|| anyhow!("bad range {s:?}"))?;
+    Ok((hex(a)?, hex(b)?))
+}
+
+impl Report {
+    /// Parses the text of `/sys/kernel/debug/vdso/<pid>`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let pairs = kv(text)?;
+        let raw: BTreeMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let get = |k: &str| raw.get(k).map(String::as_str);
+        let need = |k: &str| get(k).ok_or_else(|| anyhow!("report has no `{k}` line"));
+
+        // Mappings appear in file order: the first key of each is `<name>.range`.
+        let mut mappings = Vec::new();
+        for (k, v) in &pairs {
+            if let Some(key) = k.strip_suffix(".range") {
+                let (start, end) = parse_range(v)?;
+                let field = |f: &str| need(&format!("{key}.{f}"));
+                let pages: u64 = field("pages")?.parse()?;
+                let page_roles = (0..pages.min(64))
+                    .map(|i| {
+                        let v = field(&format!("page{i}"))?;
+                        let (role, state) = v.split_once(' ').ok_or_else(|| anyhow!("bad page line {v:?}"))?;
+                        Ok((role.to_string(), state == "populated"))
+                    })
+                    .collect::<Result<_>>()?;
+                mappings.push(Mapping {
+                    name: format!("[{key}]"),
+                    start,
+                    end,
+                    pages,
+                    perms: field("perms")?.to_string(),
+                    flags: field("flags")?.split_whitespace().map(str::to_string).collect(),
+                    populated: field("populated")?.parse()?,
+                    page_roles,
+                });
+            }
+        }
+        let has_mm = need("mm")? == "yes";
+        let opt_hex = |k: &str| get(k).filter(|v| *v != "absent").map(hex).transpose();
+        Ok(Report {
+            pid: need("pid")?.parse()?,
+            comm: need("comm")?.to_string(),
+            abi: need("abi")?.to_string(),
+            has_mm,
+            lookup: get("lookup").map(str::to_string),
+            map_count: get("map_count").map(str::parse).transpose()?,
+            mappings,
+            context_vdso: opt_hex("context.vdso")?,
+            auxv_sysinfo_ehdr: opt_hex("auxv.sysinfo_ehdr")?,
+            vdso_image_size: get("vdso_image.size").map(str::parse).transpose()?,
+            vsyscall_mode: get("vsyscall.mode").map(str::to_string),
+            vsyscall_usable: get("vsyscall.usable").map(yes_no).transpose()?,
+            timens_root: yes_no(need("timens.root")?)?,
+            timens_inum: need("timens.inum")?.parse()?,
+            timens_monotonic_ns: offset_ns(need("timens.monotonic")?)?,
+            timens_boottime_ns: offset_ns(need("timens.boottime")?)?,
+            timens_page: need("timens.page")?.to_string(),
+            raw,
+        })
+    }
+
+    /// The mapping called `name` (e.g. `[vdso]`).
+    pub fn mapping(&self, name: &str) -> Option<&Mapping> {
+        self.mappings.iter().find(|m| m.name == name)
+    }
+
+    /// Reads and parses the report of `pid`.
+    pub fn read(pid: i32) -> Result<Self> {
+        let path = format!("{DEBUGFS_DIR}/{pid}");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        Self::parse(&text).with_context(|| format!("parsing {path}"))
+    }
+}
+
+impl VsyscallInfo {
+    /// Parses the text of `/sys/kernel/debug/vdso/vsyscall`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let raw: BTreeMap<&str, &str> = kv(text)?.into_iter().collect();
+        let need = |k: &str| {
+            raw.get(k).map(|s| s.to_string()).ok_or_else(|| anyhow!("no `{k}` line"))
+        };
+        Ok(VsyscallInfo {
+            mode: need("mode")?,
+            source: need("source")?,
+        })
+    }
+}
+
+/// One line of `/proc/<pid>/maps`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MapsLine {
+    /// First address.
+    pub start: u64,
+    /// One past the last address.
+    pub end: u64,
+    /// `r-xp` style permissions.
+    pub perms: String,
+    /// The path or pseudo-name (`[vdso]`), empty for anonymous memory.
+    pub name: String,
+}
+
+/// Parses `/proc/<pid>/maps` text.
+pub fn parse_maps(text: &str) -> Result<Vec<MapsLine>> {
+    text.lines()
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            let (start, end) = parse_range(f.next().ok_or_else(|| anyhow!("empty maps line"))?)?;
+            let perms = f.next().ok_or_else(|| anyhow!("no perms in {l:?}"))?.to_string();
+            let name = f.nth(3).unwrap_or("").to_string();
+            Ok(MapsLine { start, end, perms, name })
+        })
+        .collect()
+}
+
+/// Reads `/proc/<pid>/maps` and the `AT_SYSINFO_EHDR` of `/proc/<pid>/auxv`, and returns every
+/// disagreement with the report (empty: all consistent).
+pub fn cross_check(report: &Report) -> Result<Vec<String>> {
+    let pid = report.pid;
+    let maps = parse_maps(&std::fs::read_to_string(format!("/proc/{pid}/maps"))?)?;
+    let auxv = std::fs::read(format!("/proc/{pid}/auxv"))?;
+    // The auxv word size is the executable's ELF class (EI_CLASS 1: 32-bit words).
+    let mut ident = [0u8; 5];
+    std::io::Read::read_exact(&mut std::fs::File::open(format!("/proc/{pid}/exe"))?, &mut ident)?;
+    let word = if ident[4] == 1 { 4 } else { 8 };
+    Ok(compare(report, &maps, auxv_entry(&auxv, word, libc::AT_SYSINFO_EHDR)))
+}
+
+/// The value of `key` in raw `/proc/<pid>/auxv` bytes made of `word`-byte (4 or 8) words.
+pub fn auxv_entry(auxv: &[u8], word: usize, key: u64) -> Option<u64> {
+    auxv.chunks_exact(2 * word)
+        .map(|c| {
+            let w = |i: usize| {
+                let mut b = [0u8; 8];
+                b[..word].copy_from_slice(&c[i..i + word]);
+                u64::from_le_bytes(b)
+            };
+            (w(0), w(word))
+        })
+        .take_while(|&(k, _)| k != 0)
+        .find(|&(k, _)| k == key)
+        .map(|(_, v)| v)
+}
+
+/// Compares a report with maps lines and an auxv value; returns the disagreements.
+pub fn compare(report: &Report, maps: &[MapsLine], sysinfo_ehdr: Option<u64>) -> Vec<String> {
+    let mut bad = Vec::new();
+    for name in ["[vvar]", "[vvar_vclock]", "[vdso]"] {
+        let m = report.mapping(name);
+        let l = maps.iter().find(|l| l.name == name);
+        match (m, l) {
+            (Some(m), Some(l)) => {
+                if (m.start, m.end) != (l.start, l.end) {
+                    bad.push(format!(
+                        "{name}: report {:x}-{:x}, maps {:x}-{:x}",
+                        m.start, m.end, l.start, l.end
+                    ));
+                }
+                if m.perms != l.perms {
+                    bad.push(format!("{name}: report perms {}, maps {}", m.perms, l.perms));
+                }
+            }
+            (None, None) => {}
+            (Some(_), None) => bad.push(format!("{name}: in the report, not in maps")),
+            (None, Some(_)) => bad.push(format!("{name}: in maps, not in the report")),
+        }
+    }
+    if report.auxv_sysinfo_ehdr != sysinfo_ehdr {
+        bad.push(format!(
+            "AT_SYSINFO_EHDR: report {:x?}, /proc auxv {:x?}",
+            report.auxv_sysinfo_ehdr, sysinfo_ehdr
+        ));
+    }
+    let vsyscall = maps.iter().find(|l| l.name == "[vsyscall]").map(|l| l.perms.as_str());
+    let expect = match vsyscall {
+        Some("r-xp") => "emulate",
+        Some("--xp") => "xonly",
+        Some(_) => "unknown",
+        None => "none",
+    };
+    // A task without a vsyscall page (ia32) says nothing about the system's mode.
+    if report.vsyscall_usable == Some(true) && report.vsyscall_mode.as_deref() != Some(expect) {
+        bad.push(format!(
+            "vsyscall: report {:?}, maps says {expect}",
+            report.vsyscall_mode
+        ));
+    }
+    bad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INIT: &str = include_str!("../tests/data/report-init.txt");
+
+    #[test]
+    fn parses_captured_report() {
+        let r = Report::parse(INIT).unwrap();
+        assert_eq!(r.pid, 1);
+        assert_eq!(r.comm, "init");
+        assert_eq!(r.abi, "64-bit");
+        assert!(r.has_mm);
+        let names: Vec<_> = r.mappings.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["[vvar]", "[vvar_vclock]", "[vdso]"]);
+        let vdso = r.mapping("[vdso]").unwrap();
+        assert_eq!(vdso.perms, "r-xp");
+        assert_eq!(vdso.pages, 2);
+        assert_eq!(vdso.end - vdso.start, 2 * 4096);
+        assert_eq!(r.context_vdso, Some(vdso.start));
+        assert_eq!(r.auxv_sysinfo_ehdr, Some(vdso.start));
+        let vvar = r.mapping("[vvar]").unwrap();
+        assert_eq!(vvar.page_roles[0].0, "time_data");
+        assert_eq!(vvar.flags, ["mixedmap", "dontexpand", "dontdump"]);
+        assert!(r.timens_root);
+        assert_eq!(r.timens_monotonic_ns, 0);
+        assert_eq!(r.vsyscall_mode.as_deref(), Some("xonly"));
+    }
+
+    #[test]
+    fn compare_detects_each_disagreement() {
+        let r = Report::parse(INIT).unwrap();
+        let maps_text = r
+            .mappings
+            .iter()
+            .map(|m| format!("{:x}-{:x} {} 00000000 00:00 0 {}\n", m.start, m.end, m.perms, m.name))
+            .collect::<String>()
+            + "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]\n";
+        let maps = parse_maps(&maps_text).unwrap();
+        assert!(compare(&r, &maps, r.auxv_sysinfo_ehdr).is_empty());
+        assert_eq!(compare(&r, &maps, Some(0x1000)).len(), 1);
+        let mut moved = maps.clone();
+        moved[2].start += 0x1000;
+        assert_eq!(compare(&r, &moved, r.auxv_sysinfo_ehdr).len(), 1);
+        let emulate: Vec<_> = maps
+            .iter()
+            .cloned()
+            .map(|mut l| {
+                if l.name == "[vsyscall]" {
+                    l.perms = "r-xp".into();
+                }
+                l
+            })
+            .collect();
+        assert_eq!(compare(&r, &emulate, r.auxv_sysinfo_ehdr).len(), 1);
+    }
+
+    #[test]
+    fn offsets_and_errors() {
+        assert_eq!(offset_ns("-1.500000000").unwrap(), -1_500_000_000);
+        assert_eq!(offset_ns("86400.000000001").unwrap(), 86_400_000_000_001);
+        assert!(Report::parse("pid 1\n").is_err());
+        assert!(Report::parse("pid: 1\n").is_err());
+    }
+
+    #[test]
+    fn auxv_lookup() {
+        let mut a = Vec::new();
+        for (k, v) in [(6u64, 4096u64), (33, 0x7fff_0000), (0, 0), (33, 1)] {
+            a.extend_from_slice(&k.to_ne_bytes());
+            a.extend_from_slice(&v.to_ne_bytes());
+        }
+        assert_eq!(auxv_entry(&a, 8, 33), Some(0x7fff_0000));
+        assert_eq!(auxv_entry(&a, 8, 7), None);
+        let mut b = Vec::new();
+        for (k, v) in [(33u32, 0xf7f7_4000u32), (0, 0)] {
+            b.extend_from_slice(&k.to_le_bytes());
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        assert_eq!(auxv_entry(&b, 4, 33), Some(0xf7f7_4000));
+    }
+}

@@ -50,8 +50,7 @@ pub const GETTIMEOFDAY_SYMBOL: &str = "__vdso_gettimeofday";
 pub const VSYSCALL_GETTIMEOFDAY_ADDR: usize = 0xffff_ffff_ff60_0000;
 
 /// ABI of `__vdso_clock_gettime`: returns 0 or a *negative errno* (not -1/errno).
-pub type ClockGettimeFn =
-    unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> libc::c_int;
+pub type ClockGettimeFn = unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> libc::c_int;
 /// ABI of `__vdso_gettimeofday` and of the vsyscall `gettimeofday` slot.
 pub type GettimeofdayFn =
     unsafe extern "C" fn(*mut libc::timeval, *mut libc::timezone) -> libc::c_int;
@@ -837,14 +836,17 @@ impl LiveVdso {
         // /proc/self/maps when available), so the first `first_len` <= page bytes are mapped.
         let head = unsafe { vdso_bytes(base, first_len) };
         let size = elf_image_size(head)?;
-        let limit = mapping
-            .as_ref()
-            .map_or(usize::MAX, |m| usize::try_from(m.len()).unwrap_or(usize::MAX));
+        let limit = mapping.as_ref().map_or(usize::MAX, |m| {
+            usize::try_from(m.len()).unwrap_or(usize::MAX)
+        });
         ensure!(
             size <= limit,
             "vDSO headers describe {size} bytes but the [vdso] mapping is only {limit} bytes"
         );
-        ensure!(size >= first_len.min(64), "vDSO image is implausibly small");
+        ensure!(
+            size >= std::mem::size_of::<Ehdr>(),
+            "vDSO image is implausibly small ({size} bytes)"
+        );
         // SAFETY: as above, and `size` (derived from the image's own ELF headers) does not
         // exceed the mapping: the kernel maps the whole image including the section header
         // table at its end, and when /proc is available `size` was checked against the
@@ -1062,9 +1064,7 @@ impl VsyscallGettimeofday {
         // and executable. In both `emulate` and `xonly` modes the instruction fetch faults
         // and the kernel emulates `gettimeofday(struct timeval *, struct timezone *)`
         // (emulate_vsyscall()), returning to the caller like a normal SysV call.
-        let f = unsafe {
-            std::mem::transmute::<usize, GettimeofdayFn>(VSYSCALL_GETTIMEOFDAY_ADDR)
-        };
+        let f = unsafe { std::mem::transmute::<usize, GettimeofdayFn>(VSYSCALL_GETTIMEOFDAY_ADDR) };
         Ok(VsyscallGettimeofday { f })
     }
 
@@ -1221,7 +1221,10 @@ mod tests {
         let img = live.image();
         assert_eq!(elf_image_size(img).unwrap(), img.len());
         // Size is derivable from the first page alone.
-        assert_eq!(elf_image_size(&img[..img.len().min(4096)]).unwrap(), img.len());
+        assert_eq!(
+            elf_image_size(&img[..img.len().min(4096)]).unwrap(),
+            img.len()
+        );
         validate_image(img).unwrap();
         assert!(validate_image(&img[..img.len() - 1]).is_err());
     }
@@ -1308,15 +1311,16 @@ mod tests {
     #[test]
     fn vdso_clock_gettime_between_syscalls() {
         let f = LiveVdso::locate().unwrap().clock_gettime().unwrap();
-        for clock in [Clock::Monotonic, Clock::Realtime, Clock::MonotonicRaw, Clock::Boottime] {
+        for clock in [
+            Clock::Monotonic,
+            Clock::Realtime,
+            Clock::MonotonicRaw,
+            Clock::Boottime,
+        ] {
             let before = syscall_clock_gettime(clock.id()).unwrap();
             let mid = f.get(clock).unwrap();
             let after = syscall_clock_gettime(clock.id()).unwrap();
-            let (b, m, a) = (
-                timespec_ns(&before),
-                timespec_ns(&mid),
-                timespec_ns(&after),
-            );
+            let (b, m, a) = (timespec_ns(&before), timespec_ns(&mid), timespec_ns(&after));
             assert!(b <= m && m <= a, "{clock}: {b} <= {m} <= {a} violated");
         }
     }
@@ -1358,17 +1362,17 @@ mod tests {
         assert_eq!(m[0].name, "[vdso]");
         assert_eq!(m[0].start, 0x7f17);
         assert!(m[0].executable());
-        assert_eq!(
-            VsyscallMode::from_entry(Some(&m[1])),
-            VsyscallMode::Xonly
-        );
+        assert_eq!(VsyscallMode::from_entry(Some(&m[1])), VsyscallMode::Xonly);
         assert_eq!(m[2].name, "/usr/bin/a b");
         assert_eq!(VsyscallMode::from_entry(None), VsyscallMode::None);
     }
 
     #[test]
     fn clock_names() {
-        assert_eq!("monotonic-raw".parse::<Clock>().unwrap(), Clock::MonotonicRaw);
+        assert_eq!(
+            "monotonic-raw".parse::<Clock>().unwrap(),
+            Clock::MonotonicRaw
+        );
         assert_eq!("CLOCK_TAI".parse::<Clock>().unwrap(), Clock::Tai);
         assert!("bogus".parse::<Clock>().is_err());
         assert_eq!(Clock::Boottime.to_string(), "CLOCK_BOOTTIME");

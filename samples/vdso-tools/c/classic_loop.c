@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -36,14 +37,13 @@ static int raw_ns(uint64_t *out)
 }
 
 /*
- * Returns 0 on success or a positive errno. The timeval sink is volatile so the compiler
- * keeps every call's result live.
+ * Returns 0 on success or a positive errno. Both loops call opaque functions (libc's
+ * gettimeofday() and syscall()) that write through &tv, so the compiler cannot drop calls.
  */
 int vdso_probe_classic_loop(uint64_t iterations, struct vdso_probe_classic_result *out)
 {
-	static volatile long sink;
 	struct timeval tv;
-	uint64_t t0, t1, t2;
+	uint64_t t0 = 0, t1 = 0, t2 = 0;
 	uint64_t i;
 	int err;
 
@@ -51,20 +51,18 @@ int vdso_probe_classic_loop(uint64_t iterations, struct vdso_probe_classic_resul
 		return EINVAL;
 
 	err = raw_ns(&t0);
-	for (i = 0; !err && i < iterations; i++) {
+	if (err)
+		return err;
+	for (i = 0; i < iterations; i++)
 		if (gettimeofday(&tv, NULL) != 0)
-			err = errno;
-		sink = tv.tv_usec;
-	}
-	if (!err)
-		err = raw_ns(&t1);
-	for (i = 0; !err && i < iterations; i++) {
+			return errno;
+	err = raw_ns(&t1);
+	if (err)
+		return err;
+	for (i = 0; i < iterations; i++)
 		if (syscall(SYS_gettimeofday, &tv, NULL) != 0)
-			err = errno;
-		sink = tv.tv_usec;
-	}
-	if (!err)
-		err = raw_ns(&t2);
+			return errno;
+	err = raw_ns(&t2);
 	if (err)
 		return err;
 

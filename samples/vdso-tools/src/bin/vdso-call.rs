@@ -51,6 +51,10 @@ fn main() -> Result<()> {
         fmt_ts(&before),
         fmt_ts(&after)
     );
-    println!("OK: syscall <= vDSO <= syscall ({} ns, {} ns)", m - b, a - m);
+    println!(
+        "OK: syscall <= vDSO <= syscall ({} ns, {} ns)",
+        m - b,
+        a - m
+    );
     Ok(())
 }

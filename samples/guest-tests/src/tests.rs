@@ -1,0 +1,378 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The guest tests, in the order `/tests/run` runs them.
+
+use crate::{
+    proc::{
+        check_against_proc, ensure_module, maps_vsyscall_mode, report_of, report_path,
+        reported_pids, run, user_pids, wait_until, Forked, Target,
+    },
+    Outcome, TestFn,
+};
+use anyhow::{bail, ensure, Context, Result};
+use std::{
+    fs,
+    path::Path,
+    time::{Duration, Instant},
+};
+use vdso_probe::report::{Report, VsyscallInfo, DEBUGFS_DIR};
+
+/// Every test, by name.
+pub const ALL: &[(&str, TestFn)] = &[
+    ("module-load-unload", module_load_unload),
+    ("report-init", report_init),
+    ("report-self-static64", report_self),
+    ("report-shell", report_shell),
+    ("report-ia32-static", report_ia32),
+    ("report-timens", report_timens),
+    ("report-60k-vmas", report_60k_vmas),
+    ("vsyscall-mode", vsyscall_mode),
+    ("lifecycle-1000-processes", lifecycle_1000),
+    ("exited-process-reads", exited_reads),
+    ("access-unprivileged", access_unprivileged),
+    ("coverage-and-kthreads", coverage),
+    ("no-kernel-pointers", no_kernel_pointers),
+];
+
+fn module_load_unload() -> Result<Outcome> {
+    if Path::new(DEBUGFS_DIR).exists() {
+        run("rmmod", &["vdso_probe"])?;
+    }
+    ensure!(!Path::new(DEBUGFS_DIR).exists(), "{DEBUGFS_DIR} exists without the module");
+    run("insmod", &["/lib/vdso_probe.ko"])?;
+    for f in ["vsyscall", "summary", "1"] {
+        ensure!(Path::new(&format!("{DEBUGFS_DIR}/{f}")).exists(), "no {DEBUGFS_DIR}/{f} after insmod");
+    }
+    run("rmmod", &["vdso_probe"])?;
+    ensure!(!Path::new(DEBUGFS_DIR).exists(), "{DEBUGFS_DIR} left behind by rmmod");
+    run("insmod", &["/lib/vdso_probe.ko"])?;
+    Ok(Outcome::Pass)
+}
+
+/// The three vDSO mappings, found by the fast path, consistent with `/proc`.
+fn check_vdso_report(r: &Report) -> Result<()> {
+    check_against_proc(r)?;
+    for name in ["[vvar]", "[vvar_vclock]", "[vdso]"] {
+        ensure!(r.mapping(name).is_some(), "pid {}: no {name} in the report", r.pid);
+    }
+    ensure!(r.lookup.as_deref() == Some("neighbours"), "lookup was {:?}", r.lookup);
+    ensure!(r.raw.get("context.vdso_matches").map(String::as_str) == Some("yes"), "context.vdso mismatch");
+    Ok(())
+}
+
+fn report_init() -> Result<Outcome> {
+    ensure_module()?;
+    let r = report_of(1)?;
+    ensure!(r.comm == "init", "pid 1 comm is {}", r.comm);
+    check_vdso_report(&r)?;
+    Ok(Outcome::Pass)
+}
+
+fn report_self() -> Result<Outcome> {
+    ensure_module()?;
+    let me = std::process::id() as i32;
+    let r = report_of(me)?;
+    check_vdso_report(&r)?;
+    // SAFETY: getauxval has no preconditions.
+    let ehdr = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) };
+    ensure!(r.auxv_sysinfo_ehdr == Some(ehdr), "report {:x?}, getauxval {ehdr:x}", r.auxv_sysinfo_ehdr);
+    ensure!(r.abi == "64-bit", "abi {}", r.abi);
+    ensure!(r.vsyscall_usable == Some(maps_vsyscall_mode()? != "none"), "vsyscall.usable wrong");
+    Ok(Outcome::Pass)
+}
+
+fn report_shell() -> Result<Outcome> {
+    ensure_module()?;
+    let sh = Target::spawn("sh", &["-c", "read x"], false)?;
+    let r = report_of(sh.pid())?;
+    check_vdso_report(&r)?;
+    ensure!(r.comm == "sh", "comm {}", r.comm);
+    Ok(Outcome::Pass)
+}
+
+fn report_ia32() -> Result<Outcome> {
+    ensure_module()?;
+    let t = Target::spawn("/bin/static32", &[], true)?;
+    let ehdr = u64::from_str_radix(&t.line, 16).with_context(|| format!("static32 said {:?}", t.line))?;
+    let r = report_of(t.pid())?;
+    check_vdso_report(&r)?;
+    ensure!(r.abi == "ia32", "abi {}", r.abi);
+    ensure!(r.auxv_sysinfo_ehdr == Some(ehdr), "report {:x?}, its getauxval {ehdr:x}", r.auxv_sysinfo_ehdr);
+    ensure!(r.vsyscall_usable == Some(false), "an ia32 task cannot use the vsyscall page");
+    let maps = fs::read_to_string(format!("/proc/{}/maps", t.pid()))?;
+    ensure!(!maps.contains("[vsyscall]"), "ia32 maps show [vsyscall]");
+    // It called clock_gettime: the time data page was faulted in.
+    let vvar = r.mapping("[vvar]").context("no [vvar]")?;
+    ensure!(vvar.page_roles[0] == ("time_data".into(), true), "vvar page 0: {:?}", vvar.page_roles[0]);
+    Ok(Outcome::Pass)
+}
+
+fn report_timens() -> Result<Outcome> {
+    ensure_module()?;
+    // SAFETY: plain syscall; this test process is single-threaded.
+    if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
+        bail!("unshare(CLONE_NEWTIME): {}", std::io::Error::last_os_error());
+    }
+    fs::write("/proc/self/timens_offsets", "monotonic 1000 250\nboottime 2000 0\n")
+        .context("writing timens_offsets")?;
+    // The child is the first task in the new namespace; it reads the clock through the vDSO.
+    let child = Forked::spawn(|| {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `ts` is a valid timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec.to_string()
+    })?;
+    let r = report_of(child.pid())?;
+    check_vdso_report(&r)?;
+    let offsets = fs::read_to_string(format!("/proc/{}/timens_offsets", child.pid()))?;
+    let want = |clock: &str| -> Result<i128> {
+        let l = offsets.lines().find(|l| l.starts_with(clock)).context("no such clock")?;
+        let f: Vec<i128> = l.split_whitespace().skip(1).map(|s| s.parse()).collect::<Result<_, _>>()?;
+        Ok(f[0] * 1_000_000_000 + f[1])
+    };
+    ensure!(!r.timens_root, "reported as root namespace");
+    ensure!(r.timens_monotonic_ns == want("monotonic")?, "monotonic {} vs {offsets}", r.timens_monotonic_ns);
+    ensure!(r.timens_boottime_ns == want("boottime")?, "boottime {} vs {offsets}", r.timens_boottime_ns);
+    ensure!(r.timens_monotonic_ns == 1_000_000_000_250, "offsets not applied");
+    let link = fs::read_link(format!("/proc/{}/ns/time", child.pid()))?;
+    ensure!(
+        link.to_string_lossy() == format!("time:[{}]", r.timens_inum),
+        "inum {} vs {link:?}",
+        r.timens_inum
+    );
+    ensure!(r.timens_page == "swapped-in", "timens.page: {}", r.timens_page);
+    Ok(Outcome::Pass)
+}
+
+fn report_60k_vmas() -> Result<Outcome> {
+    ensure_module()?;
+    const PAGES: usize = 60_000;
+    let child = Forked::spawn(|| {
+        // One mapping, then every other page made PROT_NONE: one VMA per page.
+        // SAFETY: anonymous mapping of fresh memory; mprotect on pages inside it.
+        unsafe {
+            let base = libc::mmap(
+                std::ptr::null_mut(),
+                PAGES * 4096,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if base == libc::MAP_FAILED {
+                return "mmap failed".into();
+            }
+            for i in (0..PAGES).step_by(2) {
+                libc::mprotect(base.cast::<u8>().add(i * 4096).cast(), 4096, libc::PROT_NONE);
+            }
+        }
+        "ready".into()
+    })?;
+    ensure!(child.line == "ready", "child: {}", child.line);
+    let r = report_of(child.pid())?;
+    ensure!(r.map_count.unwrap_or(0) >= PAGES as u64, "map_count {:?}", r.map_count);
+    check_vdso_report(&r)?;
+    // Printed, not asserted: the report's cost against grepping maps.
+    let t = Instant::now();
+    for _ in 0..10 {
+        fs::read_to_string(report_path(child.pid()))?;
+    }
+    let report_us = t.elapsed().as_micros() / 10;
+    let t = Instant::now();
+    let maps = fs::read_to_string(format!("/proc/{}/maps", child.pid()))?;
+    let n = maps.lines().filter(|l| l.contains("vdso")).count();
+    let maps_us = t.elapsed().as_micros();
+    println!("bench: 60k-VMA process: report read {report_us} us, /proc/pid/maps + grep {maps_us} us ({n} line)");
+    let me = std::process::id() as i32;
+    let t = Instant::now();
+    for _ in 0..10 {
+        fs::read_to_string(report_path(me))?;
+    }
+    println!("bench: small process: report read {} us", t.elapsed().as_micros() / 10);
+    Ok(Outcome::Pass)
+}
+
+fn vsyscall_mode() -> Result<Outcome> {
+    ensure_module()?;
+    let info = VsyscallInfo::parse(&fs::read_to_string(format!("{DEBUGFS_DIR}/vsyscall"))?)?;
+    let truth = maps_vsyscall_mode()?;
+    println!("vsyscall: module says {} ({}), /proc/self/maps says {truth}", info.mode, info.source);
+    ensure!(info.mode == truth, "module {} vs maps {truth}", info.mode);
+    let me = report_of(std::process::id() as i32)?;
+    ensure!(me.vsyscall_mode.as_deref() == Some(truth), "per-process mode {:?}", me.vsyscall_mode);
+    Ok(Outcome::Pass)
+}
+
+fn percentile(v: &mut [Duration], p: usize) -> Duration {
+    v.sort();
+    v[(v.len() - 1) * p / 100]
+}
+
+fn lifecycle_1000() -> Result<Outcome> {
+    ensure_module()?;
+    let (mut appear, mut vanish) = (Vec::new(), Vec::new());
+    for i in 0..1000 {
+        let child = Forked::spawn(String::new)?;
+        let pid = child.pid();
+        let path = report_path(pid);
+        wait_until(Duration::from_secs(2), &path, || Path::new(&path).exists())?;
+        appear.push(child.forked_at.elapsed());
+        if i % 10 == 0 {
+            // The report of a live process reads and names it.
+            let r = Report::read(pid)?;
+            ensure!(r.pid == pid, "file {pid} reports pid {}", r.pid);
+        }
+        let f = fs::File::open(&path);
+        drop(child); // released and reaped
+        let t1 = Instant::now();
+        // Reading a file of a process that exited: an error, never another process's data.
+        if let Ok(mut f) = f {
+            let mut s = String::new();
+            match std::io::Read::read_to_string(&mut f, &mut s) {
+                Ok(_) => ensure!(s.is_empty() || s.starts_with(&format!("pid: {pid}\n")), "wrong report for {pid}"),
+                Err(e) => {
+                    let errno = e.raw_os_error().unwrap_or(0);
+                    ensure!([libc::ESRCH, libc::EIO, libc::ENOENT].contains(&errno), "read after exit: {e}")
+                }
+            }
+        }
+        wait_until(Duration::from_secs(2), &format!("{path} to go"), || !Path::new(&path).exists())?;
+        vanish.push(t1.elapsed());
+    }
+    let (a50, a99, amax) = (percentile(&mut appear, 50), percentile(&mut appear, 99), percentile(&mut appear, 100));
+    let (v50, vmax) = (percentile(&mut vanish, 50), percentile(&mut vanish, 100));
+    println!("fork to file visible: median {a50:?}, p99 {a99:?}, max {amax:?}");
+    println!("exit to file gone: median {v50:?}, max {vmax:?}");
+    ensure!(a99 <= Duration::from_millis(10), "p99 fork-to-visible {a99:?} > 10 ms");
+    Ok(Outcome::Pass)
+}
+
+fn exited_reads() -> Result<Outcome> {
+    ensure_module()?;
+    for _ in 0..50 {
+        let child = Forked::spawn(String::new)?;
+        let path = report_path(child.pid());
+        wait_until(Duration::from_secs(2), &path, || Path::new(&path).exists())?;
+        let mut f = fs::File::open(&path)?;
+        drop(child);
+        let mut s = String::new();
+        match std::io::Read::read_to_string(&mut f, &mut s) {
+            Ok(_) => bail!("read of a reaped process's open report succeeded: {s:.40}"),
+            Err(e) => {
+                let errno = e.raw_os_error().unwrap_or(0);
+                ensure!(errno == libc::ESRCH || errno == libc::EIO, "errno {errno} ({e})");
+            }
+        }
+        // Opening it now: gone (ENOENT) or, before the removal work ran, ESRCH.
+        if let Err(e) = fs::File::open(&path) {
+            let errno = e.raw_os_error().unwrap_or(0);
+            ensure!(errno == libc::ENOENT || errno == libc::ESRCH, "open after exit: {e}");
+        }
+    }
+    Ok(Outcome::Pass)
+}
+
+/// Runs `f` as uid/gid 1000 in a child; returns its exit status.
+fn as_user(f: impl FnOnce() -> i32) -> Result<i32> {
+    // SAFETY: single-threaded test program; the child only runs `f` and exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: dropping privileges in the child, then `_exit`.
+        unsafe {
+            if libc::setgid(1000) != 0 || libc::setuid(1000) != 0 {
+                libc::_exit(99);
+            }
+            libc::_exit(f());
+        }
+    }
+    let mut status = 0;
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    Ok(libc::WEXITSTATUS(status))
+}
+
+/// 0 if `path` can be read, else the errno.
+fn read_errno(path: &str) -> i32 {
+    match fs::read(path) {
+        Ok(_) => 0,
+        Err(e) => e.raw_os_error().unwrap_or(-1),
+    }
+}
+
+fn access_unprivileged() -> Result<Outcome> {
+    ensure_module()?;
+    // Loosen everything a DAC check would catch: only the module's own check remains.
+    run("mount", &["-o", "remount,mode=0755", "/sys/kernel/debug"])?;
+    // A uid-1000 process that is dumpable (it exec'd after setuid).
+    let mut user_target = std::process::Command::new("/bin/su");
+    user_target.args(["user", "-c", "exec sleep 30"]);
+    let mut user_target = user_target.spawn().context("su")?;
+    let upid = user_target.id() as i32;
+    wait_until(Duration::from_secs(2), "sleep to exec", || {
+        fs::read_to_string(format!("/proc/{upid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    })?;
+    let root_target = Target::spawn("sh", &["-c", "read x"], false)?;
+    let mut checked = 0;
+    for pid in [1, root_target.pid(), upid] {
+        let path = report_path(pid);
+        wait_until(Duration::from_secs(2), &path, || Path::new(&path).exists())?;
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o444))?;
+        let maps = format!("/proc/{pid}/maps");
+        let (p2, m2) = (path.clone(), maps.clone());
+        let report_errno = as_user(move || read_errno(&p2))?;
+        let maps_errno = as_user(move || read_errno(&m2))?;
+        println!("uid 1000 reading pid {pid}: report errno {report_errno}, /proc maps errno {maps_errno}");
+        // The module must allow exactly what /proc/<pid>/maps allows.
+        ensure!((report_errno == 0) == (maps_errno == 0), "pid {pid}: report {report_errno}, maps {maps_errno}");
+        if report_errno != 0 {
+            ensure!(report_errno == libc::EACCES, "refusal errno {report_errno}, want EACCES");
+        }
+        checked += 1;
+    }
+    let _ = user_target.kill();
+    let _ = user_target.wait();
+    ensure!(checked == 3);
+    // Init's report (a root process) must be refused to uid 1000.
+    let init = as_user(|| read_errno(&report_path(1)))?;
+    ensure!(init == libc::EACCES, "uid 1000 read init's report (errno {init})");
+    Ok(Outcome::Pass)
+}
+
+fn coverage() -> Result<Outcome> {
+    ensure_module()?;
+    // Quiesce: no process is being created by us now; give pending work a moment.
+    std::thread::sleep(Duration::from_millis(50));
+    let users = user_pids()?;
+    let reported = reported_pids()?;
+    let missing: Vec<_> = users.iter().filter(|p| !reported.contains(p)).collect();
+    let extra: Vec<_> = reported.iter().filter(|p| !users.contains(p)).collect();
+    // `ls`-style helpers of this test are gone already; anything else is a bug.
+    ensure!(missing.is_empty(), "user processes without a file: {missing:?}");
+    ensure!(extra.is_empty(), "files without a live user process: {extra:?}");
+    ensure!(!Path::new(&report_path(2)).exists(), "kthreadd (pid 2) has a file");
+    println!("{} processes, each with exactly one file", users.len());
+    Ok(Outcome::Pass)
+}
+
+fn no_kernel_pointers() -> Result<Outcome> {
+    ensure_module()?;
+    let mut n = 0;
+    for e in fs::read_dir(DEBUGFS_DIR)? {
+        let path = e?.path();
+        let Ok(text) = fs::read_to_string(&path) else { continue };
+        for tok in text.split(|c: char| c.is_whitespace() || c == '-') {
+            let t = tok.trim_start_matches("0x");
+            if t.len() >= 12 && t.chars().all(|c| c.is_ascii_hexdigit()) {
+                let v = u64::from_str_radix(t, 16)?;
+                // The vsyscall page is a fixed user-visible address, not a kernel pointer.
+                ensure!(
+                    v < 0x0000_8000_0000_0000 || v == 0xffff_ffff_ff60_0000,
+                    "{}: kernel address {tok}",
+                    path.display()
+                );
+            }
+        }
+        n += 1;
+    }
+    ensure!(n >= 3, "only {n} files read");
+    Ok(Outcome::Pass)
+}
