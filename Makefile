@@ -62,11 +62,11 @@ clippy: kernel
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 
 fmt:
-	/usr/bin/rustfmt --edition 2021 --config-path .rustfmt.toml rust/vdso_probe_main.rs
+	rustfmt --edition 2021 --config-path .rustfmt.toml rust/vdso_probe_main.rs
 	cargo fmt --all
 
 fmt-check:
-	/usr/bin/rustfmt --check --edition 2021 --config-path .rustfmt.toml rust/vdso_probe_main.rs
+	rustfmt --check --edition 2021 --config-path .rustfmt.toml rust/vdso_probe_main.rs
 	cargo fmt --all --check
 
 # All tests: host cargo tests, the runner's self-test, and the guest suite on the boot matrix.

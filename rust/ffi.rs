@@ -361,7 +361,11 @@ pub(crate) enum VmFlag {
 impl Vma {
     /// The special-mapping name (`vm_ops->name`), e.g. `[vdso]`; empty when there is none.
     pub(crate) fn name(&self) -> &str {
-        let len = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
+        let len = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.name.len());
         core::str::from_utf8(&self.name[..len]).unwrap_or("?")
     }
 
@@ -494,6 +498,11 @@ unsafe impl<T: TaskEvents> Send for Hooks<T> {}
 // SAFETY: as above, and `Hooks` has no `&self` methods.
 unsafe impl<T: TaskEvents> Sync for Hooks<T> {}
 
+/// The probe callback: turns a task into a [`TaskEvent`] for `T`.
+///
+/// # Safety
+///
+/// `data` must be the `Arc::into_raw` pointer of a registered [`Hooks<T>`] and `task` a live task.
 unsafe extern "C" fn on_task_event<T: TaskEvents + 'static>(
     data: *mut c_void,
     task: *mut bindings::task_struct,
@@ -609,6 +618,11 @@ pub(crate) trait SeqShow: Send + Sync + Sized + 'static {
     fn show(&self, out: &mut SeqWriter<'_>) -> Result;
 }
 
+/// `open` of the files of a [`DebugfsDir<T>`].
+///
+/// # Safety
+///
+/// `data` must be the private data of a live file created by [`DebugfsDir::file`] for `T`.
 unsafe extern "C" fn seq_open<T: SeqShow>(data: *mut c_void) -> c_int {
     // SAFETY: `data` is the `i_private` of a file created by `DebugfsDir::<T>::file`: a live `T`
     // that debugfs keeps alive (proxied fops) during this call.
@@ -619,6 +633,11 @@ unsafe extern "C" fn seq_open<T: SeqShow>(data: *mut c_void) -> c_int {
     }
 }
 
+/// `show` of the files of a [`DebugfsDir<T>`].
+///
+/// # Safety
+///
+/// `m` must be the `seq_file` of the current read and `data` as for [`seq_open`].
 unsafe extern "C" fn seq_show<T: SeqShow>(m: *mut bindings::seq_file, data: *mut c_void) -> c_int {
     // SAFETY: as in `seq_open`: `data` is the file's live `T` while debugfs runs our fops.
     let this = unsafe { &*data.cast::<T>() };
@@ -655,7 +674,12 @@ impl<T: SeqShow> DebugfsDir<T> {
         let d = unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), core::ptr::null_mut()) };
         let d = from_err_ptr(d)?;
         // INVARIANT: created above; the ops were set for `T`.
-        NonNull::new(d).map(|dentry| Self { dentry, _t: PhantomData }).ok_or(ENODEV)
+        NonNull::new(d)
+            .map(|dentry| Self {
+                dentry,
+                _t: PhantomData,
+            })
+            .ok_or(ENODEV)
     }
 
     /// Creates a mode-0400 file `name` showing `data`.

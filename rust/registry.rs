@@ -33,9 +33,7 @@ use kernel::{
             Atomic,
             Relaxed, //
         },
-        Arc,
-        ArcBorrow,
-        Mutex,
+        Arc, ArcBorrow, Mutex,
     },
 };
 

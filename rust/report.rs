@@ -13,8 +13,8 @@ use crate::{
         MmReadGuard,
         PidRef,
         Timens,
-        Vma,
         VmFlag,
+        Vma,
         VvarLayout, //
     },
     vsyscall,
@@ -38,7 +38,9 @@ enum Abi {
     Ia32,
     X32,
     /// No vDSO image (e.g. `vdso=0`): only `TIF_ADDR32` is known.
-    Unknown { addr32: bool },
+    Unknown {
+        addr32: bool,
+    },
 }
 
 impl Abi {
@@ -257,7 +259,11 @@ impl TaskView {
         let p = perms(v);
         writeln!(f, "{key}.range: {:08x}-{:08x}", v.start, v.end)?;
         writeln!(f, "{key}.pages: {}", v.pages())?;
-        writeln!(f, "{key}.perms: {}", core::str::from_utf8(&p).unwrap_or("????"))?;
+        writeln!(
+            f,
+            "{key}.perms: {}",
+            core::str::from_utf8(&p).unwrap_or("????")
+        )?;
         write!(f, "{key}.flags:")?;
         for (flag, name) in FLAG_NAMES {
             if v.has(flag) {
@@ -271,7 +277,11 @@ impl TaskView {
                 f,
                 "{key}.page{page}: {} {}",
                 self.page_role(v.name(), page),
-                if m.populated(page) { "populated" } else { "not-populated" }
+                if m.populated(page) {
+                    "populated"
+                } else {
+                    "not-populated"
+                }
             )?;
         }
         Ok(())
@@ -305,7 +315,11 @@ impl TaskView {
         let vdso = mm.find("[vdso]").map(|m| m.vma.start);
         let i = &mm.info;
         writeln!(f, "context.vdso: {:#x}", i.vdso_base)?;
-        writeln!(f, "context.vdso_matches: {}", yes_no(vdso == Some(i.vdso_base)))?;
+        writeln!(
+            f,
+            "context.vdso_matches: {}",
+            yes_no(vdso == Some(i.vdso_base))
+        )?;
         if i.auxv_has_sysinfo_ehdr {
             writeln!(f, "auxv.sysinfo_ehdr: {:#x}", i.auxv_sysinfo_ehdr)?;
             let ok = vdso == Some(i.auxv_sysinfo_ehdr);
@@ -322,9 +336,17 @@ impl TaskView {
 
 impl fmt::Display for TaskView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let len = self.comm.iter().position(|&b| b == 0).unwrap_or(self.comm.len());
+        let len = self
+            .comm
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.comm.len());
         writeln!(f, "pid: {}", self.pid)?;
-        writeln!(f, "comm: {}", core::str::from_utf8(&self.comm[..len]).unwrap_or("?"))?;
+        writeln!(
+            f,
+            "comm: {}",
+            core::str::from_utf8(&self.comm[..len]).unwrap_or("?")
+        )?;
         writeln!(f, "abi: {}", self.abi.name())?;
         match &self.mm {
             Some(mm) => {

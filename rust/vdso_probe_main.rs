@@ -28,6 +28,12 @@ module! {
     authors: ["vdso_probe developers"],
     description: "Per-process vDSO, vvar and vsyscall report in debugfs",
     license: "GPL",
+    params: {
+        selftest_warn: bool {
+            default: false,
+            description: "Hit a WARN_ON at load: lets the test harness prove it catches splats",
+        },
+    },
 }
 
 /// The module state. Teardown: hooks first (no new events), then queued events are flushed, then
@@ -42,6 +48,7 @@ struct VdsoProbe {
 
 impl kernel::Module for VdsoProbe {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        kernel::warn_on!(module_parameters::selftest_warn.value());
         let registry = Registry::new(vsyscall::detect())?;
         let vsyscall = registry.global_file(c"vsyscall", Node::Vsyscall(registry.vsyscall()))?;
         let summary = registry.global_file(c"summary", Node::Summary(registry.stats()))?;

@@ -82,7 +82,7 @@ fn mode_from_cmdline(cmdline: &[u8]) -> Option<Mode> {
         .split(|c| c.is_ascii_whitespace())
         .filter_map(|tok| tok.strip_prefix(b"vsyscall="))
         .filter_map(Mode::parse)
-        .last()
+        .next_back()
 }
 
 /// The Kconfig default of this kernel.
@@ -101,7 +101,9 @@ pub(crate) fn detect() -> Info {
     let pte_user = ffi::vsyscall_pte_user();
     let mut buf = KVec::<u8>::new();
     let cmdline = match buf.resize(4096, 0, GFP_KERNEL) {
-        Ok(()) => ffi::read_cmdline(&mut buf).ok().and_then(|n| mode_from_cmdline(&buf[..n])),
+        Ok(()) => ffi::read_cmdline(&mut buf)
+            .ok()
+            .and_then(|n| mode_from_cmdline(&buf[..n])),
         Err(_) => None,
     };
     let (mode, source) = if !cfg!(CONFIG_X86_VSYSCALL_EMULATION) {

@@ -21,7 +21,10 @@ pub fn ensure_module() -> Result<()> {
 
 /// Runs a command and fails with its output unless it succeeds.
 pub fn run(cmd: &str, args: &[&str]) -> Result<()> {
-    let out = Command::new(cmd).args(args).output().with_context(|| format!("running {cmd}"))?;
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {cmd}"))?;
     if !out.status.success() {
         bail!(
             "{cmd} {args:?}: {}: {}",
@@ -53,7 +56,9 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -
 
 /// Waits for the report file of `pid` to exist, then reads it.
 pub fn report_of(pid: i32) -> Result<Report> {
-    wait_until(Duration::from_secs(2), &report_path(pid), || Path::new(&report_path(pid)).exists())?;
+    wait_until(Duration::from_secs(2), &report_path(pid), || {
+        Path::new(&report_path(pid)).exists()
+    })?;
     Report::read(pid)
 }
 
@@ -87,7 +92,10 @@ impl Target {
             let out = child.stdout.take().context("no stdout")?;
             BufReader::new(out).read_line(&mut line)?;
         }
-        Ok(Target { child, line: line.trim().to_string() })
+        Ok(Target {
+            child,
+            line: line.trim().to_string(),
+        })
     }
 
     /// Its pid.
@@ -157,7 +165,12 @@ impl Forked {
         // SAFETY: `res_r` is an open pipe end owned by us, handed to the File exactly once.
         let file = unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(res_r) };
         BufReader::new(file).read_line(&mut line)?;
-        Ok(Forked { pid, release: rel_w, forked_at, line: line.trim().to_string() })
+        Ok(Forked {
+            pid,
+            release: rel_w,
+            forked_at,
+            line: line.trim().to_string(),
+        })
     }
 
     /// The child's pid.
@@ -180,10 +193,16 @@ impl Drop for Forked {
 pub fn user_pids() -> Result<Vec<i32>> {
     let mut out = Vec::new();
     for e in fs::read_dir("/proc")? {
-        let Ok(pid) = e?.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Ok(pid) = e?.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // Fields after the `(comm)`: state is the first, flags the seventh.
-        let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else { continue };
+        let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
+            continue;
+        };
         let f: Vec<&str> = rest.split_whitespace().collect();
         let flags: u64 = f.get(6).and_then(|s| s.parse().ok()).unwrap_or(0);
         const PF_KTHREAD: u64 = 0x0020_0000;
@@ -207,10 +226,16 @@ pub fn reported_pids() -> Result<Vec<i32>> {
 /// The `[vsyscall]` line's mode in `/proc/self/maps`: `r-xp` emulate, `--xp` xonly, none absent.
 pub fn maps_vsyscall_mode() -> Result<&'static str> {
     let maps = report::parse_maps(&fs::read_to_string("/proc/self/maps")?)?;
-    Ok(match maps.iter().find(|l| l.name == "[vsyscall]").map(|l| l.perms.as_str()) {
-        Some("r-xp") => "emulate",
-        Some("--xp") => "xonly",
-        Some(other) => bail!("unexpected [vsyscall] permissions {other}"),
-        None => "none",
-    })
+    Ok(
+        match maps
+            .iter()
+            .find(|l| l.name == "[vsyscall]")
+            .map(|l| l.perms.as_str())
+        {
+            Some("r-xp") => "emulate",
+            Some("--xp") => "xonly",
+            Some(other) => bail!("unexpected [vsyscall] permissions {other}"),
+            None => "none",
+        },
+    )
 }

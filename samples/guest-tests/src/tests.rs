@@ -37,13 +37,22 @@ fn module_load_unload() -> Result<Outcome> {
     if Path::new(DEBUGFS_DIR).exists() {
         run("rmmod", &["vdso_probe"])?;
     }
-    ensure!(!Path::new(DEBUGFS_DIR).exists(), "{DEBUGFS_DIR} exists without the module");
+    ensure!(
+        !Path::new(DEBUGFS_DIR).exists(),
+        "{DEBUGFS_DIR} exists without the module"
+    );
     run("insmod", &["/lib/vdso_probe.ko"])?;
     for f in ["vsyscall", "summary", "1"] {
-        ensure!(Path::new(&format!("{DEBUGFS_DIR}/{f}")).exists(), "no {DEBUGFS_DIR}/{f} after insmod");
+        ensure!(
+            Path::new(&format!("{DEBUGFS_DIR}/{f}")).exists(),
+            "no {DEBUGFS_DIR}/{f} after insmod"
+        );
     }
     run("rmmod", &["vdso_probe"])?;
-    ensure!(!Path::new(DEBUGFS_DIR).exists(), "{DEBUGFS_DIR} left behind by rmmod");
+    ensure!(
+        !Path::new(DEBUGFS_DIR).exists(),
+        "{DEBUGFS_DIR} left behind by rmmod"
+    );
     run("insmod", &["/lib/vdso_probe.ko"])?;
     Ok(Outcome::Pass)
 }
@@ -52,10 +61,21 @@ fn module_load_unload() -> Result<Outcome> {
 fn check_vdso_report(r: &Report) -> Result<()> {
     check_against_proc(r)?;
     for name in ["[vvar]", "[vvar_vclock]", "[vdso]"] {
-        ensure!(r.mapping(name).is_some(), "pid {}: no {name} in the report", r.pid);
+        ensure!(
+            r.mapping(name).is_some(),
+            "pid {}: no {name} in the report",
+            r.pid
+        );
     }
-    ensure!(r.lookup.as_deref() == Some("neighbours"), "lookup was {:?}", r.lookup);
-    ensure!(r.raw.get("context.vdso_matches").map(String::as_str) == Some("yes"), "context.vdso mismatch");
+    ensure!(
+        r.lookup.as_deref() == Some("neighbours"),
+        "lookup was {:?}",
+        r.lookup
+    );
+    ensure!(
+        r.raw.get("context.vdso_matches").map(String::as_str) == Some("yes"),
+        "context.vdso mismatch"
+    );
     Ok(())
 }
 
@@ -74,9 +94,16 @@ fn report_self() -> Result<Outcome> {
     check_vdso_report(&r)?;
     // SAFETY: getauxval has no preconditions.
     let ehdr = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) };
-    ensure!(r.auxv_sysinfo_ehdr == Some(ehdr), "report {:x?}, getauxval {ehdr:x}", r.auxv_sysinfo_ehdr);
+    ensure!(
+        r.auxv_sysinfo_ehdr == Some(ehdr),
+        "report {:x?}, getauxval {ehdr:x}",
+        r.auxv_sysinfo_ehdr
+    );
     ensure!(r.abi == "64-bit", "abi {}", r.abi);
-    ensure!(r.vsyscall_usable == Some(maps_vsyscall_mode()? != "none"), "vsyscall.usable wrong");
+    ensure!(
+        r.vsyscall_usable == Some(maps_vsyscall_mode()? != "none"),
+        "vsyscall.usable wrong"
+    );
     Ok(Outcome::Pass)
 }
 
@@ -92,17 +119,29 @@ fn report_shell() -> Result<Outcome> {
 fn report_ia32() -> Result<Outcome> {
     ensure_module()?;
     let t = Target::spawn("/bin/static32", &[], true)?;
-    let ehdr = u64::from_str_radix(&t.line, 16).with_context(|| format!("static32 said {:?}", t.line))?;
+    let ehdr =
+        u64::from_str_radix(&t.line, 16).with_context(|| format!("static32 said {:?}", t.line))?;
     let r = report_of(t.pid())?;
     check_vdso_report(&r)?;
     ensure!(r.abi == "ia32", "abi {}", r.abi);
-    ensure!(r.auxv_sysinfo_ehdr == Some(ehdr), "report {:x?}, its getauxval {ehdr:x}", r.auxv_sysinfo_ehdr);
-    ensure!(r.vsyscall_usable == Some(false), "an ia32 task cannot use the vsyscall page");
+    ensure!(
+        r.auxv_sysinfo_ehdr == Some(ehdr),
+        "report {:x?}, its getauxval {ehdr:x}",
+        r.auxv_sysinfo_ehdr
+    );
+    ensure!(
+        r.vsyscall_usable == Some(false),
+        "an ia32 task cannot use the vsyscall page"
+    );
     let maps = fs::read_to_string(format!("/proc/{}/maps", t.pid()))?;
     ensure!(!maps.contains("[vsyscall]"), "ia32 maps show [vsyscall]");
     // It called clock_gettime: the time data page was faulted in.
     let vvar = r.mapping("[vvar]").context("no [vvar]")?;
-    ensure!(vvar.page_roles[0] == ("time_data".into(), true), "vvar page 0: {:?}", vvar.page_roles[0]);
+    ensure!(
+        vvar.page_roles[0] == ("time_data".into(), true),
+        "vvar page 0: {:?}",
+        vvar.page_roles[0]
+    );
     Ok(Outcome::Pass)
 }
 
@@ -110,13 +149,22 @@ fn report_timens() -> Result<Outcome> {
     ensure_module()?;
     // SAFETY: plain syscall; this test process is single-threaded.
     if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
-        bail!("unshare(CLONE_NEWTIME): {}", std::io::Error::last_os_error());
+        bail!(
+            "unshare(CLONE_NEWTIME): {}",
+            std::io::Error::last_os_error()
+        );
     }
-    fs::write("/proc/self/timens_offsets", "monotonic 1000 250\nboottime 2000 0\n")
-        .context("writing timens_offsets")?;
+    fs::write(
+        "/proc/self/timens_offsets",
+        "monotonic 1000 250\nboottime 2000 0\n",
+    )
+    .context("writing timens_offsets")?;
     // The child is the first task in the new namespace; it reads the clock through the vDSO.
     let child = Forked::spawn(|| {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: `ts` is a valid timespec.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
         ts.tv_sec.to_string()
@@ -125,21 +173,43 @@ fn report_timens() -> Result<Outcome> {
     check_vdso_report(&r)?;
     let offsets = fs::read_to_string(format!("/proc/{}/timens_offsets", child.pid()))?;
     let want = |clock: &str| -> Result<i128> {
-        let l = offsets.lines().find(|l| l.starts_with(clock)).context("no such clock")?;
-        let f: Vec<i128> = l.split_whitespace().skip(1).map(|s| s.parse()).collect::<Result<_, _>>()?;
+        let l = offsets
+            .lines()
+            .find(|l| l.starts_with(clock))
+            .context("no such clock")?;
+        let f: Vec<i128> = l
+            .split_whitespace()
+            .skip(1)
+            .map(|s| s.parse())
+            .collect::<Result<_, _>>()?;
         Ok(f[0] * 1_000_000_000 + f[1])
     };
     ensure!(!r.timens_root, "reported as root namespace");
-    ensure!(r.timens_monotonic_ns == want("monotonic")?, "monotonic {} vs {offsets}", r.timens_monotonic_ns);
-    ensure!(r.timens_boottime_ns == want("boottime")?, "boottime {} vs {offsets}", r.timens_boottime_ns);
-    ensure!(r.timens_monotonic_ns == 1_000_000_000_250, "offsets not applied");
+    ensure!(
+        r.timens_monotonic_ns == want("monotonic")?,
+        "monotonic {} vs {offsets}",
+        r.timens_monotonic_ns
+    );
+    ensure!(
+        r.timens_boottime_ns == want("boottime")?,
+        "boottime {} vs {offsets}",
+        r.timens_boottime_ns
+    );
+    ensure!(
+        r.timens_monotonic_ns == 1_000_000_000_250,
+        "offsets not applied"
+    );
     let link = fs::read_link(format!("/proc/{}/ns/time", child.pid()))?;
     ensure!(
         link.to_string_lossy() == format!("time:[{}]", r.timens_inum),
         "inum {} vs {link:?}",
         r.timens_inum
     );
-    ensure!(r.timens_page == "swapped-in", "timens.page: {}", r.timens_page);
+    ensure!(
+        r.timens_page == "swapped-in",
+        "timens.page: {}",
+        r.timens_page
+    );
     Ok(Outcome::Pass)
 }
 
@@ -162,14 +232,22 @@ fn report_60k_vmas() -> Result<Outcome> {
                 return "mmap failed".into();
             }
             for i in (0..PAGES).step_by(2) {
-                libc::mprotect(base.cast::<u8>().add(i * 4096).cast(), 4096, libc::PROT_NONE);
+                libc::mprotect(
+                    base.cast::<u8>().add(i * 4096).cast(),
+                    4096,
+                    libc::PROT_NONE,
+                );
             }
         }
         "ready".into()
     })?;
     ensure!(child.line == "ready", "child: {}", child.line);
     let r = report_of(child.pid())?;
-    ensure!(r.map_count.unwrap_or(0) >= PAGES as u64, "map_count {:?}", r.map_count);
+    ensure!(
+        r.map_count.unwrap_or(0) >= PAGES as u64,
+        "map_count {:?}",
+        r.map_count
+    );
     check_vdso_report(&r)?;
     // Printed, not asserted: the report's cost against grepping maps.
     let t = Instant::now();
@@ -187,7 +265,10 @@ fn report_60k_vmas() -> Result<Outcome> {
     for _ in 0..10 {
         fs::read_to_string(report_path(me))?;
     }
-    println!("bench: small process: report read {} us", t.elapsed().as_micros() / 10);
+    println!(
+        "bench: small process: report read {} us",
+        t.elapsed().as_micros() / 10
+    );
     Ok(Outcome::Pass)
 }
 
@@ -195,10 +276,17 @@ fn vsyscall_mode() -> Result<Outcome> {
     ensure_module()?;
     let info = VsyscallInfo::parse(&fs::read_to_string(format!("{DEBUGFS_DIR}/vsyscall"))?)?;
     let truth = maps_vsyscall_mode()?;
-    println!("vsyscall: module says {} ({}), /proc/self/maps says {truth}", info.mode, info.source);
+    println!(
+        "vsyscall: module says {} ({}), /proc/self/maps says {truth}",
+        info.mode, info.source
+    );
     ensure!(info.mode == truth, "module {} vs maps {truth}", info.mode);
     let me = report_of(std::process::id() as i32)?;
-    ensure!(me.vsyscall_mode.as_deref() == Some(truth), "per-process mode {:?}", me.vsyscall_mode);
+    ensure!(
+        me.vsyscall_mode.as_deref() == Some(truth),
+        "per-process mode {:?}",
+        me.vsyscall_mode
+    );
     Ok(Outcome::Pass)
 }
 
@@ -228,21 +316,36 @@ fn lifecycle_1000() -> Result<Outcome> {
         if let Ok(mut f) = f {
             let mut s = String::new();
             match std::io::Read::read_to_string(&mut f, &mut s) {
-                Ok(_) => ensure!(s.is_empty() || s.starts_with(&format!("pid: {pid}\n")), "wrong report for {pid}"),
+                Ok(_) => ensure!(
+                    s.is_empty() || s.starts_with(&format!("pid: {pid}\n")),
+                    "wrong report for {pid}"
+                ),
                 Err(e) => {
                     let errno = e.raw_os_error().unwrap_or(0);
-                    ensure!([libc::ESRCH, libc::EIO, libc::ENOENT].contains(&errno), "read after exit: {e}")
+                    ensure!(
+                        [libc::ESRCH, libc::EIO, libc::ENOENT].contains(&errno),
+                        "read after exit: {e}"
+                    )
                 }
             }
         }
-        wait_until(Duration::from_secs(2), &format!("{path} to go"), || !Path::new(&path).exists())?;
+        wait_until(Duration::from_secs(2), &format!("{path} to go"), || {
+            !Path::new(&path).exists()
+        })?;
         vanish.push(t1.elapsed());
     }
-    let (a50, a99, amax) = (percentile(&mut appear, 50), percentile(&mut appear, 99), percentile(&mut appear, 100));
+    let (a50, a99, amax) = (
+        percentile(&mut appear, 50),
+        percentile(&mut appear, 99),
+        percentile(&mut appear, 100),
+    );
     let (v50, vmax) = (percentile(&mut vanish, 50), percentile(&mut vanish, 100));
     println!("fork to file visible: median {a50:?}, p99 {a99:?}, max {amax:?}");
     println!("exit to file gone: median {v50:?}, max {vmax:?}");
-    ensure!(a99 <= Duration::from_millis(10), "p99 fork-to-visible {a99:?} > 10 ms");
+    ensure!(
+        a99 <= Duration::from_millis(10),
+        "p99 fork-to-visible {a99:?} > 10 ms"
+    );
     Ok(Outcome::Pass)
 }
 
@@ -259,13 +362,19 @@ fn exited_reads() -> Result<Outcome> {
             Ok(_) => bail!("read of a reaped process's open report succeeded: {s:.40}"),
             Err(e) => {
                 let errno = e.raw_os_error().unwrap_or(0);
-                ensure!(errno == libc::ESRCH || errno == libc::EIO, "errno {errno} ({e})");
+                ensure!(
+                    errno == libc::ESRCH || errno == libc::EIO,
+                    "errno {errno} ({e})"
+                );
             }
         }
         // Opening it now: gone (ENOENT) or, before the removal work ran, ESRCH.
         if let Err(e) = fs::File::open(&path) {
             let errno = e.raw_os_error().unwrap_or(0);
-            ensure!(errno == libc::ENOENT || errno == libc::ESRCH, "open after exit: {e}");
+            ensure!(
+                errno == libc::ENOENT || errno == libc::ESRCH,
+                "open after exit: {e}"
+            );
         }
     }
     Ok(Outcome::Pass)
@@ -322,9 +431,15 @@ fn access_unprivileged() -> Result<Outcome> {
         let maps_errno = as_user(move || read_errno(&m2))?;
         println!("uid 1000 reading pid {pid}: report errno {report_errno}, /proc maps errno {maps_errno}");
         // The module must allow exactly what /proc/<pid>/maps allows.
-        ensure!((report_errno == 0) == (maps_errno == 0), "pid {pid}: report {report_errno}, maps {maps_errno}");
+        ensure!(
+            (report_errno == 0) == (maps_errno == 0),
+            "pid {pid}: report {report_errno}, maps {maps_errno}"
+        );
         if report_errno != 0 {
-            ensure!(report_errno == libc::EACCES, "refusal errno {report_errno}, want EACCES");
+            ensure!(
+                report_errno == libc::EACCES,
+                "refusal errno {report_errno}, want EACCES"
+            );
         }
         checked += 1;
     }
@@ -333,7 +448,10 @@ fn access_unprivileged() -> Result<Outcome> {
     ensure!(checked == 3);
     // Init's report (a root process) must be refused to uid 1000.
     let init = as_user(|| read_errno(&report_path(1)))?;
-    ensure!(init == libc::EACCES, "uid 1000 read init's report (errno {init})");
+    ensure!(
+        init == libc::EACCES,
+        "uid 1000 read init's report (errno {init})"
+    );
     Ok(Outcome::Pass)
 }
 
@@ -346,9 +464,18 @@ fn coverage() -> Result<Outcome> {
     let missing: Vec<_> = users.iter().filter(|p| !reported.contains(p)).collect();
     let extra: Vec<_> = reported.iter().filter(|p| !users.contains(p)).collect();
     // `ls`-style helpers of this test are gone already; anything else is a bug.
-    ensure!(missing.is_empty(), "user processes without a file: {missing:?}");
-    ensure!(extra.is_empty(), "files without a live user process: {extra:?}");
-    ensure!(!Path::new(&report_path(2)).exists(), "kthreadd (pid 2) has a file");
+    ensure!(
+        missing.is_empty(),
+        "user processes without a file: {missing:?}"
+    );
+    ensure!(
+        extra.is_empty(),
+        "files without a live user process: {extra:?}"
+    );
+    ensure!(
+        !Path::new(&report_path(2)).exists(),
+        "kthreadd (pid 2) has a file"
+    );
     println!("{} processes, each with exactly one file", users.len());
     Ok(Outcome::Pass)
 }
@@ -358,7 +485,9 @@ fn no_kernel_pointers() -> Result<Outcome> {
     let mut n = 0;
     for e in fs::read_dir(DEBUGFS_DIR)? {
         let path = e?.path();
-        let Ok(text) = fs::read_to_string(&path) else { continue };
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
         for tok in text.split(|c: char| c.is_whitespace() || c == '-') {
             let t = tok.trim_start_matches("0x");
             if t.len() >= 12 && t.chars().all(|c| c.is_ascii_hexdigit()) {

@@ -107,14 +107,18 @@ fn yes_no(s: &str) -> Result<bool> {
 /// Parses `[-]sec.nsec` into nanoseconds.
 fn offset_ns(s: &str) -> Result<i128> {
     let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
-    let (sec, nsec) = s.split_once('.').ok_or_else(|| anyhow!("bad offset {s:?}"))?;
+    let (sec, nsec) = s
+        .split_once('.')
+        .ok_or_else(|| anyhow!("bad offset {s:?}"))?;
     let v = sec.parse::<i128>()? * 1_000_000_000 + nsec.parse::<i128>()?;
     Ok(if neg { -v } else { v })
 }
 
 /// Parses a range `start-end` (hex, as in `/proc/<pid>/maps`).
 pub fn parse_range(s: &str) -> Result<(u64, u64)> {
-    let (a, b) = s.split_once('-').ok_or_else(|| anyhow!("bad range {s:?}"))?;
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| anyhow!("bad range {s:?}"))?;
     Ok((hex(a)?, hex(b)?))
 }
 
@@ -122,8 +126,10 @@ impl Report {
     /// Parses the text of `/sys/kernel/debug/vdso/<pid>`.
     pub fn parse(text: &str) -> Result<Self> {
         let pairs = kv(text)?;
-        let raw: BTreeMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let raw: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let get = |k: &str| raw.get(k).map(String::as_str);
         let need = |k: &str| get(k).ok_or_else(|| anyhow!("report has no `{k}` line"));
 
@@ -137,7 +143,9 @@ impl Report {
                 let page_roles = (0..pages.min(64))
                     .map(|i| {
                         let v = field(&format!("page{i}"))?;
-                        let (role, state) = v.split_once(' ').ok_or_else(|| anyhow!("bad page line {v:?}"))?;
+                        let (role, state) = v
+                            .split_once(' ')
+                            .ok_or_else(|| anyhow!("bad page line {v:?}"))?;
                         Ok((role.to_string(), state == "populated"))
                     })
                     .collect::<Result<_>>()?;
@@ -147,7 +155,10 @@ impl Report {
                     end,
                     pages,
                     perms: field("perms")?.to_string(),
-                    flags: field("flags")?.split_whitespace().map(str::to_string).collect(),
+                    flags: field("flags")?
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect(),
                     populated: field("populated")?.parse()?,
                     page_roles,
                 });
@@ -195,7 +206,9 @@ impl VsyscallInfo {
     pub fn parse(text: &str) -> Result<Self> {
         let raw: BTreeMap<&str, &str> = kv(text)?.into_iter().collect();
         let need = |k: &str| {
-            raw.get(k).map(|s| s.to_string()).ok_or_else(|| anyhow!("no `{k}` line"))
+            raw.get(k)
+                .map(|s| s.to_string())
+                .ok_or_else(|| anyhow!("no `{k}` line"))
         };
         Ok(VsyscallInfo {
             mode: need("mode")?,
@@ -223,9 +236,17 @@ pub fn parse_maps(text: &str) -> Result<Vec<MapsLine>> {
         .map(|l| {
             let mut f = l.split_whitespace();
             let (start, end) = parse_range(f.next().ok_or_else(|| anyhow!("empty maps line"))?)?;
-            let perms = f.next().ok_or_else(|| anyhow!("no perms in {l:?}"))?.to_string();
+            let perms = f
+                .next()
+                .ok_or_else(|| anyhow!("no perms in {l:?}"))?
+                .to_string();
             let name = f.nth(3).unwrap_or("").to_string();
-            Ok(MapsLine { start, end, perms, name })
+            Ok(MapsLine {
+                start,
+                end,
+                perms,
+                name,
+            })
         })
         .collect()
 }
@@ -238,9 +259,16 @@ pub fn cross_check(report: &Report) -> Result<Vec<String>> {
     let auxv = std::fs::read(format!("/proc/{pid}/auxv"))?;
     // The auxv word size is the executable's ELF class (EI_CLASS 1: 32-bit words).
     let mut ident = [0u8; 5];
-    std::io::Read::read_exact(&mut std::fs::File::open(format!("/proc/{pid}/exe"))?, &mut ident)?;
+    std::io::Read::read_exact(
+        &mut std::fs::File::open(format!("/proc/{pid}/exe"))?,
+        &mut ident,
+    )?;
     let word = if ident[4] == 1 { 4 } else { 8 };
-    Ok(compare(report, &maps, auxv_entry(&auxv, word, libc::AT_SYSINFO_EHDR)))
+    Ok(compare(
+        report,
+        &maps,
+        auxv_entry(&auxv, word, libc::AT_SYSINFO_EHDR),
+    ))
 }
 
 /// The value of `key` in raw `/proc/<pid>/auxv` bytes made of `word`-byte (4 or 8) words.
@@ -274,7 +302,10 @@ pub fn compare(report: &Report, maps: &[MapsLine], sysinfo_ehdr: Option<u64>) ->
                     ));
                 }
                 if m.perms != l.perms {
-                    bad.push(format!("{name}: report perms {}, maps {}", m.perms, l.perms));
+                    bad.push(format!(
+                        "{name}: report perms {}, maps {}",
+                        m.perms, l.perms
+                    ));
                 }
             }
             (None, None) => {}
@@ -288,7 +319,10 @@ pub fn compare(report: &Report, maps: &[MapsLine], sysinfo_ehdr: Option<u64>) ->
             report.auxv_sysinfo_ehdr, sysinfo_ehdr
         ));
     }
-    let vsyscall = maps.iter().find(|l| l.name == "[vsyscall]").map(|l| l.perms.as_str());
+    let vsyscall = maps
+        .iter()
+        .find(|l| l.name == "[vsyscall]")
+        .map(|l| l.perms.as_str());
     let expect = match vsyscall {
         Some("r-xp") => "emulate",
         Some("--xp") => "xonly",
@@ -340,7 +374,12 @@ mod tests {
         let maps_text = r
             .mappings
             .iter()
-            .map(|m| format!("{:x}-{:x} {} 00000000 00:00 0 {}\n", m.start, m.end, m.perms, m.name))
+            .map(|m| {
+                format!(
+                    "{:x}-{:x} {} 00000000 00:00 0 {}\n",
+                    m.start, m.end, m.perms, m.name
+                )
+            })
             .collect::<String>()
             + "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]\n";
         let maps = parse_maps(&maps_text).unwrap();
