@@ -8,6 +8,7 @@
 
 mod proc;
 mod tests;
+mod timepage;
 
 use std::process::ExitCode;
 
@@ -21,16 +22,20 @@ pub enum Outcome {
 
 type TestFn = fn() -> anyhow::Result<Outcome>;
 
+fn all() -> impl Iterator<Item = &'static (&'static str, TestFn)> {
+    tests::ALL.iter().chain(timepage::TESTS)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("--list") => {
-            for (name, _) in tests::ALL {
+            for (name, _) in all() {
                 println!("{name}");
             }
             ExitCode::SUCCESS
         }
-        Some(name) => match tests::ALL.iter().find(|(n, _)| *n == name) {
+        Some(name) => match all().find(|(n, _)| *n == name) {
             Some((_, f)) => match f() {
                 Ok(Outcome::Pass) => ExitCode::SUCCESS,
                 Ok(Outcome::Skip(why)) => {
