@@ -13,6 +13,11 @@ use core::{
 };
 use kernel::{
     bindings,
+    mm::virt::{
+        VmaNew,
+        VmaRef, //
+    },
+    page::Page,
     error::{
         from_err_ptr,
         to_result, //
@@ -105,6 +110,8 @@ pub(crate) struct VvarLayout {
     pub(crate) hvclock: u32,
 }
 
+type FaultFn = unsafe extern "C" fn(*mut c_void, *mut bindings::vm_area_struct, usize, usize) -> u32;
+type VmaFn = unsafe extern "C" fn(*mut c_void);
 type EventFn = unsafe extern "C" fn(*mut c_void, *mut bindings::task_struct, c_int);
 type OpenFn = unsafe extern "C" fn(*mut c_void) -> c_int;
 type ShowFn = unsafe extern "C" fn(*mut bindings::seq_file, *mut c_void) -> c_int;
@@ -149,6 +156,12 @@ extern "C" {
         data: *mut c_void,
     ) -> *mut bindings::dentry;
     fn vp_seq_write(m: *mut bindings::seq_file, s: *const u8, len: usize) -> c_int;
+    fn vp_timepage_start(page: *mut bindings::page) -> c_int;
+    fn vp_timepage_stop();
+    fn vp_timepage_stats(out: *mut TimePageStats);
+    fn vp_vm_set_ops(fault: FaultFn, open: VmaFn, close: VmaFn);
+    fn vp_vm_install(vma: *mut bindings::vm_area_struct, data: *mut c_void);
+    fn vp_vma_pgoff(vma: *mut bindings::vm_area_struct) -> usize;
     fn vp_alloc_wq() -> *mut bindings::workqueue_struct;
     fn vp_flush_wq(wq: *mut bindings::workqueue_struct);
 }
@@ -740,4 +753,144 @@ impl<T: SeqShow> Drop for DebugfsFile<T> {
         // SAFETY: the only other user of `data` was the file, which is gone.
         drop(unsafe { KBox::from_raw(self.data) });
     }
+}
+
+// ------------------------------------------------------------------ time page
+
+/// Mirrors `struct vp_tp_stats` (`shim.h`): what the time page says about itself.
+#[repr(C)]
+pub(crate) struct TimePageStats {
+    /// Timekeeping updates published.
+    pub(crate) updates: u64,
+    /// `vdso_clock_mode` of the clocksource.
+    pub(crate) clock_mode: u32,
+    /// `sizeof(struct vdso_probe_time_page)` as compiled into the module.
+    pub(crate) abi_size: u32,
+    /// The clocksource's name, NUL-terminated.
+    pub(crate) clocksource: [u8; 32],
+}
+
+/// A zeroed page that the shim fills with `struct vdso_probe_time_page` (`uapi/vdso_probe.h`) on
+/// every timekeeping update, from the pvclock_gtod notifier.
+///
+/// # Invariants
+///
+/// The notifier is registered and writes into `self.page`; only one `PublishedPage` exists.
+pub(crate) struct PublishedPage {
+    page: Page,
+}
+
+impl PublishedPage {
+    /// Allocates the page and starts publishing (it is filled once before this returns).
+    pub(crate) fn new() -> Result<Self> {
+        let page = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
+        // SAFETY: `page` is a live, zeroed page that outlives the registration: `Drop`
+        // unregisters before the page is freed.
+        to_result(unsafe { vp_timepage_start(page.as_ptr()) })?;
+        // INVARIANT: registered above.
+        Ok(Self { page })
+    }
+
+    /// The page, for mapping into userspace.
+    pub(crate) fn page(&self) -> &Page {
+        &self.page
+    }
+
+    /// A consistent copy of the page's statistics.
+    pub(crate) fn stats(&self) -> TimePageStats {
+        let mut out = TimePageStats {
+            updates: 0,
+            clock_mode: 0,
+            abi_size: 0,
+            clocksource: [0; 32],
+        };
+        // SAFETY: publishing is active (invariant); `out` is a writable `struct vp_tp_stats`.
+        unsafe { vp_timepage_stats(&mut out) };
+        out
+    }
+}
+
+impl Drop for PublishedPage {
+    fn drop(&mut self) {
+        // SAFETY: registered (invariant); after this returns the notifier no longer runs, so the
+        // page can be freed when `self.page` drops.
+        unsafe { vp_timepage_stop() };
+    }
+}
+
+/// What a fault handler tells the kernel.
+pub(crate) enum Fault {
+    /// The handler installed the page table entry itself.
+    NoPage,
+    /// Out of memory.
+    Oom,
+    /// The access is outside what the mapping publishes.
+    SigBus,
+}
+
+/// Handles faults and the lifetime events of the VMAs it is installed on.
+pub(crate) trait VmaHandler: Sync + Sized + 'static {
+    /// A fault at `address` (page `pgoff` of the file) in `vma`; may sleep.
+    fn fault(&self, vma: &VmaRef, pgoff: usize, address: usize) -> Fault;
+    /// A VMA was duplicated (fork, split, move).
+    fn open(&self);
+    /// A VMA went away.
+    fn close(&self);
+}
+
+/// # Safety
+///
+/// `data` must be the `T` given to [`install`] for `vma`, and `vma` a VMA in a fault.
+unsafe extern "C" fn vma_fault<T: VmaHandler>(
+    data: *mut c_void,
+    vma: *mut bindings::vm_area_struct,
+    pgoff: usize,
+    address: usize,
+) -> u32 {
+    // SAFETY: `install`'s caller guarantees `data` is a live `T` for as long as the VMA exists.
+    let this = unsafe { &*data.cast::<T>() };
+    // SAFETY: the fault path holds the mmap lock or the VMA lock for reading, so `vma` is valid
+    // for the duration of the call.
+    let vma = unsafe { VmaRef::from_raw(vma) };
+    match this.fault(vma, pgoff, address) {
+        Fault::NoPage => bindings::vm_fault_reason_VM_FAULT_NOPAGE,
+        Fault::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,
+        Fault::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
+    }
+}
+
+/// # Safety
+///
+/// `data` must be the `T` given to [`install`] for the VMA being opened or closed.
+unsafe extern "C" fn vma_open<T: VmaHandler>(data: *mut c_void) {
+    // SAFETY: as in `vma_fault`.
+    unsafe { &*data.cast::<T>() }.open();
+}
+
+/// # Safety
+///
+/// As for [`vma_open`].
+unsafe extern "C" fn vma_close<T: VmaHandler>(data: *mut c_void) {
+    // SAFETY: as in `vma_fault`.
+    unsafe { &*data.cast::<T>() }.close();
+}
+
+/// The file offset of a new mapping, in pages.
+pub(crate) fn vma_pgoff(vma: &VmaNew) -> usize {
+    // SAFETY: `vma` is a VMA being set up by `mmap`, valid for this call.
+    unsafe { vp_vma_pgoff(vma.as_ptr()) }
+}
+
+/// Makes `handler` the `vm_ops` of `vma` (one handler type per module).
+///
+/// # Safety
+///
+/// `handler` must stay valid until every VMA derived from `vma` (fork, split, mremap) is closed.
+pub(crate) unsafe fn install<T: VmaHandler>(vma: &VmaNew, handler: &T) {
+    // SAFETY: the trampolines match the shim's typedefs and take `T` data, which is what every
+    // VMA with these ops carries.
+    unsafe { vp_vm_set_ops(vma_fault::<T>, vma_open::<T>, vma_close::<T>) };
+    // SAFETY: `vma` is being set up by `mmap` (no one else sees it yet); `handler` outlives it
+    // by the caller's guarantee.
+    unsafe { vp_vm_install(vma.as_ptr(), core::ptr::from_ref(handler).cast_mut().cast()) };
 }

@@ -20,6 +20,7 @@ use crate::{
         WorkQueue, //
     },
     report::TaskView,
+    timepage::TimeState,
     vsyscall,
 };
 use core::fmt::Write;
@@ -50,6 +51,8 @@ pub(crate) enum Node {
     Vsyscall(vsyscall::Info),
     /// `summary`: counters of the registry.
     Summary(Arc<Stats>),
+    /// `timepage`: the time page's statistics.
+    TimePage(Arc<TimeState>),
 }
 
 impl SeqShow for Node {
@@ -57,7 +60,7 @@ impl SeqShow for Node {
         match self {
             // As /proc/<pid>/maps: the reader must be allowed to inspect the target.
             Node::Task { pid, .. } => pid.task().ok_or(ESRCH)?.may_inspect(),
-            Node::Vsyscall(_) | Node::Summary(_) => Ok(()),
+            Node::Vsyscall(_) | Node::Summary(_) | Node::TimePage(_) => Ok(()),
         }
     }
 
@@ -67,6 +70,7 @@ impl SeqShow for Node {
             Node::Task { pid, vsyscall } => write!(out, "{}", TaskView::gather(pid, *vsyscall)?),
             Node::Vsyscall(info) => write!(out, "{info}"),
             Node::Summary(stats) => write!(out, "{}", &**stats),
+            Node::TimePage(state) => write!(out, "{}", &**state),
         };
         Ok(())
     }

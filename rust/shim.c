@@ -12,6 +12,7 @@
 #include <linux/mm.h>
 #include <linux/pgtable.h>
 #include <linux/pid.h>
+#include <linux/pvclock_gtod.h>
 #include <linux/ptrace.h>
 #include <linux/sched.h>
 #include <linux/sched/exec_state.h>
@@ -20,6 +21,7 @@
 #include <linux/sched/task.h>
 #include <linux/seq_file.h>
 #include <linux/time_namespace.h>
+#include <linux/timekeeper_internal.h>
 #include <linux/tracepoint.h>
 #include <linux/uaccess.h>
 #include <linux/workqueue.h>
@@ -30,6 +32,7 @@
 #include <vdso/datapage.h>
 
 #include "shim.h"
+#include "uapi/vdso_probe.h"
 
 /* ---------------------------------------------------------------- tasks and pids ---------- */
 
@@ -487,4 +490,145 @@ struct workqueue_struct *vp_alloc_wq(void)
 void vp_flush_wq(struct workqueue_struct *wq)
 {
 	flush_workqueue(wq);
+}
+
+/* ---------------------------------------------------------------- time page --------------- */
+
+static struct vdso_probe_time_page *vp_tp;
+
+static void vp_ts_add_ns(struct vdso_probe_timespec *out, const struct vdso_probe_timespec *a,
+			 s64 ns)
+{
+	struct timespec64 ts = timespec64_add(
+		(struct timespec64){ .tv_sec = a->sec, .tv_nsec = a->nsec }, ns_to_timespec64(ns));
+
+	out->sec = ts.tv_sec;
+	out->nsec = ts.tv_nsec;
+}
+
+static void vp_copy_clock(struct vdso_probe_clock *out, const struct tk_read_base *tkr)
+{
+	out->cycle_last = tkr->cycle_last;
+	out->mask = tkr->mask;
+	out->mult = tkr->mult;
+	out->shift = tkr->shift;
+	out->xtime_nsec = tkr->xtime_nsec;
+	out->base_ns = ktime_to_ns(tkr->base);
+}
+
+/*
+ * The pvclock_gtod notifier: called with tk_core.lock held, interrupts off and inside the write
+ * side of tk_core.seq (timekeeping_update_from_shadow()), with the new (shadow) timekeeper. So:
+ * plain stores under the page's own sequence counter, nothing that sleeps or reads the clock.
+ * Calls are serialised by tk_core.lock. The copy mirrors update_vsyscall() (kernel/time/vsyscall.c).
+ */
+static int vp_tk_notify(struct notifier_block *nb, unsigned long was_set, void *priv)
+{
+	const struct timekeeper *tk = priv;
+	struct vdso_probe_time_page *p = vp_tp;
+	u32 seq = p->seq;
+
+	WRITE_ONCE(p->seq, seq + 1);
+	smp_wmb();
+
+	p->update_count++;
+	p->clock_mode = tk->tkr_mono.clock->vdso_clock_mode;
+	p->clock_was_set_seq = tk->clock_was_set_seq;
+	strscpy_pad(p->clocksource, tk->tkr_mono.clock->name);
+
+	p->realtime_coarse.sec = tk->xtime_sec;
+	p->realtime_coarse.nsec = tk->coarse_nsec;
+	vp_ts_add_ns(&p->monotonic_coarse, &p->realtime_coarse,
+		     timespec64_to_ns(&tk->wall_to_monotonic));
+	vp_ts_add_ns(&p->boottime_coarse, &p->monotonic_coarse, ktime_to_ns(tk->offs_boot));
+	vp_ts_add_ns(&p->tai_coarse, &p->realtime_coarse, (s64)tk->tai_offset * NSEC_PER_SEC);
+
+	vp_copy_clock(&p->mono, &tk->tkr_mono);
+	vp_copy_clock(&p->raw, &tk->tkr_raw);
+	p->offs_real_ns = ktime_to_ns(tk->offs_real);
+	p->offs_boot_ns = ktime_to_ns(tk->offs_boot);
+	p->offs_tai_ns = ktime_to_ns(tk->offs_tai);
+
+	smp_wmb();
+	WRITE_ONCE(p->seq, seq + 2);
+	return NOTIFY_OK;
+}
+
+static struct notifier_block vp_tk_nb = { .notifier_call = vp_tk_notify };
+
+/* Starts publishing into the (zeroed) page; fills it once before returning. */
+int vp_timepage_start(struct page *page)
+{
+	struct vdso_probe_time_page *p = page_address(page);
+
+	BUILD_BUG_ON(sizeof(*p) > VDSO_PROBE_PAGE_SIZE || VDSO_PROBE_PAGE_SIZE != PAGE_SIZE);
+	p->magic = VDSO_PROBE_MAGIC;
+	p->abi_version = VDSO_PROBE_ABI_VERSION;
+	p->size = sizeof(*p);
+	vp_tp = p;
+	return pvclock_gtod_register_notifier(&vp_tk_nb);
+}
+
+/* After this returns no notifier call runs (unregistration takes tk_core.lock). */
+void vp_timepage_stop(void)
+{
+	pvclock_gtod_unregister_notifier(&vp_tk_nb);
+}
+
+/* A consistent copy of the statistics the page carries. */
+void vp_timepage_stats(struct vp_tp_stats *out)
+{
+	const struct vdso_probe_time_page *p = vp_tp;
+	u32 seq;
+
+	do {
+		seq = smp_load_acquire(&p->seq);
+		out->updates = p->update_count;
+		out->clock_mode = p->clock_mode;
+		memcpy(out->clocksource, p->clocksource, sizeof(out->clocksource));
+		smp_rmb();
+	} while ((seq & 1) || READ_ONCE(p->seq) != seq);
+	out->abi_size = sizeof(*p);
+}
+
+static vp_fault_fn vp_fault_cb;
+static vp_vma_fn vp_vma_open_cb, vp_vma_close_cb;
+
+static vm_fault_t vp_vm_fault(struct vm_fault *vmf)
+{
+	return vp_fault_cb(vmf->vma->vm_private_data, vmf->vma, vmf->pgoff, vmf->address);
+}
+
+static void vp_vm_open(struct vm_area_struct *vma)
+{
+	vp_vma_open_cb(vma->vm_private_data);
+}
+
+static void vp_vm_close(struct vm_area_struct *vma)
+{
+	vp_vma_close_cb(vma->vm_private_data);
+}
+
+static const struct vm_operations_struct vp_vm_ops = {
+	.fault = vp_vm_fault,
+	.open = vp_vm_open,
+	.close = vp_vm_close,
+};
+
+void vp_vm_set_ops(vp_fault_fn fault, vp_vma_fn open, vp_vma_fn close)
+{
+	vp_fault_cb = fault;
+	vp_vma_open_cb = open;
+	vp_vma_close_cb = close;
+}
+
+void vp_vm_install(struct vm_area_struct *vma, void *data)
+{
+	vma->vm_private_data = data;
+	vma->vm_ops = &vp_vm_ops;
+}
+
+unsigned long vp_vma_pgoff(struct vm_area_struct *vma)
+{
+	return vma->vm_pgoff;
 }

@@ -10,6 +10,7 @@
 
 struct dentry;
 struct mm_struct;
+struct page;
 struct pid;
 struct seq_file;
 struct task_struct;
@@ -102,6 +103,24 @@ void vp_hooks_unregister(void);
 void vp_debugfs_set_ops(vp_open_fn open, vp_show_fn show);
 struct dentry *vp_debugfs_file(const char *name, struct dentry *parent, void *data);
 int vp_seq_write(struct seq_file *m, const char *s, size_t len);
+
+struct vp_tp_stats {
+	u64 updates;
+	u32 clock_mode;
+	u32 abi_size;
+	char clocksource[32];
+};
+
+typedef unsigned int (*vp_fault_fn)(void *data, struct vm_area_struct *vma, unsigned long pgoff,
+				    unsigned long address);
+typedef void (*vp_vma_fn)(void *data);
+
+int vp_timepage_start(struct page *page);
+void vp_timepage_stop(void);
+void vp_timepage_stats(struct vp_tp_stats *out);
+void vp_vm_set_ops(vp_fault_fn fault, vp_vma_fn open, vp_vma_fn close);
+void vp_vm_install(struct vm_area_struct *vma, void *data);
+unsigned long vp_vma_pgoff(struct vm_area_struct *vma);
 
 struct workqueue_struct *vp_alloc_wq(void);
 void vp_flush_wq(struct workqueue_struct *wq);

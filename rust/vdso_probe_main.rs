@@ -5,7 +5,8 @@
 //! `/sys/kernel/debug/vdso/<tgid>` reports, for every user process, its `[vvar]`,
 //! `[vvar_vclock]` and `[vdso]` mappings, the vsyscall mode and the cross-checks (saved
 //! `AT_SYSINFO_EHDR`, `mm->context.vdso`, time namespace); `vsyscall` and `summary` are global.
-//! The line format is specified in the README.
+//! The line format is specified in the README. `/dev/vdso_probe` publishes a time page that
+//! userspace maps read-only and that is populated on page fault (`timepage`).
 
 use kernel::{
     prelude::*,
@@ -15,6 +16,7 @@ use kernel::{
 mod ffi;
 mod registry;
 mod report;
+mod timepage;
 mod vsyscall;
 
 use registry::{
@@ -43,6 +45,8 @@ struct VdsoProbe {
     hooks: Option<ffi::Hooks<Registry>>,
     _vsyscall: ffi::DebugfsFile<Node>,
     _summary: ffi::DebugfsFile<Node>,
+    _timepage_stats: ffi::DebugfsFile<Node>,
+    _timepage: Pin<KBox<timepage::TimeDevice>>,
     registry: Arc<Registry>,
 }
 
@@ -52,6 +56,8 @@ impl kernel::Module for VdsoProbe {
         let registry = Registry::new(vsyscall::detect())?;
         let vsyscall = registry.global_file(c"vsyscall", Node::Vsyscall(registry.vsyscall()))?;
         let summary = registry.global_file(c"summary", Node::Summary(registry.stats()))?;
+        let timepage = timepage::TimeDevice::new()?;
+        let timepage_stats = registry.global_file(c"timepage", Node::TimePage(timepage.state()))?;
         // Hooks before the scan: a process forked during the scan is seen by one or the other.
         let hooks = ffi::Hooks::register(registry.clone())?;
         registry.scan()?;
@@ -59,6 +65,8 @@ impl kernel::Module for VdsoProbe {
             hooks: Some(hooks),
             _vsyscall: vsyscall,
             _summary: summary,
+            _timepage_stats: timepage_stats,
+            _timepage: timepage,
             registry,
         })
     }

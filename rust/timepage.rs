@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The time page: `/dev/vdso_probe`, a read-only page of timekeeping data populated on fault.
+//!
+//! `mmap` accepts only a read-only shared mapping of the one page (`uapi/vdso_probe.h`) and maps
+//! nothing; the first access faults and [`TimeState::fault`] inserts the page, as the vDSO's own
+//! data pages have been populated since v4.5. The page's content is written by the shim on every
+//! timekeeping update. Open files keep the module loaded (`rmmod` fails with `EBUSY`).
+
+use crate::ffi::{
+    self,
+    Fault,
+    PublishedPage,
+    VmaHandler, //
+};
+use core::fmt;
+use kernel::{
+    fs::File,
+    miscdevice::{
+        MiscDevice,
+        MiscDeviceOptions,
+        MiscDeviceRegistration, //
+    },
+    mm::virt::{
+        flags,
+        VmaNew,
+        VmaRef, //
+    },
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Arc,
+        ArcBorrow,
+    },
+};
+
+/// The page and its counters; shared by the device, open files, mappings and debugfs.
+pub(crate) struct TimeState {
+    page: PublishedPage,
+    /// Live mappings (VMAs).
+    mappings: Atomic<i64>,
+    /// `mmap` calls accepted.
+    mmaps: Atomic<u64>,
+    /// Faults handled.
+    faults: Atomic<u64>,
+}
+
+impl VmaHandler for TimeState {
+    fn fault(&self, vma: &VmaRef, pgoff: usize, address: usize) -> Fault {
+        self.faults.fetch_add(1, Relaxed);
+        if pgoff != 0 {
+            return Fault::SigBus;
+        }
+        // `mmap` set VM_MIXEDMAP, which `vm_insert_page` needs in a fault handler.
+        let Some(vma) = vma.as_mixedmap_vma() else {
+            return Fault::SigBus;
+        };
+        match vma.vm_insert_page(address, self.page.page()) {
+            // EBUSY: another thread's fault mapped it first.
+            Ok(()) | Err(EBUSY) => Fault::NoPage,
+            Err(ENOMEM) => Fault::Oom,
+            Err(_) => Fault::SigBus,
+        }
+    }
+
+    fn open(&self) {
+        self.mappings.fetch_add(1, Relaxed);
+    }
+
+    fn close(&self) {
+        self.mappings.fetch_sub(1, Relaxed);
+    }
+}
+
+impl TimeState {
+    /// Checks a new mapping and arms the fault handler; maps nothing.
+    fn mmap(&self, vma: &VmaNew) -> Result {
+        let f = vma.flags();
+        if f & flags::MAYSHARE == 0 {
+            return Err(EINVAL); // MAP_PRIVATE
+        }
+        if f & (flags::WRITE | flags::EXEC) != 0 {
+            return Err(EPERM);
+        }
+        if ffi::vma_pgoff(vma) != 0 || vma.end() - vma.start() > PAGE_SIZE {
+            return Err(EINVAL);
+        }
+        // A later mprotect(PROT_WRITE|PROT_EXEC) fails with EACCES; growing mremap with EFAULT.
+        vma.try_clear_maywrite()?;
+        vma.try_clear_mayexec()?;
+        vma.set_dontexpand();
+        vma.set_dontdump();
+        vma.set_mixedmap();
+        // SAFETY: the VMA holds `vm_file`, whose private data is an `Arc` of `self` released only
+        // when the file is, which is after every VMA derived from this one has been closed.
+        unsafe { ffi::install(vma, self) };
+        self.mmaps.fetch_add(1, Relaxed);
+        self.mappings.fetch_add(1, Relaxed);
+        Ok(())
+    }
+}
+
+impl fmt::Display for TimeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.page.stats();
+        let len = s.clocksource.iter().position(|&b| b == 0).unwrap_or(s.clocksource.len());
+        let mode = match s.clock_mode {
+            0 => "none",
+            1 => "tsc",
+            2 => "pvclock",
+            3 => "hvclock",
+            _ => "unknown",
+        };
+        writeln!(f, "mappings: {}", self.mappings.load(Relaxed))?;
+        writeln!(f, "mmaps: {}", self.mmaps.load(Relaxed))?;
+        writeln!(f, "faults: {}", self.faults.load(Relaxed))?;
+        writeln!(f, "updates: {}", s.updates)?;
+        writeln!(f, "clock_mode: {mode}")?;
+        let name = core::str::from_utf8(&s.clocksource[..len]).unwrap_or("?");
+        writeln!(f, "clocksource: {name}")?;
+        writeln!(f, "abi_size: {}", s.abi_size)
+    }
+}
+
+/// The misc device and the state its files share.
+#[pin_data]
+pub(crate) struct TimeDevice {
+    /// Initialised after `state`, so an `open` racing with registration finds it.
+    state: Arc<TimeState>,
+    #[pin]
+    reg: MiscDeviceRegistration<TimeFile>,
+}
+
+impl TimeDevice {
+    /// Allocates the page, starts publishing and registers `/dev/vdso_probe`.
+    pub(crate) fn new() -> Result<Pin<KBox<Self>>> {
+        let state = Arc::new(
+            TimeState {
+                page: PublishedPage::new()?,
+                mappings: Atomic::new(0),
+                mmaps: Atomic::new(0),
+                faults: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        KBox::try_pin_init(
+            try_pin_init!(Self {
+                state,
+                reg <- MiscDeviceRegistration::register(MiscDeviceOptions {
+                    name: c"vdso_probe",
+                }),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The shared state, for the debugfs statistics.
+    pub(crate) fn state(&self) -> Arc<TimeState> {
+        self.state.clone()
+    }
+}
+
+/// An open `/dev/vdso_probe`.
+pub(crate) struct TimeFile;
+
+#[vtable]
+impl MiscDevice for TimeFile {
+    type Ptr = Arc<TimeState>;
+
+    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Arc<TimeState>> {
+        let reg = core::ptr::from_ref(misc);
+        // SAFETY: every `MiscDeviceRegistration<TimeFile>` is the `reg` field of a pinned,
+        // live `TimeDevice` (`TimeDevice::new` is the only constructor), which outlives the
+        // registration and so this call.
+        let dev = unsafe { &*kernel::container_of!(reg, TimeDevice, reg) };
+        Ok(dev.state.clone())
+    }
+
+    fn mmap(state: ArcBorrow<'_, TimeState>, _file: &File, vma: &VmaNew) -> Result {
+        state.mmap(vma)
+    }
+}
