@@ -56,7 +56,7 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -
 
 /// Waits for the report file of `pid` to exist, then reads it.
 pub fn report_of(pid: i32) -> Result<Report> {
-    wait_until(Duration::from_secs(2), &report_path(pid), || {
+    wait_until(Duration::from_secs(5), &report_path(pid), || {
         Path::new(&report_path(pid)).exists()
     })?;
     Report::read(pid)

@@ -109,7 +109,9 @@ fn report_self() -> Result<Outcome> {
 
 fn report_shell() -> Result<Outcome> {
     ensure_module()?;
-    let sh = Target::spawn("sh", &["-c", "read x"], false)?;
+    // Read only after its exec finished (it prints then): during exec the new mm has its
+    // mappings before the saved auxv is filled in.
+    let sh = Target::spawn("sh", &["-c", "echo ready; read x"], true)?;
     let r = report_of(sh.pid())?;
     check_vdso_report(&r)?;
     ensure!(r.comm == "sh", "comm {}", r.comm);
@@ -302,7 +304,7 @@ fn lifecycle_1000() -> Result<Outcome> {
         let child = Forked::spawn(String::new)?;
         let pid = child.pid();
         let path = report_path(pid);
-        wait_until(Duration::from_secs(2), &path, || Path::new(&path).exists())?;
+        wait_until(Duration::from_secs(5), &path, || Path::new(&path).exists())?;
         appear.push(child.forked_at.elapsed());
         if i % 10 == 0 {
             // The report of a live process reads and names it.
@@ -329,7 +331,7 @@ fn lifecycle_1000() -> Result<Outcome> {
                 }
             }
         }
-        wait_until(Duration::from_secs(2), &format!("{path} to go"), || {
+        wait_until(Duration::from_secs(5), &format!("{path} to go"), || {
             !Path::new(&path).exists()
         })?;
         vanish.push(t1.elapsed());
@@ -354,7 +356,7 @@ fn exited_reads() -> Result<Outcome> {
     for _ in 0..50 {
         let child = Forked::spawn(String::new)?;
         let path = report_path(child.pid());
-        wait_until(Duration::from_secs(2), &path, || Path::new(&path).exists())?;
+        wait_until(Duration::from_secs(5), &path, || Path::new(&path).exists())?;
         let mut f = fs::File::open(&path)?;
         drop(child);
         let mut s = String::new();
@@ -416,14 +418,14 @@ fn access_unprivileged() -> Result<Outcome> {
     user_target.args(["user", "-c", "exec sleep 30"]);
     let mut user_target = user_target.spawn().context("su")?;
     let upid = user_target.id() as i32;
-    wait_until(Duration::from_secs(2), "sleep to exec", || {
+    wait_until(Duration::from_secs(10), "sleep to exec", || {
         fs::read_to_string(format!("/proc/{upid}/comm")).is_ok_and(|c| c.trim() == "sleep")
     })?;
     let root_target = Target::spawn("sh", &["-c", "read x"], false)?;
     let mut checked = 0;
     for pid in [1, root_target.pid(), upid] {
         let path = report_path(pid);
-        wait_until(Duration::from_secs(2), &path, || Path::new(&path).exists())?;
+        wait_until(Duration::from_secs(5), &path, || Path::new(&path).exists())?;
         fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o444))?;
         let maps = format!("/proc/{pid}/maps");
         let (p2, m2) = (path.clone(), maps.clone());
