@@ -146,6 +146,15 @@ impl Forked {
             bail!("fork: {}", std::io::Error::last_os_error());
         }
         if pid == 0 {
+            // Keep only our two pipe ends: an inherited release pipe of a sibling would keep
+            // that sibling from ever seeing EOF.
+            let (lo, hi) = (res_w.min(rel_r) as u32, res_w.max(rel_r) as u32);
+            // SAFETY: closing descriptor ranges of this (child) process; none is in use.
+            unsafe {
+                libc::syscall(libc::SYS_close_range, 3u32, lo - 1, 0u32);
+                libc::syscall(libc::SYS_close_range, lo + 1, hi - 1, 0u32);
+                libc::syscall(libc::SYS_close_range, hi + 1, u32::MAX, 0u32);
+            }
             let line = f() + "\n";
             let mut b = [0u8; 1];
             // SAFETY: plain fd I/O on descriptors this process owns; `_exit` never returns.

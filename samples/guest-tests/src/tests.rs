@@ -31,6 +31,11 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("access-unprivileged", access_unprivileged),
     ("coverage-and-kthreads", coverage),
     ("no-kernel-pointers", no_kernel_pointers),
+    ("tool-vdso-report", tool_vdso_report),
+    ("tool-vdso-call", tool_vdso_call),
+    ("tool-vdso-strace-demo", tool_strace_demo),
+    ("tool-vdso-bench", tool_vdso_bench),
+    ("bench-load-5000-processes", bench_load_5000),
 ];
 
 fn module_load_unload() -> Result<Outcome> {
@@ -505,5 +510,92 @@ fn no_kernel_pointers() -> Result<Outcome> {
         n += 1;
     }
     ensure!(n >= 3, "only {n} files read");
+    Ok(Outcome::Pass)
+}
+
+/// Slab memory (reclaimable + unreclaimable) in kB, from `/proc/meminfo`.
+fn slab_kb() -> Result<i64> {
+    let m = fs::read_to_string("/proc/meminfo")?;
+    let field = |k: &str| -> Result<i64> {
+        let l = m.lines().find(|l| l.starts_with(k)).with_context(|| format!("no {k}"))?;
+        Ok(l.split_whitespace().nth(1).context("no value")?.parse()?)
+    };
+    Ok(field("SReclaimable:")? + field("SUnreclaim:")?)
+}
+
+/// Printed, not asserted (apart from every process getting its file): load time of the module
+/// with 5,000 processes running, and slab memory per tracked process.
+fn bench_load_5000() -> Result<Outcome> {
+    const N: usize = 5000;
+    if Path::new(DEBUGFS_DIR).exists() {
+        run("rmmod", &["vdso_probe"])?;
+    }
+    // Each child keeps one pipe end open in this process.
+    let lim = libc::rlimit { rlim_cur: 16384, rlim_max: 16384 };
+    // SAFETY: `lim` is a valid rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        bail!("setrlimit: {}", std::io::Error::last_os_error());
+    }
+    let children: Vec<Forked> = (0..N).map(|_| Forked::spawn(String::new)).collect::<Result<_>>()?;
+    let before = slab_kb()?;
+    let t = Instant::now();
+    run("insmod", &["/lib/vdso_probe.ko"])?;
+    let load = t.elapsed();
+    let files = reported_pids()?.len();
+    let after = slab_kb()?;
+    println!(
+        "bench: insmod with {} processes: {load:?}; {files} files; slab +{} kB ({} bytes per tracked process)",
+        N + 1,
+        after - before,
+        (after - before) * 1024 / files.max(1) as i64
+    );
+    let missing = children.iter().filter(|c| !Path::new(&report_path(c.pid())).exists()).count();
+    ensure!(missing == 0, "{missing} of {N} processes have no file after insmod");
+    drop(children);
+    Ok(Outcome::Pass)
+}
+
+/// Runs a tool; returns its stdout, failing on a non-zero exit.
+fn tool(cmd: &str, args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new(cmd).args(args).output().with_context(|| format!("running {cmd}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{stdout}");
+    ensure!(out.status.success(), "{cmd} {args:?}: {}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    Ok(stdout)
+}
+
+fn tool_vdso_report() -> Result<Outcome> {
+    ensure_module()?;
+    let me = std::process::id().to_string();
+    // Exits non-zero on any disagreement with /proc/<pid>/maps and auxv.
+    tool("vdso-report", &["1", &me])?;
+    Ok(Outcome::Pass)
+}
+
+fn tool_vdso_call() -> Result<Outcome> {
+    // Exits non-zero unless the vDSO's clock_gettime lies between two syscall readings.
+    tool("vdso-call", &[])?;
+    Ok(Outcome::Pass)
+}
+
+fn tool_strace_demo() -> Result<Outcome> {
+    let out = tool("vdso-strace-demo", &["-n", "200", "--json"])?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let cs = fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")?;
+    ensure!(v["syscall"] == 200, "syscall path: {} syscalls for 200 calls", v["syscall"]);
+    if cs.trim() == "tsc" {
+        ensure!(v["vdso"] == 0, "vDSO path made {} syscalls with clocksource tsc", v["vdso"]);
+    }
+    Ok(Outcome::Pass)
+}
+
+fn tool_vdso_bench() -> Result<Outcome> {
+    let out = tool("vdso-bench", &["--batches", "30", "--batch-size", "200"])?;
+    let row = out.lines().find(|l| l.starts_with("gettimeofday vsyscall")).context("no vsyscall row")?;
+    let skipped = row.contains("skipped");
+    match maps_vsyscall_mode()? {
+        "none" => ensure!(skipped, "vsyscall row measured without a vsyscall page: {row}"),
+        _ => ensure!(!skipped, "vsyscall row skipped with an executable page: {row}"),
+    }
     Ok(Outcome::Pass)
 }

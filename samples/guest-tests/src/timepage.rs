@@ -1,7 +1,1086 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Guest tests of the time page (`/dev/vdso_probe`).
+//!
+//! Each check compares the module with something it does not control: `/proc/self/smaps` and
+//! `/proc/self/maps`, `clock_gettime`/`clock_getres`, the kernel's own mmap/mprotect/mremap
+//! rules, `/sys/module/vdso_probe/refcnt`, the current clocksource in sysfs, and the ABI size
+//! this program was compiled with.
 
-use crate::TestFn;
+use crate::{
+    proc::{ensure_module, maps_vsyscall_mode, run, wait_until, Forked},
+    Outcome, TestFn,
+};
+use anyhow::{bail, ensure, Context, Result};
+use std::{
+    fs::{self, File, OpenOptions},
+    hint::black_box,
+    mem::offset_of,
+    os::fd::AsRawFd,
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
+use vdso_probe::{
+    bench::{self, Bench, Config, CpuInfo, Entry},
+    timepage::{
+        self, vdso_probe_time_page, ClockMode, Stats, TimePage, ABI_SIZE, ABI_VERSION, DEVICE,
+        MAGIC, PAGE_SIZE,
+    },
+    vdso::{self, Clock, LiveVdso, VsyscallGettimeofday},
+};
 
 /// The time-page tests, run after [`crate::tests::ALL`].
-pub const TESTS: &[(&str, TestFn)] = &[];
+pub const TESTS: &[(&str, TestFn)] = &[
+    ("timepage-fault-on-touch", fault_on_touch),
+    ("timepage-abi", abi),
+    (
+        "timepage-precise-vs-clock_gettime",
+        precise_vs_clock_gettime,
+    ),
+    ("timepage-coarse-lag", coarse_lag),
+    ("timepage-monotonic-all-cpus", monotonic_all_cpus),
+    ("timepage-refused-mappings", refused_mappings),
+    ("timepage-fork-and-close", fork_and_close),
+    ("timepage-rmmod-busy", rmmod_busy),
+    ("timepage-bench", timepage_bench),
+];
+
+const MODULE: &str = "vdso_probe";
+const KO: &str = "/lib/vdso_probe.ko";
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Loads the module and waits for its device.
+fn setup() -> Result<()> {
+    ensure_module()?;
+    wait_until(Duration::from_secs(2), DEVICE, || {
+        Path::new(DEVICE).exists()
+    })
+    .with_context(|| format!("the module is loaded but {DEVICE} does not appear"))?;
+    ensure!(
+        Path::new(timepage::STATS_PATH).exists(),
+        "no {}",
+        timepage::STATS_PATH
+    );
+    Ok(())
+}
+
+fn open_ro() -> Result<File> {
+    File::open(DEVICE).with_context(|| format!("open({DEVICE}, O_RDONLY)"))
+}
+
+fn open_rw() -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(DEVICE)
+        .with_context(|| format!("open({DEVICE}, O_RDWR)"))
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// `EPERM (Operation not permitted)`.
+fn errno_name(e: i32) -> String {
+    let name = match e {
+        0 => "success",
+        libc::EPERM => "EPERM",
+        libc::EACCES => "EACCES",
+        libc::EINVAL => "EINVAL",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EAGAIN => "EAGAIN/EWOULDBLOCK",
+        libc::ENOMEM => "ENOMEM",
+        libc::ENODEV => "ENODEV",
+        libc::ENOENT => "ENOENT",
+        _ => "errno",
+    };
+    format!("{name} ({})", std::io::Error::from_raw_os_error(e))
+}
+
+/// A raw mapping of the device, unmapped on drop.
+struct Map {
+    addr: usize,
+    len: usize,
+}
+
+impl Map {
+    /// `mmap(NULL, len, prot, flags, fd, off)`; the errno on failure.
+    fn new(
+        file: &File,
+        len: usize,
+        prot: i32,
+        flags: i32,
+        off: i64,
+    ) -> std::result::Result<Self, i32> {
+        // SAFETY: a new mapping at an address of the kernel's choosing; it aliases nothing.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                flags,
+                file.as_raw_fd(),
+                off,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(errno());
+        }
+        Ok(Map {
+            addr: addr as usize,
+            len,
+        })
+    }
+
+    /// The documented mapping: one page, `PROT_READ`, `MAP_SHARED`, offset 0.
+    fn page(file: &File) -> Result<Self> {
+        Map::new(file, PAGE_SIZE, libc::PROT_READ, libc::MAP_SHARED, 0)
+            .map_err(|e| anyhow::anyhow!("mmap of {DEVICE}: {}", errno_name(e)))
+    }
+
+    /// Reads the page's `u32`/`u64` at `offset` (faulting the page in if needed).
+    fn read<T: Copy>(&self, offset: usize) -> T {
+        assert!(
+            offset + std::mem::size_of::<T>() <= PAGE_SIZE
+                && offset % std::mem::align_of::<T>() == 0
+        );
+        // SAFETY: `addr` is a live readable mapping of at least one page (PROT_READ, checked
+        // by mmap) and the aligned field lies inside it (asserted). Volatile: the kernel
+        // updates the page concurrently. A driver that failed the fault would raise SIGBUS,
+        // a crash rather than undefined behaviour.
+        unsafe { std::ptr::read_volatile((self.addr + offset) as *const T) }
+    }
+
+    /// Touches the page: reads the magic.
+    fn touch(&self) -> u32 {
+        self.read(offset_of!(vdso_probe_time_page, magic))
+    }
+
+    /// The page's `update_count` (a naturally aligned 8-byte load: never torn on x86_64).
+    fn update_count(&self) -> u64 {
+        self.read(offset_of!(vdso_probe_time_page, update_count))
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping; nothing refers into it past this point.
+        unsafe { libc::munmap(self.addr as *mut libc::c_void, self.len) };
+    }
+}
+
+/// True for a `/proc/<pid>/{maps,smaps}` mapping header line (`start-end perms ...`).
+fn is_maps_header(line: &str) -> bool {
+    line.split_whitespace()
+        .next()
+        .is_some_and(|t| t.contains('-') && t.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+}
+
+/// The `/proc/self/maps` line of the mapping that starts at `addr`.
+fn maps_line(addr: usize) -> Result<Option<String>> {
+    let head = format!("{addr:08x}-");
+    Ok(fs::read_to_string("/proc/self/maps")?
+        .lines()
+        .find(|l| l.starts_with(&head))
+        .map(str::to_string))
+}
+
+/// `Rss:` in kB of the mapping that starts at `addr`, from `/proc/self/smaps`.
+fn smaps_rss_kb(addr: usize) -> Result<u64> {
+    let head = format!("{addr:08x}-");
+    let text = fs::read_to_string("/proc/self/smaps")?;
+    let mut inside = false;
+    for line in text.lines() {
+        if is_maps_header(line) {
+            inside = line.starts_with(&head);
+        } else if inside {
+            if let Some(v) = line.strip_prefix("Rss:") {
+                let kb = v.trim().trim_end_matches("kB").trim();
+                return kb.parse().with_context(|| format!("smaps Rss {v:?}"));
+            }
+        }
+    }
+    bail!("no mapping at {addr:#x} (with an Rss line) in /proc/self/smaps")
+}
+
+fn faults() -> Result<u64> {
+    Ok(Stats::read()?.faults)
+}
+
+/// `clock_gettime(clock)` in ns through libc (the vDSO).
+#[inline(always)]
+fn gettime(clock: libc::clockid_t) -> i128 {
+    let mut ts = vdso::zero_timespec();
+    // SAFETY: `ts` is a valid, exclusively borrowed timespec; the clock ids used are valid.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    vdso::timespec_ns(&ts)
+}
+
+/// Skips unless the page's clock mode is TSC (precise time available).
+fn require_tsc(page: &TimePage) -> Option<Outcome> {
+    let s = page.snapshot();
+    (s.clock_mode() != ClockMode::Tsc).then(|| {
+        Outcome::Skip(format!(
+            "clock mode {} (clocksource {}): the page gives no precise time",
+            s.clock_mode(),
+            s.clocksource()
+        ))
+    })
+}
+
+/// The accelerator the VM runs on: `VP_ACCEL` from our or init's environment, else CPUID.
+fn accelerator() -> String {
+    if let Ok(v) = std::env::var("VP_ACCEL") {
+        return v;
+    }
+    if let Ok(env) = fs::read("/proc/1/environ") {
+        for var in env.split(|&b| b == 0) {
+            if let Some(v) = var.strip_prefix(b"VP_ACCEL=") {
+                return String::from_utf8_lossy(v).into_owned();
+            }
+        }
+    }
+    let cpu = CpuInfo::detect();
+    match cpu.hypervisor_name() {
+        Some(name) => format!("{name} (from CPUID)"),
+        None => "none (bare metal, from CPUID)".to_string(),
+    }
+}
+
+fn emulated() -> bool {
+    accelerator() == "tcg" || CpuInfo::detect().emulated()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+fn fault_on_touch() -> Result<Outcome> {
+    setup()?;
+    let file = open_ro()?;
+    let before = Stats::read()?;
+    let m = Map::page(&file)?;
+    let f0 = faults()?;
+    ensure!(
+        f0 == before.faults,
+        "mmap alone faulted: faults {} -> {f0}",
+        before.faults
+    );
+    ensure!(
+        smaps_rss_kb(m.addr)? == 0,
+        "Rss {} kB before any access",
+        smaps_rss_kb(m.addr)?
+    );
+
+    let magic = m.touch();
+    ensure!(magic == MAGIC, "magic {magic:#x}");
+    ensure!(
+        faults()? == f0 + 1,
+        "first touch: faults {f0} -> {}",
+        faults()?
+    );
+    ensure!(
+        smaps_rss_kb(m.addr)? == 4,
+        "Rss {} kB after the first touch",
+        smaps_rss_kb(m.addr)?
+    );
+    m.touch();
+    ensure!(
+        faults()? == f0 + 1,
+        "second touch faulted again: {}",
+        faults()?
+    );
+
+    // SAFETY: zapping the page table entries of our own mapping.
+    let rc = unsafe { libc::madvise(m.addr as *mut libc::c_void, PAGE_SIZE, libc::MADV_DONTNEED) };
+    if rc != 0 && errno() == libc::ENOSYS {
+        // Nothing else zaps the PTEs of a live mapping (mprotect and mremap keep them).
+        println!(
+            "MADV_DONTNEED not checked: madvise(2) is not built into this kernel \
+             (CONFIG_ADVISE_SYSCALLS=n)"
+        );
+    } else if rc != 0 {
+        bail!("madvise(MADV_DONTNEED): {}", errno_name(errno()));
+    } else {
+        ensure!(
+            smaps_rss_kb(m.addr)? == 0,
+            "Rss {} kB after MADV_DONTNEED",
+            smaps_rss_kb(m.addr)?
+        );
+        ensure!(m.touch() == MAGIC, "magic after MADV_DONTNEED");
+        ensure!(
+            faults()? == f0 + 2,
+            "touch after MADV_DONTNEED: faults {} (want {})",
+            faults()?,
+            f0 + 2
+        );
+        ensure!(
+            smaps_rss_kb(m.addr)? == 4,
+            "Rss {} kB after the re-fault",
+            smaps_rss_kb(m.addr)?
+        );
+        println!("MADV_DONTNEED: Rss 4 -> 0 kB, the next touch faulted once more");
+    }
+    let f0 = faults()?; // the base for the next mappings
+
+    // Two more mappings: one fault each, on first touch only.
+    let a = Map::page(&file)?;
+    let b = Map::page(&file)?;
+    let f1 = faults()?;
+    ensure!(f1 == f0, "two new mmaps faulted: {f0} -> {f1}");
+    ensure!(
+        a.touch() == MAGIC && faults()? == f1 + 1,
+        "mapping A: faults {}",
+        faults()?
+    );
+    ensure!(
+        b.touch() == MAGIC && faults()? == f1 + 2,
+        "mapping B: faults {}",
+        faults()?
+    );
+    a.touch();
+    b.touch();
+    ensure!(
+        faults()? == f1 + 2,
+        "re-touching A and B faulted: {}",
+        faults()?
+    );
+    for (name, map) in [("A", &a), ("B", &b)] {
+        ensure!(
+            smaps_rss_kb(map.addr)? == 4,
+            "mapping {name}: Rss {} kB",
+            smaps_rss_kb(map.addr)?
+        );
+    }
+
+    let during = Stats::read()?;
+    ensure!(
+        during.mappings == before.mappings + 3,
+        "mappings {} -> {} with 3 live mappings",
+        before.mappings,
+        during.mappings
+    );
+    ensure!(
+        during.mmaps == before.mmaps + 3,
+        "mmaps {} -> {} after 3 mmaps",
+        before.mmaps,
+        during.mmaps
+    );
+    drop((m, a, b));
+    let after = Stats::read()?;
+    ensure!(
+        after.mappings == before.mappings,
+        "mappings {} after unmapping everything (was {})",
+        after.mappings,
+        before.mappings
+    );
+    println!(
+        "faults {} -> {}, mmaps {} -> {}, mappings {} -> {} -> {}",
+        before.faults,
+        after.faults,
+        before.mmaps,
+        after.mmaps,
+        before.mappings,
+        during.mappings,
+        after.mappings
+    );
+    Ok(Outcome::Pass)
+}
+
+fn abi() -> Result<Outcome> {
+    setup()?;
+    let page = TimePage::map(Path::new(DEVICE))?;
+    let s = page.snapshot();
+    let stats = Stats::read()?;
+    let p = &s.page;
+    ensure!(p.magic == MAGIC, "magic {:#x}, want {MAGIC:#x}", p.magic);
+    ensure!(
+        p.abi_version == ABI_VERSION,
+        "abi_version {}, want {ABI_VERSION}",
+        p.abi_version
+    );
+    ensure!(
+        p.size as usize == ABI_SIZE,
+        "page says size {}, this program's struct is {ABI_SIZE}",
+        p.size
+    );
+    ensure!(
+        stats.abi_size as usize == ABI_SIZE,
+        "debugfs abi_size {}, this program's struct is {ABI_SIZE}",
+        stats.abi_size
+    );
+    let current = vdso::current_clocksource()?;
+    ensure!(
+        s.clocksource() == current,
+        "page clocksource {:?}, sysfs current_clocksource {current:?}",
+        s.clocksource()
+    );
+    ensure!(
+        stats.clocksource == current,
+        "debugfs clocksource {:?}, sysfs {current:?}",
+        stats.clocksource
+    );
+    ensure!(
+        stats.clock_mode == s.clock_mode().to_string(),
+        "debugfs clock_mode {}, page {}",
+        stats.clock_mode,
+        s.clock_mode()
+    );
+    // The clock mode follows from the clocksource (x86 vdso_clock_mode of each).
+    match current.as_str() {
+        "tsc" => ensure!(
+            s.clock_mode() == ClockMode::Tsc,
+            "tsc with clock mode {}",
+            s.clock_mode()
+        ),
+        "hpet" | "acpi_pm" | "jiffies" | "refined-jiffies" | "pit" => ensure!(
+            s.clock_mode() == ClockMode::None,
+            "{current} with clock mode {}",
+            s.clock_mode()
+        ),
+        "kvm-clock" => ensure!(
+            matches!(s.clock_mode(), ClockMode::Pvclock | ClockMode::None),
+            "kvm-clock with clock mode {}",
+            s.clock_mode()
+        ),
+        _ => {}
+    }
+    println!(
+        "magic {:#x} version {} size {} (ours {ABI_SIZE}, module {}), clocksource {current}, clock mode {}",
+        p.magic, p.abi_version, p.size, stats.abi_size, s.clock_mode()
+    );
+    Ok(Outcome::Pass)
+}
+
+fn precise_vs_clock_gettime() -> Result<Outcome> {
+    setup()?;
+    let page = TimePage::open()?;
+    if let Some(skip) = require_tsc(&page) {
+        return Ok(skip);
+    }
+    const READS: usize = 100_000;
+    const SLACK: i128 = 10_000; // 10 us
+    let mut max_outside = [0i128; 2]; // beyond the [before, after] bracket
+    let mut max_from_mid = [0i128; 2];
+    let clocks = [
+        (Clock::Monotonic, libc::CLOCK_MONOTONIC),
+        (Clock::Realtime, libc::CLOCK_REALTIME),
+    ];
+    for i in 0..READS {
+        for (k, &(clock, id)) in clocks.iter().enumerate() {
+            let before = gettime(id);
+            let v = page
+                .read_precise(clock)
+                .context("precise time vanished (clock mode changed?)")?;
+            let after = gettime(id);
+            ensure!(
+                v >= before - SLACK && v <= after + SLACK,
+                "read {i}: {clock}: page {v} outside [{before} - 10us, {after} + 10us] \
+                 (page - before {} ns, after - page {} ns)",
+                v - before,
+                after - v
+            );
+            max_outside[k] = max_outside[k].max(before - v).max(v - after);
+            max_from_mid[k] = max_from_mid[k].max((v - (before + after) / 2).abs());
+        }
+    }
+    for (k, (clock, _)) in clocks.iter().enumerate() {
+        println!(
+            "{clock}: {READS} reads, max deviation outside the clock_gettime bracket {} ns, \
+             max distance from the bracket's middle {} ns",
+            max_outside[k].max(0),
+            max_from_mid[k]
+        );
+    }
+    Ok(Outcome::Pass)
+}
+
+fn coarse_lag() -> Result<Outcome> {
+    setup()?;
+    let page = TimePage::open()?;
+    let mut res = vdso::zero_timespec();
+    // SAFETY: `res` is a valid, exclusively borrowed timespec.
+    if unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut res) } != 0 {
+        bail!(
+            "clock_getres(CLOCK_MONOTONIC_COARSE): {}",
+            errno_name(errno())
+        );
+    }
+    let tick = vdso::timespec_ns(&res);
+    let slack: i128 = 1_000_000;
+    let (mut reads, mut distinct, mut last, mut behind) = (0u64, 0u64, None, 0u64);
+    let (mut max_lag, mut max_lag_kernel) = (0i128, 0i128);
+    let t0 = Instant::now();
+    // At least 100,000 reads and 250 ms: dozens of ticks. Per sample, in this order: the page,
+    // the kernel's own coarse clock, the precise clock. The kernel updates its vDSO data before
+    // it calls the module's notifier, so neither later read may be behind the page.
+    while reads < 100_000 || t0.elapsed() < Duration::from_millis(250) {
+        let c = page
+            .read_coarse(Clock::Monotonic)
+            .context("no coarse MONOTONIC")?;
+        let k = gettime(libc::CLOCK_MONOTONIC_COARSE);
+        let t = gettime(libc::CLOCK_MONOTONIC);
+        ensure!(
+            c <= t,
+            "coarse MONOTONIC {c} is ahead of clock_gettime(MONOTONIC) {t} by {} ns",
+            c - t
+        );
+        ensure!(
+            c <= k,
+            "page coarse MONOTONIC {c} is ahead of clock_gettime(MONOTONIC_COARSE) {k} by {} ns",
+            c - k
+        );
+        if c != k {
+            behind += 1; // an update landed between the two reads
+        }
+        max_lag = max_lag.max(t - c);
+        max_lag_kernel = max_lag_kernel.max(t - k);
+        if last != Some(c) {
+            distinct += 1;
+            last = Some(c);
+        }
+        reads += 1;
+    }
+    let elapsed = t0.elapsed();
+    // Where ticks themselves come late (an emulator on a busy host), the kernel's own coarse
+    // clock lags by more than a tick too; the page may lag as much as it does.
+    let excess = (max_lag_kernel - tick).max(0);
+    let limit = tick + slack + excess;
+    println!(
+        "{reads} reads over {elapsed:?}: max lag {max_lag} ns (CLOCK_MONOTONIC_COARSE's own: \
+         {max_lag_kernel} ns), tick {tick} ns, limit {limit} ns (tick + {slack} slack + {excess} \
+         by which the kernel's coarse clock exceeded a tick), {distinct} distinct coarse values, \
+         page behind CLOCK_MONOTONIC_COARSE in {behind} reads, accelerator {}",
+        accelerator()
+    );
+    ensure!(
+        max_lag <= limit,
+        "coarse MONOTONIC lagged clock_gettime by {max_lag} ns > {limit} ns"
+    );
+    ensure!(
+        behind * 100 <= reads,
+        "the page's coarse value differed from CLOCK_MONOTONIC_COARSE in {behind} of {reads} reads"
+    );
+    ensure!(
+        distinct >= 2,
+        "the coarse value never changed in {elapsed:?}"
+    );
+    Ok(Outcome::Pass)
+}
+
+/// The CPUs this process may run on.
+fn allowed_cpus() -> Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is a plain bitmask; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is this thread.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) } != 0 {
+        bail!("sched_getaffinity: {}", errno_name(errno()));
+    }
+    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: every index is below CPU_SETSIZE.
+    Ok((0..max)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
+}
+
+fn monotonic_all_cpus() -> Result<Outcome> {
+    setup()?;
+    let page = TimePage::open()?;
+    if let Some(skip) = require_tsc(&page) {
+        return Ok(skip);
+    }
+    const READS: u64 = 200_000;
+    let cpus = allowed_cpus()?;
+    let u0 = Stats::read()?.updates;
+    let page = &page;
+    let results: Vec<Result<(usize, u64, Duration, u64)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = cpus
+            .iter()
+            .map(|&cpu| {
+                s.spawn(move || -> Result<(usize, u64, Duration, u64)> {
+                    bench::pin_to_cpu(cpu)?;
+                    ensure!(
+                        bench::current_cpu() == Some(cpu),
+                        "pinned to CPU {cpu} but running on {:?}",
+                        bench::current_cpu()
+                    );
+                    let first_update = page.update_count();
+                    let t0 = Instant::now();
+                    let mut prev = page
+                        .read_precise(Clock::Monotonic)
+                        .context("no precise time")?;
+                    let mut n = 0u64;
+                    // The reads span several ticks even where they are fast.
+                    while n < READS || t0.elapsed() < Duration::from_millis(100) {
+                        let v = page
+                            .read_precise(Clock::Monotonic)
+                            .context("no precise time")?;
+                        ensure!(
+                            v >= prev,
+                            "CPU {cpu}: read {n}: MONOTONIC went back by {} ns ({prev} -> {v})",
+                            prev - v
+                        );
+                        prev = v;
+                        n += 1;
+                    }
+                    Ok((cpu, n, t0.elapsed(), page.update_count() - first_update))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("reader thread panicked")))
+            })
+            .collect()
+    });
+    let u1 = Stats::read()?.updates;
+    for r in results {
+        let (cpu, n, t, updates) = r?;
+        println!("CPU {cpu}: {n} precise MONOTONIC reads in {t:?}, never backwards, {updates} page updates seen");
+    }
+    ensure!(
+        u1 > u0,
+        "debugfs updates did not increase during the run ({u0} -> {u1})"
+    );
+    println!("{} CPUs, updates {u0} -> {u1}", cpus.len());
+    Ok(Outcome::Pass)
+}
+
+fn refused_mappings() -> Result<Outcome> {
+    setup()?;
+    let ro = open_ro()?;
+    let rw = open_rw()?;
+    let (r, w, x) = (libc::PROT_READ, libc::PROT_WRITE, libc::PROT_EXEC);
+    let (shared, private) = (libc::MAP_SHARED, libc::MAP_PRIVATE);
+    let before = Stats::read()?;
+    let cases: [(&str, &File, usize, i32, i32, i64, i32); 8] = [
+        (
+            "PROT_READ|PROT_WRITE on an O_RDWR fd",
+            &rw,
+            PAGE_SIZE,
+            r | w,
+            shared,
+            0,
+            libc::EPERM,
+        ),
+        (
+            "PROT_WRITE on an O_RDWR fd",
+            &rw,
+            PAGE_SIZE,
+            w,
+            shared,
+            0,
+            libc::EPERM,
+        ),
+        // The kernel refuses a shared writable mapping of a read-only fd before the driver.
+        (
+            "PROT_READ|PROT_WRITE on an O_RDONLY fd",
+            &ro,
+            PAGE_SIZE,
+            r | w,
+            shared,
+            0,
+            libc::EACCES,
+        ),
+        (
+            "PROT_READ|PROT_EXEC",
+            &ro,
+            PAGE_SIZE,
+            r | x,
+            shared,
+            0,
+            libc::EPERM,
+        ),
+        ("MAP_PRIVATE", &ro, PAGE_SIZE, r, private, 0, libc::EINVAL),
+        (
+            "MAP_PRIVATE on an O_RDWR fd",
+            &rw,
+            PAGE_SIZE,
+            r,
+            private,
+            0,
+            libc::EINVAL,
+        ),
+        (
+            "offset 4096",
+            &ro,
+            PAGE_SIZE,
+            r,
+            shared,
+            PAGE_SIZE as i64,
+            libc::EINVAL,
+        ),
+        (
+            "length 8192",
+            &ro,
+            2 * PAGE_SIZE,
+            r,
+            shared,
+            0,
+            libc::EINVAL,
+        ),
+    ];
+    let mut bad = Vec::new();
+    for (what, file, len, prot, flags, off, want) in cases {
+        match Map::new(file, len, prot, flags, off) {
+            Ok(_) => bad.push(format!("{what}: mapped, want {}", errno_name(want))),
+            Err(e) if e != want => bad.push(format!(
+                "{what}: {}, want {}",
+                errno_name(e),
+                errno_name(want)
+            )),
+            Err(e) => println!("mmap {what}: {}", errno_name(e)),
+        }
+    }
+    let after = Stats::read()?;
+    if after.mappings != before.mappings {
+        bad.push(format!(
+            "refused mmaps changed the live mappings count {} -> {}",
+            before.mappings, after.mappings
+        ));
+    }
+
+    // A valid mapping may not become writable or executable later.
+    let mut m = Map::page(&ro)?;
+    ensure!(m.touch() == MAGIC, "magic");
+    for (what, prot) in [
+        ("PROT_READ|PROT_WRITE", r | w),
+        ("PROT_READ|PROT_EXEC", r | x),
+    ] {
+        // SAFETY: changing the protection of our own mapping (refusal expected).
+        let rc = unsafe { libc::mprotect(m.addr as *mut libc::c_void, PAGE_SIZE, prot) };
+        let e = errno();
+        if rc == 0 {
+            bad.push(format!("mprotect({what}) succeeded, want EACCES"));
+        } else if e != libc::EACCES {
+            bad.push(format!("mprotect({what}): {}, want EACCES", errno_name(e)));
+        } else {
+            println!("mprotect {what}: {}", errno_name(e));
+        }
+    }
+
+    // Growing: refused by the kernel for VM_DONTEXPAND.
+    // SAFETY: mremap of our own mapping; on success the result is checked and unmapped.
+    let grown = unsafe {
+        libc::mremap(
+            m.addr as *mut libc::c_void,
+            PAGE_SIZE,
+            2 * PAGE_SIZE,
+            libc::MREMAP_MAYMOVE,
+        )
+    };
+    let e = errno();
+    if grown != libc::MAP_FAILED {
+        m.addr = grown as usize;
+        m.len = 2 * PAGE_SIZE;
+        bad.push("mremap growing to 8192 succeeded, want EFAULT".to_string());
+    } else if e != libc::EFAULT {
+        bad.push(format!("mremap growing: {}, want EFAULT", errno_name(e)));
+    } else {
+        println!("mremap 4096 -> 8192: {}", errno_name(e));
+    }
+    // Same size in place: allowed (a no-op). A one-page mapping cannot shrink (new length 0
+    // is EINVAL for every mapping), so "shrinking" is covered by this and the move below.
+    // SAFETY: as above.
+    let same = unsafe { libc::mremap(m.addr as *mut libc::c_void, PAGE_SIZE, PAGE_SIZE, 0) };
+    if same as usize != m.addr {
+        bad.push(format!("mremap to the same size: {}", errno_name(errno())));
+    }
+    // Moving to another address: allowed; the page is readable there.
+    let hole = {
+        // SAFETY: reserving an address range with a fresh anonymous mapping.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                PAGE_SIZE,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        ensure!(
+            p != libc::MAP_FAILED,
+            "mmap of a placeholder: {}",
+            errno_name(errno())
+        );
+        p
+    };
+    // SAFETY: moving our own mapping over our own placeholder (MREMAP_FIXED replaces it).
+    let moved = unsafe {
+        libc::mremap(
+            m.addr as *mut libc::c_void,
+            PAGE_SIZE,
+            PAGE_SIZE,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            hole,
+        )
+    };
+    if moved == libc::MAP_FAILED {
+        let e = errno();
+        // SAFETY: the placeholder is still ours.
+        unsafe { libc::munmap(hole, PAGE_SIZE) };
+        bad.push(format!("mremap moving the page: {}", errno_name(e)));
+    } else {
+        let old = m.addr;
+        m.addr = moved as usize;
+        ensure!(
+            m.addr == hole as usize,
+            "moved to {:#x}, asked {hole:p}",
+            m.addr
+        );
+        ensure!(m.touch() == MAGIC, "magic at the new address");
+        let line = maps_line(m.addr)?.unwrap_or_default();
+        ensure!(line.contains(DEVICE), "maps at the new address: {line:?}");
+        ensure!(maps_line(old)?.is_none(), "the old address is still mapped");
+        println!("mremap move {old:#x} -> {:#x}: ok, magic readable", m.addr);
+    }
+    drop(m);
+    ensure!(bad.is_empty(), "{}", bad.join("; "));
+    Ok(Outcome::Pass)
+}
+
+fn fork_and_close() -> Result<Outcome> {
+    setup()?;
+    let file = open_ro()?;
+    let m = Map::page(&file)?;
+    drop(file); // close(fd): the VMA keeps its own reference to the file
+    ensure!(m.touch() == MAGIC, "magic {:#x} after close(fd)", m.touch());
+    let line = maps_line(m.addr)?.context("the mapping is not in /proc/self/maps")?;
+    ensure!(
+        line.contains(DEVICE),
+        "/proc/self/maps line {line:?} does not name {DEVICE}"
+    );
+    println!("maps: {line}");
+
+    let f0 = faults()?;
+    let u_parent = m.update_count();
+    let addr = m.addr;
+    let child = Forked::spawn(move || {
+        let page = Map {
+            addr,
+            len: PAGE_SIZE,
+        };
+        let magic = page.touch();
+        let u0 = page.update_count();
+        let t0 = Instant::now();
+        let mut u1 = u0;
+        while u1 == u0 && t0.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(1));
+            u1 = page.update_count();
+        }
+        std::mem::forget(page); // the mapping stays until the child exits
+        format!("{magic:x} {u0} {u1}")
+    })?;
+    let fields: Vec<u64> = child
+        .line
+        .split_whitespace()
+        .enumerate()
+        .map(|(i, s)| {
+            if i == 0 {
+                u64::from_str_radix(s, 16)
+            } else {
+                s.parse()
+            }
+        })
+        .collect::<std::result::Result<_, _>>()
+        .with_context(|| format!("child said {:?}", child.line))?;
+    let [magic, u0, u1] = fields[..] else {
+        bail!("child said {:?}", child.line);
+    };
+    ensure!(magic == u64::from(MAGIC), "child read magic {magic:#x}");
+    ensure!(
+        u0 >= u_parent,
+        "child's update_count {u0} < parent's earlier {u_parent}"
+    );
+    ensure!(
+        u1 > u0,
+        "child saw no update in 2 s ({u0}): not the live page"
+    );
+    let f1 = faults()?;
+    ensure!(
+        f1 == f0,
+        "the child faulted ({f0} -> {f1}): the page tables were not copied at fork"
+    );
+    drop(child);
+    ensure!(
+        m.touch() == MAGIC,
+        "parent lost the page after the child exited"
+    );
+    println!("child read magic {magic:#x}, update_count {u0} -> {u1}, no fault (faults {f0})");
+    Ok(Outcome::Pass)
+}
+
+/// Reloads the module when dropped if a test left it unloaded.
+struct Reload;
+
+impl Drop for Reload {
+    fn drop(&mut self) {
+        if !Path::new(&format!("/sys/module/{MODULE}")).exists() {
+            let _ = run("insmod", &[KO]);
+        }
+    }
+}
+
+fn refcnt() -> Result<i64> {
+    let path = format!("/sys/module/{MODULE}/refcnt");
+    let v = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    v.trim().parse().with_context(|| format!("{path}: {v:?}"))
+}
+
+fn rmmod_busy() -> Result<Outcome> {
+    setup()?;
+    let _reload = Reload;
+    let r0 = refcnt()?;
+    let file = open_ro()?;
+    let m = Map::page(&file)?;
+    drop(file);
+    ensure!(m.touch() == MAGIC, "magic");
+    let r1 = refcnt()?;
+    ensure!(
+        r1 > r0,
+        "refcnt {r0} -> {r1}: the mapping does not pin the module"
+    );
+
+    let out = Command::new("rmmod")
+        .arg(MODULE)
+        .output()
+        .context("running rmmod")?;
+    ensure!(
+        !out.status.success(),
+        "rmmod {MODULE} succeeded with a live mapping"
+    );
+    println!(
+        "rmmod with a live mapping: {} ({})",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    // SAFETY: delete_module(2) with a NUL-terminated name; O_NONBLOCK as rmmod passes it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_delete_module,
+            c"vdso_probe".as_ptr(),
+            libc::O_NONBLOCK,
+        )
+    };
+    let e = errno();
+    ensure!(rc == -1, "delete_module succeeded with a live mapping");
+    // kernel/module/main.c: try_stop_module() answers -EWOULDBLOCK for a module whose
+    // refcount is not zero (EBUSY is for a module that is not live or cannot be unloaded).
+    ensure!(
+        e == libc::EWOULDBLOCK,
+        "delete_module: {}, want EWOULDBLOCK (module in use)",
+        errno_name(e)
+    );
+    println!(
+        "delete_module(O_NONBLOCK) with a live mapping: {}",
+        errno_name(e)
+    );
+    ensure!(
+        m.touch() == MAGIC,
+        "the page went away with the failed rmmod"
+    );
+    ensure!(Path::new(DEVICE).exists(), "{DEVICE} vanished");
+
+    drop(m);
+    let r2 = refcnt()?;
+    ensure!(r2 == r0, "refcnt {r2} after munmap + close (was {r0})");
+    run("rmmod", &[MODULE])?;
+    ensure!(
+        !Path::new(&format!("/sys/module/{MODULE}")).exists(),
+        "module still loaded"
+    );
+    ensure!(!Path::new(DEVICE).exists(), "{DEVICE} left behind by rmmod");
+    run("insmod", &[KO])?;
+    setup()?;
+    println!("refcnt {r0} -> {r1} with the mapping -> {r2}; rmmod then insmod ok");
+    Ok(Outcome::Pass)
+}
+
+fn timepage_bench() -> Result<Outcome> {
+    setup()?;
+    let config = Config {
+        batches: 100,
+        batch_size: 500,
+    };
+    let bench = Bench::new(config)?;
+    let mut rows = timepage::bench_rows(&bench);
+
+    let mono = libc::CLOCK_MONOTONIC;
+    let name = "clock_gettime MONOTONIC vdso";
+    rows.push(match LiveVdso::locate().and_then(|l| l.clock_gettime()) {
+        Ok(f) => bench.entry(name, || {
+            let mut ts = vdso::zero_timespec();
+            black_box(f.call(black_box(mono), black_box(&mut ts)));
+        }),
+        Err(e) => Entry::Skipped {
+            name: name.to_string(),
+            reason: format!("{e:#}"),
+        },
+    });
+    rows.push(bench.entry("clock_gettime MONOTONIC syscall", || {
+        let mut ts = vdso::zero_timespec();
+        black_box(vdso::raw_syscall_clock_gettime(
+            black_box(mono),
+            black_box(&mut ts),
+        ));
+    }));
+    let name = "gettimeofday vsyscall";
+    let vsyscall = maps_vsyscall_mode()?;
+    rows.push(match VsyscallGettimeofday::new() {
+        Ok(f) if vsyscall == "emulate" => bench.entry(name, || {
+            let mut tv = vdso::zero_timeval();
+            black_box(f.call(black_box(&mut tv)));
+        }),
+        Ok(_) => Entry::Skipped {
+            name: name.to_string(),
+            reason: format!("[vsyscall] is {vsyscall}, not r-xp (boot with vsyscall=emulate)"),
+        },
+        Err(e) => Entry::Skipped {
+            name: name.to_string(),
+            reason: format!("{e:#}"),
+        },
+    });
+
+    let page = TimePage::open()?;
+    let s = page.snapshot();
+    let cpu = CpuInfo::detect();
+    println!(
+        "bench: clocksource {}, page clock mode {}, accelerator {}, hypervisor {}{}",
+        vdso::current_clocksource().unwrap_or_else(|e| format!("unknown ({e:#})")),
+        s.clock_mode(),
+        accelerator(),
+        cpu.hypervisor_name().unwrap_or("none"),
+        if emulated() {
+            " (cycle counts are emulated)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "bench: {} batches x {} calls, per call; cycles are TSC ticks",
+        config.batches, config.batch_size
+    );
+    for line in bench::render_rows(&rows).lines() {
+        println!("bench: {line}");
+    }
+    let measured = |n: &str| {
+        rows.iter()
+            .any(|r| matches!(r, Entry::Measured(row) if row.name == n))
+    };
+    ensure!(
+        measured(timepage::BENCH_COARSE),
+        "the coarse page row was not measured"
+    );
+    ensure!(
+        measured(timepage::BENCH_PRECISE) || s.clock_mode() != ClockMode::Tsc,
+        "the precise page row was not measured with clock mode tsc"
+    );
+    Ok(Outcome::Pass)
+}
