@@ -7,6 +7,7 @@
 //! `getauxval`, `/proc/<pid>/timens_offsets`, the kernel's own access rules.
 
 mod proc;
+mod stress;
 mod tests;
 mod timepage;
 
@@ -23,7 +24,7 @@ pub enum Outcome {
 type TestFn = fn() -> anyhow::Result<Outcome>;
 
 fn all() -> impl Iterator<Item = &'static (&'static str, TestFn)> {
-    tests::ALL.iter().chain(timepage::TESTS)
+    tests::ALL.iter().chain(timepage::TESTS).chain(stress::TESTS)
 }
 
 fn main() -> ExitCode {
