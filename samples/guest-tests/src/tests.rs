@@ -31,6 +31,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("access-unprivileged", access_unprivileged),
     ("coverage-and-kthreads", coverage),
     ("no-kernel-pointers", no_kernel_pointers),
+    ("kunit-module-suites", kunit_suites),
     ("tool-vdso-report", tool_vdso_report),
     ("tool-vdso-call", tool_vdso_call),
     ("tool-vdso-strace-demo", tool_strace_demo),
@@ -597,5 +598,19 @@ fn tool_vdso_bench() -> Result<Outcome> {
         "none" => ensure!(skipped, "vsyscall row measured without a vsyscall page: {row}"),
         _ => ensure!(!skipped, "vsyscall row skipped with an executable page: {row}"),
     }
+    Ok(Outcome::Pass)
+}
+
+/// The module's `#[kunit_tests]` suites ran at load and passed (kernels with `CONFIG_KUNIT`).
+fn kunit_suites() -> Result<Outcome> {
+    ensure_module()?;
+    let dir = Path::new("/sys/kernel/debug/kunit/vdso_probe_vsyscall");
+    if !Path::new("/sys/kernel/debug/kunit").exists() {
+        return Ok(Outcome::Skip("kernel without CONFIG_KUNIT".into()));
+    }
+    let results = fs::read_to_string(dir.join("results")).context("suite did not run")?;
+    print!("{results}");
+    ensure!(results.lines().any(|l| l.trim_start().starts_with("ok ") && l.contains("vdso_probe_vsyscall")), "suite result missing");
+    ensure!(!results.contains("not ok"), "a KUnit case failed");
     Ok(Outcome::Pass)
 }
