@@ -701,13 +701,13 @@ impl<T: SeqShow> DebugfsDir<T> {
         // SAFETY: `name` is NUL-terminated, the parent is live (invariant), `data` outlives the
         // file because `DebugfsFile::drop` removes the file before freeing it.
         let d = unsafe { vp_debugfs_file(name.as_char_ptr(), self.dentry.as_ptr(), data.cast()) };
-        match from_err_ptr(d).ok().and_then(NonNull::new) {
+        match from_err_ptr(d).and_then(|d| NonNull::new(d).ok_or(ENODEV)) {
             // INVARIANT: the file was created with `data` as its private data.
-            Some(dentry) => Ok(DebugfsFile { dentry, data }),
-            None => {
+            Ok(dentry) => Ok(DebugfsFile { dentry, data }),
+            Err(e) => {
                 // SAFETY: `data` came from `KBox::into_raw` and no file refers to it.
                 drop(unsafe { KBox::from_raw(data) });
-                Err(ENOMEM)
+                Err(e)
             }
         }
     }

@@ -185,14 +185,16 @@ impl Registry {
             },
             GFP_KERNEL,
         )?;
-        let file = self.dir.file(&name, node)?;
-        // Replacing an entry drops it, which removes its file first: the name is free again.
-        // Removing sleeps; the mutex allows it and no probe takes it.
-        let old = files.remove(&nr);
-        drop(old);
-        if files.try_create_and_insert(nr, file, GFP_KERNEL)?.is_none() {
-            self.stats.tracked.fetch_add(1, Relaxed);
+        // A dead process's entry goes first, which frees the name. Removing sleeps: the mutex
+        // allows it, and neither probes nor readers take it.
+        if let Some(stale) = files.remove(&nr) {
+            drop(stale);
+            self.stats.tracked.fetch_sub(1, Relaxed);
+            self.stats.removed.fetch_add(1, Relaxed);
         }
+        let file = self.dir.file(&name, node)?;
+        files.try_create_and_insert(nr, file, GFP_KERNEL)?;
+        self.stats.tracked.fetch_add(1, Relaxed);
         self.stats.added.fetch_add(1, Relaxed);
         Ok(())
     }
