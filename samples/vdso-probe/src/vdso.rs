@@ -11,6 +11,9 @@
 //!
 //! * finds the image in the current process ([`LiveVdso::locate`]) or in another process
 //!   through `/proc/PID/maps` and `/proc/PID/mem` ([`dump_pid`]);
+//! * parses both the ELF64 x86_64 vDSO and the ELF32 ones (ia32: `EM_386`, x32: `EM_X86_64`)
+//!   with one set of helpers generic over object's [`FileHeader`] trait ([`ElfClass`],
+//!   [`VdsoAbi`]); only calling into the vDSO is restricted to the native x86_64 image;
 //! * computes the image size from the ELF headers ([`elf_image_size`]);
 //! * extracts the GNU build-id and the Linux version note ([`build_id`], [`linux_version_code`]);
 //! * lists dynamic symbols with their versions in `objdump -T` layout ([`dynamic_symbols`],
@@ -32,13 +35,10 @@ use std::str::FromStr;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use object::elf;
-use object::read::elf::{FileHeader as _, ProgramHeader as _, SectionHeader as _, Sym as _};
+use object::read::elf::{FileHeader, ProgramHeader as _, SectionHeader as _, Sym as _};
 use object::read::SectionIndex;
 use object::Endianness;
 use serde::Serialize;
-
-/// The ELF header type of the x86_64 vDSO (ELF64, endianness checked at parse time).
-type Ehdr = elf::FileHeader64<Endianness>;
 
 /// Version under which the x86_64 vDSO exports its symbols (`arch/x86/entry/vdso/vdso.lds.S`).
 pub const VDSO_VERSION: &str = "LINUX_2.6";
@@ -341,36 +341,191 @@ pub fn vdso_clock_mode(clocksource: &str) -> VdsoClockMode {
 // ---------------------------------------------------------------------------------------------
 // ELF parsing (works on any byte slice: a live mapping, a /proc/PID/mem copy or a file)
 // ---------------------------------------------------------------------------------------------
+/// ELF header of the ia32 (`EM_386`) and x32 (`EM_X86_64`) vDSOs.
+type Ehdr32 = elf::FileHeader32<Endianness>;
+/// ELF header of the x86_64 vDSO. Endianness is checked at parse time for both classes.
+type Ehdr64 = elf::FileHeader64<Endianness>;
 
-fn parse_ehdr(data: &[u8]) -> Result<(&Ehdr, Endianness)> {
-    let ehdr = Ehdr::parse(data).map_err(|e| anyhow!("not an ELF64 image: {e}"))?;
+/// Evaluates `$body` with the type alias `$h` bound to the ELF header type ([`Ehdr32`] or
+/// [`Ehdr64`]) that matches the class of `$data`, so that one generic helper serves both.
+/// Returns early with an error if `$data` is not an ELF image of a known class.
+macro_rules! with_ehdr {
+    ($data:expr, $h:ident => $body:expr) => {
+        match ElfClass::of($data)? {
+            ElfClass::Elf32 => {
+                type $h = Ehdr32;
+                $body
+            }
+            ElfClass::Elf64 => {
+                type $h = Ehdr64;
+                $body
+            }
+        }
+    };
+}
+
+/// The ELF class (`e_ident[EI_CLASS]`) of an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ElfClass {
+    /// `ELFCLASS32`: the ia32 vDSO (`vdso32.so`) and the x32 vDSO (`vdsox32.so`).
+    Elf32,
+    /// `ELFCLASS64`: the x86_64 vDSO (`vdso64.so`).
+    Elf64,
+}
+
+impl ElfClass {
+    /// Reads the class from the ELF identification at the start of `data`.
+    pub fn of(data: &[u8]) -> Result<Self> {
+        ensure!(
+            data.len() >= std::mem::size_of::<elf::Ident>() && data[..4] == elf::ELFMAG,
+            "not an ELF image (no ELF magic)"
+        );
+        match data[4] {
+            elf::ELFCLASS32 => Ok(ElfClass::Elf32),
+            elf::ELFCLASS64 => Ok(ElfClass::Elf64),
+            other => bail!("unsupported ELF class {other}"),
+        }
+    }
+
+    /// The class of the header type `H`.
+    fn of_header<H: FileHeader>() -> Self {
+        if H::is_type_64_sized() {
+            ElfClass::Elf64
+        } else {
+            ElfClass::Elf32
+        }
+    }
+
+    /// Number of hex digits binutils prints for addresses and sizes of this class
+    /// (`bfd_sprintf_vma`): 8 for ELF32, 16 for ELF64.
+    pub fn address_digits(self) -> usize {
+        match self {
+            ElfClass::Elf32 => 8,
+            ElfClass::Elf64 => 16,
+        }
+    }
+
+    /// `value` truncated to the address width of the class, as binutils prints it.
+    fn truncate(self, value: u64) -> u64 {
+        match self {
+            ElfClass::Elf32 => value & 0xffff_ffff,
+            ElfClass::Elf64 => value,
+        }
+    }
+}
+
+impl fmt::Display for ElfClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ElfClass::Elf32 => "ELF32",
+            ElfClass::Elf64 => "ELF64",
+        })
+    }
+}
+
+/// The x86 vDSO flavours (`arch/x86/entry/vdso/`), told apart by ELF class and `e_machine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VdsoAbi {
+    /// `vdso64.so`: ELF64, `EM_X86_64`, mapped into 64-bit processes.
+    X86_64,
+    /// `vdso32.so`: ELF32, `EM_386`, mapped into ia32 (compat) processes.
+    Ia32,
+    /// `vdsox32.so`: ELF32, `EM_X86_64`, mapped into x32 processes.
+    X32,
+}
+
+impl VdsoAbi {
+    /// Classifies an image from its ELF header (class and `e_machine`).
+    pub fn of(data: &[u8]) -> Result<Self> {
+        with_ehdr!(data, H => {
+            let (ehdr, endian) = parse_ehdr::<H>(data)?;
+            Self::from_header(ElfClass::of_header::<H>(), ehdr.e_machine(endian))
+        })
+    }
+
+    fn from_header(class: ElfClass, machine: u16) -> Result<Self> {
+        match (class, machine) {
+            (ElfClass::Elf64, elf::EM_X86_64) => Ok(VdsoAbi::X86_64),
+            (ElfClass::Elf32, elf::EM_386) => Ok(VdsoAbi::Ia32),
+            (ElfClass::Elf32, elf::EM_X86_64) => Ok(VdsoAbi::X32),
+            (ElfClass::Elf64, m) => bail!("e_machine of the ELF64 image is {m}, not EM_X86_64"),
+            (ElfClass::Elf32, m) => {
+                bail!("e_machine of the ELF32 image is {m}, not EM_386 (ia32) or EM_X86_64 (x32)")
+            }
+        }
+    }
+
+    /// The ELF class of this flavour.
+    pub fn class(self) -> ElfClass {
+        match self {
+            VdsoAbi::X86_64 => ElfClass::Elf64,
+            VdsoAbi::Ia32 | VdsoAbi::X32 => ElfClass::Elf32,
+        }
+    }
+}
+
+impl fmt::Display for VdsoAbi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VdsoAbi::X86_64 => "x86_64 (ELF64, EM_X86_64)",
+            VdsoAbi::Ia32 => "ia32 (ELF32, EM_386)",
+            VdsoAbi::X32 => "x32 (ELF32, EM_X86_64)",
+        })
+    }
+}
+
+/// Parses the ELF header as `H` ([`Ehdr32`] or [`Ehdr64`]); fails if the class differs.
+fn parse_ehdr<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<(&H, Endianness)> {
+    let class = ElfClass::of_header::<H>();
+    let ehdr = H::parse(data).map_err(|e| anyhow!("not an {class} image: {e}"))?;
     let endian = ehdr
         .endian()
         .map_err(|e| anyhow!("bad ELF endianness: {e}"))?;
     Ok((ehdr, endian))
 }
 
+/// The program header table of `data`.
+fn program_headers<'data, H: FileHeader<Endian = Endianness>>(
+    ehdr: &H,
+    endian: Endianness,
+    data: &'data [u8],
+) -> Result<&'data [H::ProgramHeader]> {
+    ehdr.program_headers(endian, data)
+        .map_err(|e| anyhow!("bad program headers: {e}"))
+}
+
+/// Widens an ELF word (`u32` for ELF32, `u64` for ELF64).
+fn word(w: impl Into<u64>) -> u64 {
+    w.into()
+}
+
 /// Size of an ELF image from its own headers: the maximum of the end of the ELF header, the
 /// program header table, the section header table (`e_shoff + e_shnum * e_shentsize`) and
-/// every `PT_LOAD` segment's file image (`p_offset + p_filesz`).
+/// every `PT_LOAD` segment's file image (`p_offset + p_filesz`). ELF32 and ELF64 images.
 ///
 /// Only the ELF header and the program headers are read, so `data` may be just the first page
 /// of a mapping whose length is not known yet.
 pub fn elf_image_size(data: &[u8]) -> Result<usize> {
-    let (ehdr, endian) = parse_ehdr(data)?;
-    let phoff = ehdr.e_phoff.get(endian);
-    let phnum = u64::from(ehdr.e_phnum.get(endian));
-    let phentsize = u64::from(ehdr.e_phentsize.get(endian));
-    let shoff = ehdr.e_shoff.get(endian);
-    let shnum = u64::from(ehdr.e_shnum.get(endian));
-    let shentsize = u64::from(ehdr.e_shentsize.get(endian));
+    with_ehdr!(data, H => elf_image_size_as::<H>(data))
+}
+
+fn elf_image_size_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<usize> {
+    let (ehdr, endian) = parse_ehdr::<H>(data)?;
+    let phoff = word(ehdr.e_phoff(endian));
+    let phnum = u64::from(ehdr.e_phnum(endian));
+    let phentsize = u64::from(ehdr.e_phentsize(endian));
+    let shoff = word(ehdr.e_shoff(endian));
+    let shnum = u64::from(ehdr.e_shnum(endian));
+    let shentsize = u64::from(ehdr.e_shentsize(endian));
     ensure!(
         !(shnum == 0 && shoff != 0),
         "extended section numbering (e_shnum == 0) is not supported"
     );
 
     let overflow = || anyhow!("ELF header fields overflow");
-    let mut end = u64::from(ehdr.e_ehsize.get(endian));
+    let mut end = u64::from(ehdr.e_ehsize(endian));
     end = end.max(
         phnum
             .checked_mul(phentsize)
@@ -383,35 +538,33 @@ pub fn elf_image_size(data: &[u8]) -> Result<usize> {
             .and_then(|n| n.checked_add(shoff))
             .ok_or_else(overflow)?,
     );
-    let phdrs = ehdr
-        .program_headers(endian, data)
-        .map_err(|e| anyhow!("bad program headers: {e}"))?;
+    let phdrs = program_headers(ehdr, endian, data)?;
     for ph in phdrs.iter().filter(|ph| ph.p_type(endian) == elf::PT_LOAD) {
-        let seg_end = ph
-            .p_offset(endian)
-            .checked_add(ph.p_filesz(endian))
+        let seg_end = word(ph.p_offset(endian))
+            .checked_add(word(ph.p_filesz(endian)))
             .ok_or_else(overflow)?;
         end = end.max(seg_end);
     }
     usize::try_from(end).context("ELF image size does not fit in usize")
 }
 
-/// Checks that `data` is a complete x86_64 ELF shared object as the kernel builds the vDSO:
-/// `ET_DYN`, `EM_X86_64`, exactly [`elf_image_size`] bytes long (or longer), and every section
-/// with file contents lies inside it.
+/// Checks that `data` is a complete x86 vDSO-style ELF shared object: `ET_DYN`, one of the
+/// [`VdsoAbi`] flavours (ELF64 `EM_X86_64`, ELF32 `EM_386` or ELF32 `EM_X86_64`), exactly
+/// [`elf_image_size`] bytes long (or longer), and every section with file contents lies inside
+/// it.
 pub fn validate_image(data: &[u8]) -> Result<()> {
-    let (ehdr, endian) = parse_ehdr(data)?;
+    with_ehdr!(data, H => validate_image_as::<H>(data))
+}
+
+fn validate_image_as<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<()> {
+    let (ehdr, endian) = parse_ehdr::<H>(data)?;
+    VdsoAbi::from_header(ElfClass::of_header::<H>(), ehdr.e_machine(endian))?;
     ensure!(
-        ehdr.e_machine.get(endian) == elf::EM_X86_64,
-        "e_machine is {}, not EM_X86_64",
-        ehdr.e_machine.get(endian)
-    );
-    ensure!(
-        ehdr.e_type.get(endian) == elf::ET_DYN,
+        ehdr.e_type(endian) == elf::ET_DYN,
         "e_type is {}, not ET_DYN",
-        ehdr.e_type.get(endian)
+        ehdr.e_type(endian)
     );
-    let size = elf_image_size(data)?;
+    let size = elf_image_size_as::<H>(data)?;
     ensure!(
         size <= data.len(),
         "image is truncated: headers describe {size} bytes, have {}",
@@ -424,7 +577,7 @@ pub fn validate_image(data: &[u8]) -> Result<()> {
         if sh.sh_type(endian) == elf::SHT_NOBITS {
             continue;
         }
-        let end = sh.sh_offset(endian).checked_add(sh.sh_size(endian));
+        let end = word(sh.sh_offset(endian)).checked_add(word(sh.sh_size(endian)));
         ensure!(
             end.is_some_and(|end| end <= size as u64),
             "section {} extends beyond the {size}-byte image",
@@ -440,10 +593,15 @@ fn find_note<'data, T>(
     data: &'data [u8],
     mut f: impl FnMut(&'data [u8], u32, &'data [u8]) -> Option<T>,
 ) -> Result<Option<T>> {
-    let (ehdr, endian) = parse_ehdr(data)?;
-    let phdrs = ehdr
-        .program_headers(endian, data)
-        .map_err(|e| anyhow!("bad program headers: {e}"))?;
+    with_ehdr!(data, H => find_note_as::<H, T>(data, &mut f))
+}
+
+fn find_note_as<'data, H: FileHeader<Endian = Endianness>, T>(
+    data: &'data [u8],
+    f: &mut impl FnMut(&'data [u8], u32, &'data [u8]) -> Option<T>,
+) -> Result<Option<T>> {
+    let (ehdr, endian) = parse_ehdr::<H>(data)?;
+    let phdrs = program_headers(ehdr, endian, data)?;
     let mut saw_pt_note = false;
     for ph in phdrs {
         let Some(mut notes) = ph
@@ -532,9 +690,9 @@ pub struct DynamicSymbol {
     pub value: u64,
     /// `st_size`.
     pub size: u64,
-    /// `ELF64_ST_BIND(st_info)`.
+    /// `ELF_ST_BIND(st_info)`.
     pub bind: u8,
-    /// `ELF64_ST_TYPE(st_info)`.
+    /// `ELF_ST_TYPE(st_info)`.
     pub kind: u8,
     /// Section name, or `*ABS*`, `*UND*`, `*COM*` for the special indices.
     pub section: String,
@@ -544,15 +702,20 @@ pub struct DynamicSymbol {
     pub version: SymbolVersion,
     /// `VERSYM_HIDDEN` is set (a non-default version, `name@VERSION` rather than `@@`).
     pub hidden: bool,
+    /// Class of the image the symbol was read from; sets the width of the value and size
+    /// columns of [`DynamicSymbol::objdump_line`].
+    pub class: ElfClass,
 }
 
 impl DynamicSymbol {
-    /// The seven flag characters of `objdump -T` (binutils `bfd_print_symbol_vandf`), e.g.
-    /// `g    DF` for a global function or ` w   DF` for a weak one.
+    /// The seven flag characters of `objdump -T` (binutils `bfd_print_symbol_vandf`, with the
+    /// `BSF_*` flags `elf_slurp_symbol_table` derives from the ELF symbol), e.g. `g    DF` for
+    /// a global function, ` w   DF` for a weak one, `      D ` for an undefined global.
     pub fn objdump_flags(&self) -> String {
         let bind = match self.bind {
             elf::STB_LOCAL => 'l',
-            elf::STB_GLOBAL => 'g',
+            // BSF_GLOBAL is only set for defined, non-common global symbols.
+            elf::STB_GLOBAL if !self.undefined && self.section != "*COM*" => 'g',
             elf::STB_GNU_UNIQUE => 'u',
             _ => ' ',
         };
@@ -562,15 +725,17 @@ impl DynamicSymbol {
         } else {
             ' '
         };
-        let debug = if self.kind == elf::STT_SECTION {
+        let debug = if matches!(self.kind, elf::STT_SECTION | elf::STT_FILE) {
             'd'
         } else {
             'D'
         };
+        // STT_TLS (BSF_THREAD_LOCAL) and STT_GNU_IFUNC (BSF_GNU_INDIRECT_FUNCTION) get no
+        // type letter.
         let kind = match self.kind {
-            elf::STT_FUNC | elf::STT_GNU_IFUNC => 'F',
+            elf::STT_FUNC => 'F',
             elf::STT_FILE => 'f',
-            elf::STT_OBJECT | elf::STT_TLS | elf::STT_COMMON => 'O',
+            elf::STT_OBJECT | elf::STT_COMMON => 'O',
             _ => ' ',
         };
         [bind, weak, ' ', ' ', indirect, debug, kind]
@@ -595,14 +760,16 @@ impl DynamicSymbol {
     }
 
     /// One line in the exact layout of `objdump -T` (binutils `bfd_elf_print_symbol`):
-    /// value, flags, section, TAB, size, version column, name.
+    /// value, flags, section, TAB, size, version column, name. Value and size have 16 hex
+    /// digits for an ELF64 image and 8 for an ELF32 one (`bfd_fprintf_vma`).
     pub fn objdump_line(&self) -> String {
+        let width = self.class.address_digits();
         let mut line = format!(
-            "{:016x} {} {}\t{:016x}",
-            self.value,
+            "{:0width$x} {} {}\t{:0width$x}",
+            self.class.truncate(self.value),
             self.objdump_flags(),
             self.section,
-            self.size
+            self.class.truncate(self.size)
         );
         match self.objdump_version() {
             None => {}
@@ -634,9 +801,17 @@ impl DynamicSymbol {
 }
 
 /// Lists `.dynsym` (without the null entry at index 0) with versions from `.gnu.version`,
-/// `.gnu.version_d` and `.gnu.version_r`, in table order, as `objdump -T` does.
+/// `.gnu.version_d` and `.gnu.version_r`, in table order, as `objdump -T` does. ELF32 and
+/// ELF64 images.
 pub fn dynamic_symbols(data: &[u8]) -> Result<Vec<DynamicSymbol>> {
-    let (ehdr, endian) = parse_ehdr(data)?;
+    with_ehdr!(data, H => dynamic_symbols_as::<H>(data))
+}
+
+fn dynamic_symbols_as<H: FileHeader<Endian = Endianness>>(
+    data: &[u8],
+) -> Result<Vec<DynamicSymbol>> {
+    let class = ElfClass::of_header::<H>();
+    let (ehdr, endian) = parse_ehdr::<H>(data)?;
     let sections = ehdr
         .sections(endian, data)
         .map_err(|e| anyhow!("bad section headers: {e}"))?;
@@ -697,14 +872,15 @@ pub fn dynamic_symbols(data: &[u8]) -> Result<Vec<DynamicSymbol>> {
         out.push(DynamicSymbol {
             index: index.0,
             name: String::from_utf8_lossy(name).into_owned(),
-            value: sym.st_value(endian),
-            size: sym.st_size(endian),
+            value: word(sym.st_value(endian)),
+            size: word(sym.st_size(endian)),
             bind: sym.st_bind(),
             kind: sym.st_type(),
             section,
             undefined: shndx == elf::SHN_UNDEF,
             version,
             hidden,
+            class,
         });
     }
     Ok(out)
@@ -725,37 +901,45 @@ pub fn find_symbol(data: &[u8], name: &str, version: &str) -> Result<DynamicSymb
         .ok_or_else(|| anyhow!("symbol {name}@{version} not found in the vDSO"))
 }
 
-/// Load bias of an image mapped at `base`: the value to add to `st_value`. For the vDSO this
-/// is `base + p_offset - p_vaddr` of its (single) `PT_LOAD` segment.
+/// Load bias of an image mapped at `base`: the value to add (wrapping) to `st_value`. For the
+/// vDSO this is `base + p_offset - p_vaddr` of its (single) `PT_LOAD` segment. ELF32 and ELF64
+/// images.
 pub fn load_bias(data: &[u8], base: u64) -> Result<u64> {
-    let (ehdr, endian) = parse_ehdr(data)?;
-    let phdrs = ehdr
-        .program_headers(endian, data)
-        .map_err(|e| anyhow!("bad program headers: {e}"))?;
-    let ph = phdrs
+    with_ehdr!(data, H => load_bias_as::<H>(data, base))
+}
+
+fn load_bias_as<H: FileHeader<Endian = Endianness>>(data: &[u8], base: u64) -> Result<u64> {
+    let (ehdr, endian) = parse_ehdr::<H>(data)?;
+    let ph = program_headers(ehdr, endian, data)?
         .iter()
         .find(|ph| ph.p_type(endian) == elf::PT_LOAD)
         .context("no PT_LOAD segment")?;
     Ok(base
-        .wrapping_add(ph.p_offset(endian))
-        .wrapping_sub(ph.p_vaddr(endian)))
+        .wrapping_add(word(ph.p_offset(endian)))
+        .wrapping_sub(word(ph.p_vaddr(endian))))
 }
 
 /// Checks that `[value, value + size)` lies in the file image of an executable `PT_LOAD`
 /// segment of `data`, so that `bias + value` is code inside the mapping.
 fn check_in_exec_segment(data: &[u8], value: u64, size: u64) -> Result<()> {
-    let (ehdr, endian) = parse_ehdr(data)?;
-    let phdrs = ehdr
-        .program_headers(endian, data)
-        .map_err(|e| anyhow!("bad program headers: {e}"))?;
+    with_ehdr!(data, H => check_in_exec_segment_as::<H>(data, value, size))
+}
+
+fn check_in_exec_segment_as<H: FileHeader<Endian = Endianness>>(
+    data: &[u8],
+    value: u64,
+    size: u64,
+) -> Result<()> {
+    let (ehdr, endian) = parse_ehdr::<H>(data)?;
+    let phdrs = program_headers(ehdr, endian, data)?;
     let end = value.checked_add(size.max(1)).context("symbol overflows")?;
     let ok = phdrs.iter().any(|ph| {
+        let vaddr = word(ph.p_vaddr(endian));
         ph.p_type(endian) == elf::PT_LOAD
             && ph.p_flags(endian) & elf::PF_X != 0
-            && value >= ph.p_vaddr(endian)
-            && ph
-                .p_vaddr(endian)
-                .checked_add(ph.p_filesz(endian))
+            && value >= vaddr
+            && vaddr
+                .checked_add(word(ph.p_filesz(endian)))
                 .is_some_and(|seg_end| end <= seg_end)
     });
     ensure!(
@@ -835,6 +1019,12 @@ impl LiveVdso {
         // unmaps or writes. The mapping is at least one page long (checked against
         // /proc/self/maps when available), so the first `first_len` <= page bytes are mapped.
         let head = unsafe { vdso_bytes(base, first_len) };
+        // Calling into the vDSO is only supported for the native x86_64 flavour.
+        let abi = VdsoAbi::of(head)?;
+        ensure!(
+            abi == VdsoAbi::X86_64,
+            "the vDSO at {base:#x} is {abi}; only the x86_64 vDSO can be called from here"
+        );
         let size = elf_image_size(head)?;
         let limit = mapping.as_ref().map_or(usize::MAX, |m| {
             usize::try_from(m.len()).unwrap_or(usize::MAX)
@@ -844,7 +1034,7 @@ impl LiveVdso {
             "vDSO headers describe {size} bytes but the [vdso] mapping is only {limit} bytes"
         );
         ensure!(
-            size >= std::mem::size_of::<Ehdr>(),
+            size >= std::mem::size_of::<Ehdr64>(),
             "vDSO image is implausibly small ({size} bytes)"
         );
         // SAFETY: as above, and `size` (derived from the image's own ELF headers) does not
@@ -1103,6 +1293,16 @@ impl Dump {
         linux_version_code(&self.image)
     }
 
+    /// Which vDSO this is: x86_64 (ELF64), ia32 or x32 (ELF32).
+    pub fn abi(&self) -> Result<VdsoAbi> {
+        VdsoAbi::of(&self.image)
+    }
+
+    /// The dynamic symbols of the image.
+    pub fn symbols(&self) -> Result<Vec<DynamicSymbol>> {
+        dynamic_symbols(&self.image)
+    }
+
     /// Writes the image to `path` (a valid ELF shared object for `objdump`/`readelf`).
     pub fn write_to(&self, path: &Path) -> Result<()> {
         fs::write(path, &self.image).with_context(|| format!("writing {}", path.display()))
@@ -1121,6 +1321,7 @@ pub fn dump_self() -> Result<Dump> {
 
 /// Copies the vDSO of process `pid` through `/proc/PID/mem`, using the `[vdso]` line of
 /// `/proc/PID/maps`. Needs ptrace-read access to the process (same user, or CAP_SYS_PTRACE).
+/// Works for 64-bit processes (ELF64 x86_64 vDSO) as well as ia32 and x32 ones (ELF32).
 pub fn dump_pid(pid: libc::pid_t) -> Result<Dump> {
     let entry = find_mapping(Some(pid), "[vdso]")?
         .with_context(|| format!("process {pid} has no [vdso] mapping"))?;
@@ -1172,11 +1373,13 @@ mod tests {
             if !in_table || line.trim().is_empty() {
                 continue;
             }
-            let value = line[..16].to_string();
-            let flags = line[17..24].to_string();
-            let (section, rest) = line[25..].split_once('\t').expect("tab after section");
-            let size = rest[..16].to_string();
-            let rest = rest[16..].trim_start();
+            // 16 hex digits for ELF64, 8 for ELF32.
+            let w = line.find(' ').expect("space after value");
+            let value = line[..w].to_string();
+            let flags = line[w + 1..w + 8].to_string();
+            let (section, rest) = line[w + 9..].split_once('\t').expect("tab after section");
+            let size = rest[..w].to_string();
+            let rest = rest[w..].trim_start();
             let (version, name) = if rest.starts_with('(') {
                 let close = rest.find(')').expect("closing paren");
                 (
@@ -1391,6 +1594,7 @@ mod tests {
             undefined: false,
             version: SymbolVersion::Named("LINUX_2.6".into()),
             hidden: false,
+            class: ElfClass::Elf64,
         };
         assert_eq!(
             s.objdump_line(),
@@ -1401,11 +1605,306 @@ mod tests {
             hidden: true,
             bind: elf::STB_GLOBAL,
             name: "example".into(),
-            ..s
+            ..s.clone()
         };
         assert_eq!(
             h.objdump_line(),
             "0000000000000af0 g    DF .text\t0000000000000386 (Base)       example"
         );
+        // ELF32 (ia32/x32): 8 hex digits, as `objdump -T` prints for an elf32-i386 file.
+        let s32 = DynamicSymbol {
+            name: "__vdso_clock_gettime".into(),
+            value: 0xc70,
+            size: 0x5ae,
+            bind: elf::STB_GLOBAL,
+            class: ElfClass::Elf32,
+            ..s
+        };
+        assert_eq!(
+            s32.objdump_line(),
+            "00000c70 g    DF .text\t000005ae  LINUX_2.6   __vdso_clock_gettime"
+        );
+        let h32 = DynamicSymbol {
+            class: ElfClass::Elf32,
+            ..h
+        };
+        assert_eq!(
+            h32.objdump_line(),
+            "00000af0 g    DF .text\t00000386 (Base)       example"
+        );
+    }
+
+    #[test]
+    fn elf_class_and_abi() {
+        let live = LiveVdso::locate().unwrap();
+        assert_eq!(ElfClass::of(live.image()).unwrap(), ElfClass::Elf64);
+        assert_eq!(VdsoAbi::of(live.image()).unwrap(), VdsoAbi::X86_64);
+        assert!(live
+            .symbols()
+            .unwrap()
+            .iter()
+            .all(|s| s.class == ElfClass::Elf64));
+        assert!(ElfClass::of(b"\x7fELF").is_err());
+        assert!(ElfClass::of(&[0u8; 64]).is_err());
+        // Flip the class byte: the ELF64 header no longer parses as ELF32 (or at all).
+        let mut img = live.image().to_vec();
+        img[4] = elf::ELFCLASS32;
+        assert_eq!(ElfClass::of(&img).unwrap(), ElfClass::Elf32);
+        img[4] = 3;
+        assert!(elf_image_size(&img).is_err());
+        assert_eq!(VdsoAbi::Ia32.class(), ElfClass::Elf32);
+        assert_eq!(VdsoAbi::X32.to_string(), "x32 (ELF32, EM_X86_64)");
+    }
+
+    /// Compiles `args` with gcc into `out`; `None` (with the reason printed) if gcc is missing
+    /// or cannot build for the requested ABI (e.g. no gcc-multilib).
+    fn gcc(args: &[&std::ffi::OsStr], out: &Path) -> Option<()> {
+        let Some(gcc) = tool("gcc") else {
+            eprintln!("skipped: gcc not found in PATH");
+            return None;
+        };
+        let o = Command::new(gcc)
+            .args(args)
+            .arg("-o")
+            .arg(out)
+            .output()
+            .ok()?;
+        if !o.status.success() {
+            eprintln!(
+                "skipped: gcc {args:?} failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            return None;
+        }
+        Some(())
+    }
+
+    /// The symbol lines of `objdump -T path`, verbatim.
+    fn objdump_t_lines(objdump: &Path, path: &Path) -> Vec<String> {
+        let out = Command::new(objdump).arg("-T").arg(path).output().unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "objdump -T {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .skip_while(|l| !l.starts_with("DYNAMIC SYMBOL TABLE:"))
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Removes a directory tree on drop.
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("vdso-probe-{tag}-{}", std::process::id()));
+            fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// ELF64, ia32 and x32 shared objects shaped like a vDSO (versioned with a version script)
+    /// plus the symbol kinds a vDSO lacks (weak, hidden version, undefined, weak undefined, TLS,
+    /// IFUNC): our listing equals `objdump -T` exactly for each class.
+    #[test]
+    fn shared_objects_of_each_class_match_objdump() {
+        let Some(objdump) = tool("objdump") else {
+            eprintln!("skipped: objdump not found in PATH");
+            return;
+        };
+        let dir = TempDir::new("so");
+        let src = dir.0.join("v.c");
+        let lds = dir.0.join("v.lds");
+        fs::write(
+            &src,
+            "extern int ext_fn(void);\n\
+             extern int ext_weak(void) __attribute__((weak));\n\
+             __thread int tls_var = 1;\n\
+             int __vdso_clock_gettime(int c, void *ts)\n\
+             { return c + (ts != 0) + ext_fn() + (ext_weak ? ext_weak() : 0) + tls_var; }\n\
+             __attribute__((weak)) int __vdso_time(void *t) { return t != 0; }\n\
+             int old_fn(void) { return 1; }\n\
+             int new_fn(void) { return 2; }\n\
+             __asm__(\".symver old_fn,compat_fn@LINUX_2.5\");\n\
+             __asm__(\".symver new_fn,compat_fn@@LINUX_2.6\");\n\
+             static int ifn_impl(void) { return 0; }\n\
+             static void *ifn_resolver(void) { return ifn_impl; }\n\
+             int ifn(void) __attribute__((ifunc(\"ifn_resolver\")));\n\
+             int data_obj = 3;\n",
+        )
+        .unwrap();
+        fs::write(
+            &lds,
+            "LINUX_2.5 { global: __vdso_time; compat_fn; local: *; };\n\
+             LINUX_2.6 { global: __vdso_clock_gettime; data_obj; compat_fn; tls_var; ifn; }\n\
+             LINUX_2.5;\n",
+        )
+        .unwrap();
+        let mut tested = 0;
+        for (flag, abi) in [
+            ("-m64", VdsoAbi::X86_64),
+            ("-m32", VdsoAbi::Ia32),
+            ("-mx32", VdsoAbi::X32),
+        ] {
+            let so = dir.0.join(format!("v{flag}.so"));
+            let script = format!("-Wl,--version-script={}", lds.display());
+            let args = [
+                flag,
+                "-shared",
+                "-nostdlib",
+                "-fPIC",
+                "-O2",
+                "-Wl,--build-id",
+                "-Wl,--hash-style=both",
+                &script,
+            ];
+            let mut args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+            args.push(src.as_os_str());
+            if gcc(&args, &so).is_none() {
+                continue;
+            }
+            let data = fs::read(&so).unwrap();
+            assert_eq!(VdsoAbi::of(&data).unwrap(), abi, "{flag}");
+            assert_eq!(ElfClass::of(&data).unwrap(), abi.class(), "{flag}");
+            validate_image(&data).unwrap();
+            assert!(elf_image_size(&data).unwrap() <= data.len());
+            assert!(build_id(&data).unwrap().is_some_and(|id| id.len() == 20));
+            let syms = dynamic_symbols(&data).unwrap();
+            assert!(syms.iter().all(|s| s.class == abi.class()));
+            let ours: Vec<_> = syms.iter().map(DynamicSymbol::objdump_line).collect();
+            assert_eq!(ours, objdump_t_lines(&objdump, &so), "{flag}");
+            let w = abi.class().address_digits();
+            for (tail, flags) in [
+                (" ext_fn", "     D "),
+                (" ext_weak", " w   D "),
+                (" tls_var", "g    D "),
+                (" ifn", "g   iD "),
+                (" __vdso_time", " w   DF"),
+            ] {
+                assert!(
+                    ours.iter()
+                        .any(|l| l.ends_with(tail) && &l[w + 1..w + 8] == flags),
+                    "{flag}: no {tail:?} with flags {flags:?}: {ours:#?}"
+                );
+            }
+            let compat = find_symbol(&data, "compat_fn", "LINUX_2.6").unwrap();
+            assert!(!compat.hidden);
+            assert!(find_symbol(&data, "compat_fn", "LINUX_2.5").unwrap().hidden);
+            let f = find_symbol(&data, CLOCK_GETTIME_SYMBOL, VDSO_VERSION).unwrap();
+            check_in_exec_segment(&data, f.value, f.size).unwrap();
+            assert_eq!(load_bias(&data, 0x1000_0000).unwrap(), 0x1000_0000);
+            tested += 1;
+        }
+        eprintln!("{tested} of 3 classes tested");
+    }
+
+    /// A running 32-bit static helper (`gcc -m32 -static`); killed on drop.
+    struct Helper32 {
+        child: std::process::Child,
+        /// `getauxval(AT_SYSINFO_EHDR)` as the helper printed it.
+        vdso: u64,
+    }
+
+    impl Helper32 {
+        /// Builds and starts `samples/guest-tests/c/static32.c`; `None` (reason printed) if
+        /// it cannot be built or run here.
+        fn start(dir: &TempDir) -> Option<Self> {
+            use std::io::BufRead;
+            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-tests/c/static32.c");
+            let exe = dir.0.join("static32");
+            gcc(
+                &[
+                    "-m32".as_ref(),
+                    "-static".as_ref(),
+                    "-O2".as_ref(),
+                    src.as_os_str(),
+                ],
+                &exe,
+            )?;
+            let mut child = match Command::new(&exe)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("skipped: cannot run a 32-bit binary ({e}): no IA32 emulation?");
+                    return None;
+                }
+            };
+            let mut line = String::new();
+            let stdout = child.stdout.take().unwrap();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let mut helper = Helper32 { child, vdso: 0 };
+            match u64::from_str_radix(line.trim(), 16) {
+                Ok(addr) if addr != 0 => {
+                    helper.vdso = addr;
+                    Some(helper)
+                }
+                _ => {
+                    eprintln!("skipped: the 32-bit helper printed {line:?}, not a vDSO address");
+                    None
+                }
+            }
+        }
+    }
+
+    impl Drop for Helper32 {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// The ia32 vDSO of a running 32-bit process: an ELF32 `EM_386` image with the same
+    /// kernel version note as our own, versioned symbols, and an `objdump -T` identical listing.
+    #[test]
+    fn ia32_process_vdso_parses() {
+        let dir = TempDir::new("ia32");
+        let Some(helper) = Helper32::start(&dir) else {
+            return;
+        };
+        let dump = dump_pid(helper.child.id() as libc::pid_t).unwrap();
+        assert_eq!(dump.address, helper.vdso);
+        let img = &dump.image;
+        assert_eq!(dump.abi().unwrap(), VdsoAbi::Ia32);
+        assert_eq!(elf_image_size(img).unwrap(), img.len());
+        validate_image(img).unwrap();
+        assert!(validate_image(&img[..img.len() - 1]).is_err());
+        assert!(dump.build_id().unwrap().is_some());
+        assert_eq!(
+            dump.linux_version_code().unwrap(),
+            dump_self().unwrap().linux_version_code().unwrap()
+        );
+        let syms = dump.symbols().unwrap();
+        assert!(syms.iter().all(|s| s.class == ElfClass::Elf32));
+        let cg = find_symbol(img, CLOCK_GETTIME_SYMBOL, VDSO_VERSION).unwrap();
+        assert_eq!(cg.kind, elf::STT_FUNC);
+        assert_eq!(cg.section, ".text");
+        check_in_exec_segment(img, cg.value, cg.size).unwrap();
+        find_symbol(img, "__kernel_vsyscall", "LINUX_2.5").unwrap();
+        let bias = load_bias(img, dump.address).unwrap();
+        assert!(bias.wrapping_add(cg.value) < dump.address + img.len() as u64);
+        if let Some(objdump) = tool("objdump") {
+            let path = dir.0.join("vdso32.so");
+            dump.write_to(&path).unwrap();
+            let ours: Vec<_> = syms.iter().map(DynamicSymbol::objdump_line).collect();
+            assert_eq!(ours, objdump_t_lines(&objdump, &path));
+            assert!(ours.iter().all(|l| l.as_bytes()[8] == b' '), "{ours:#?}");
+        } else {
+            eprintln!("objdump comparison skipped: objdump not found in PATH");
+        }
     }
 }

@@ -304,3 +304,183 @@ fn strace_demo_counts() {
     let text = stdout(&run(env!("CARGO_BIN_EXE_vdso-strace-demo"), &["-n", "10"]));
     assert!(text.contains("syscall path: 10 for 10 calls"), "{text}");
 }
+
+/// A running ia32 process: `samples/guest-tests/c/static32.c` built with `gcc -m32 -static`.
+/// It prints its `AT_SYSINFO_EHDR` and waits for stdin to close; killed on drop.
+struct Ia32Helper {
+    child: std::process::Child,
+    /// The vDSO address the helper printed.
+    vdso: u64,
+    _exe: TempFile,
+}
+
+impl Ia32Helper {
+    /// Builds and starts the helper; `None`, with the reason printed, where that is not
+    /// possible (no gcc, no 32-bit multilib, no IA32 emulation in the kernel).
+    fn start() -> Option<Self> {
+        use std::io::BufRead;
+        let Some(gcc) = tool("gcc") else {
+            eprintln!("skipped: gcc not found in PATH");
+            return None;
+        };
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-tests/c/static32.c");
+        let exe = TempFile(
+            std::env::temp_dir().join(format!("vdso-tools-test-static32-{}", std::process::id())),
+        );
+        let cc = Command::new(gcc)
+            .args(["-m32", "-static", "-O2", "-o"])
+            .arg(exe.path())
+            .arg(&src)
+            .output()
+            .unwrap();
+        if !cc.status.success() {
+            eprintln!(
+                "skipped: gcc -m32 -static cannot build {} (gcc-multilib missing?): {}",
+                src.display(),
+                String::from_utf8_lossy(&cc.stderr)
+            );
+            return None;
+        }
+        let mut child = match Command::new(exe.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) => {
+                eprintln!("skipped: cannot run a 32-bit binary ({e}); no IA32 emulation?");
+                return None;
+            }
+        };
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+        let mut helper = Ia32Helper {
+            child,
+            vdso: 0,
+            _exe: exe,
+        };
+        match u64::from_str_radix(line.trim(), 16) {
+            Ok(addr) if addr != 0 => {
+                helper.vdso = addr;
+                Some(helper)
+            }
+            _ => {
+                eprintln!("skipped: the 32-bit helper printed {line:?}, not a vDSO address");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Ia32Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The symbol lines of an `objdump -T` style listing, verbatim.
+fn symbol_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("DYNAMIC SYMBOL TABLE:"))
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn ia32_dump_syms_equal_objdump() {
+    let Some(objdump) = tool("objdump") else {
+        eprintln!("skipped: objdump not found in PATH");
+        return;
+    };
+    let Some(helper) = Ia32Helper::start() else {
+        return;
+    };
+    let file = TempFile::new("ia32");
+    let pid = helper.child.id().to_string();
+    let text = stdout(&run(
+        env!("CARGO_BIN_EXE_vdso-dump"),
+        &["--pid", &pid, "-o", file.str()],
+    ));
+    let vdso = helper.vdso;
+    drop(helper);
+    let address = field(&text, "address")
+        .and_then(|a| a.strip_prefix("0x"))
+        .and_then(|a| u64::from_str_radix(a, 16).ok());
+    assert_eq!(address, Some(vdso), "{text}");
+    assert_eq!(field(&text, "abi"), Some("ia32 (ELF32, EM_386)"), "{text}");
+    let size: u64 = field(&text, "size")
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("size line");
+    assert_eq!(std::fs::metadata(file.path()).unwrap().len(), size);
+    let build_id = field(&text, "build-id").expect("build-id line");
+
+    let o = Command::new(objdump)
+        .arg("-T")
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "objdump -T rejected the ia32 dump");
+    assert!(
+        o.stderr.is_empty(),
+        "objdump complained: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let theirs = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(theirs.contains("file format elf32-i386"), "{theirs}");
+    let expected = symbol_lines(&theirs);
+    assert!(
+        !expected.is_empty(),
+        "objdump printed no symbols:\n{theirs}"
+    );
+    let ours = symbol_lines(&stdout(&run(
+        env!("CARGO_BIN_EXE_vdso-syms"),
+        &[file.str()],
+    )));
+    assert_eq!(ours, expected);
+    // ELF32: 8 hex digits of value and size.
+    for line in &ours {
+        let (value, rest) = line.split_at(8);
+        assert!(value.bytes().all(|b| b.is_ascii_hexdigit()), "{line:?}");
+        assert!(rest.starts_with(' '), "{line:?}");
+        let size = rest.split_once('\t').expect("tab before size").1;
+        assert!(size[..8].bytes().all(|b| b.is_ascii_hexdigit()), "{line:?}");
+        assert_eq!(size.as_bytes()[8], b' ', "{line:?}");
+    }
+    for wanted in [
+        " LINUX_2.6   __vdso_clock_gettime",
+        " LINUX_2.6   __vdso_gettimeofday",
+        " LINUX_2.5   __kernel_vsyscall",
+    ] {
+        assert!(ours.iter().any(|l| l.ends_with(wanted)), "{ours:#?}");
+    }
+
+    let Some(readelf) = tool("readelf") else {
+        eprintln!("readelf check skipped: readelf not found in PATH");
+        return;
+    };
+    let o = Command::new(readelf)
+        .args(["-a", "-W"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "readelf -a rejected the ia32 dump");
+    assert!(
+        o.stderr.is_empty(),
+        "readelf complained: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let re = String::from_utf8_lossy(&o.stdout);
+    let header = |key: &str| {
+        re.lines()
+            .find_map(|l| l.trim_start().strip_prefix(key))
+            .map(str::trim)
+    };
+    assert_eq!(header("Class:"), Some("ELF32"), "{re}");
+    assert_eq!(header("Machine:"), Some("Intel 80386"), "{re}");
+    assert_eq!(header("Type:"), Some("DYN (Shared object file)"), "{re}");
+    assert!(re.contains(&format!("Build ID: {build_id}")), "{re}");
+}

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `vdso-dump`: copy the vDSO image of this process (or of `--pid PID`) to a file that
-//! `objdump -T` / `readelf -a` accept, and print its address, size and build-id.
+//! `objdump -T` / `readelf -a` accept, and print its address, flavour, size and build-id.
+//! `--pid` also works on ia32 and x32 processes, whose vDSO is an ELF32 image.
 
 use std::path::PathBuf;
 
@@ -8,7 +9,7 @@ use anyhow::Result;
 use clap::Parser;
 use vdso_probe::vdso;
 
-/// Dump the x86_64 vDSO as an ELF file.
+/// Dump the vDSO (x86_64, or ia32/x32 with --pid) as an ELF file.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -31,6 +32,7 @@ fn main() -> Result<()> {
         None => println!("source:   AT_SYSINFO_EHDR of this process"),
     }
     println!("address:  {:#x}", dump.address);
+    println!("abi:      {}", dump.abi()?);
     println!(
         "size:     {} bytes ({:#x})",
         dump.image.len(),

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `vdso-syms`: list the vDSO's dynamic symbols with versions, in the layout of `objdump -T`.
+//! Reads ELF64 (x86_64) and ELF32 (ia32, x32) images; for ELF32 the value and size columns
+//! have 8 hex digits, as `objdump -T` prints them.
 
 use std::path::PathBuf;
 
@@ -11,7 +13,7 @@ use vdso_probe::vdso;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// ELF file to read (default: the vDSO mapped into this process).
+    /// ELF file to read, ELF64 or ELF32 (default: the vDSO mapped into this process).
     file: Option<PathBuf>,
 }
 
