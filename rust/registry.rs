@@ -49,8 +49,8 @@ pub(crate) enum Node {
     },
     /// `vsyscall`: the mode and its evidence.
     Vsyscall(vsyscall::Info),
-    /// `summary`: counters of the registry.
-    Summary(Arc<Stats>),
+    /// `summary`: counters of the registry and the clocksource.
+    Summary(Arc<Stats>, Arc<TimeState>),
     /// `timepage`: the time page's statistics.
     TimePage(Arc<TimeState>),
 }
@@ -60,7 +60,7 @@ impl SeqShow for Node {
         match self {
             // As /proc/<pid>/maps: the reader must be allowed to inspect the target.
             Node::Task { pid, .. } => pid.task().ok_or(ESRCH)?.may_inspect(),
-            Node::Vsyscall(_) | Node::Summary(_) | Node::TimePage(_) => Ok(()),
+            Node::Vsyscall(_) | Node::Summary(..) | Node::TimePage(_) => Ok(()),
         }
     }
 
@@ -69,7 +69,7 @@ impl SeqShow for Node {
         let _ = match self {
             Node::Task { pid, vsyscall } => write!(out, "{}", TaskView::gather(pid, *vsyscall)?),
             Node::Vsyscall(info) => write!(out, "{info}"),
-            Node::Summary(stats) => write!(out, "{}", &**stats),
+            Node::Summary(stats, time) => write!(out, "{}{}", &**stats, time.clocksource()),
             Node::TimePage(state) => write!(out, "{}", &**state),
         };
         Ok(())

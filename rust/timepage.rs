@@ -11,6 +11,7 @@ use crate::ffi::{
     self,
     Fault,
     PublishedPage,
+    TimePageStats,
     VmaHandler, //
 };
 use core::fmt;
@@ -104,24 +105,50 @@ impl TimeState {
     }
 }
 
+/// The clocksource as the last timekeeping update saw it, for `summary`.
+pub(crate) struct Clocksource(TimePageStats);
+
+impl TimeState {
+    /// The current clocksource and whether the vDSO can read it.
+    pub(crate) fn clocksource(&self) -> Clocksource {
+        Clocksource(self.page.stats())
+    }
+}
+
+fn clock_mode_name(mode: u32) -> &'static str {
+    match mode {
+        0 => "none",
+        1 => "tsc",
+        2 => "pvclock",
+        3 => "hvclock",
+        _ => "unknown",
+    }
+}
+
+fn clocksource_name(s: &TimePageStats) -> &str {
+    let len = s.clocksource.iter().position(|&b| b == 0).unwrap_or(s.clocksource.len());
+    core::str::from_utf8(&s.clocksource[..len]).unwrap_or("?")
+}
+
+impl fmt::Display for Clocksource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "clocksource: {}", clocksource_name(&self.0))?;
+        writeln!(f, "vdso_clock_mode: {}", clock_mode_name(self.0.clock_mode))?;
+        // VDSO_CLOCKMODE_NONE: the vDSO falls back to the syscall for the precise clocks.
+        let readable = if self.0.clock_mode != 0 { "yes" } else { "no" };
+        writeln!(f, "vdso_readable: {readable}")
+    }
+}
+
 impl fmt::Display for TimeState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.page.stats();
-        let len = s.clocksource.iter().position(|&b| b == 0).unwrap_or(s.clocksource.len());
-        let mode = match s.clock_mode {
-            0 => "none",
-            1 => "tsc",
-            2 => "pvclock",
-            3 => "hvclock",
-            _ => "unknown",
-        };
         writeln!(f, "mappings: {}", self.mappings.load(Relaxed))?;
         writeln!(f, "mmaps: {}", self.mmaps.load(Relaxed))?;
         writeln!(f, "faults: {}", self.faults.load(Relaxed))?;
         writeln!(f, "updates: {}", s.updates)?;
-        writeln!(f, "clock_mode: {mode}")?;
-        let name = core::str::from_utf8(&s.clocksource[..len]).unwrap_or("?");
-        writeln!(f, "clocksource: {name}")?;
+        writeln!(f, "clock_mode: {}", clock_mode_name(s.clock_mode))?;
+        writeln!(f, "clocksource: {}", clocksource_name(&s))?;
         writeln!(f, "abi_size: {}", s.abi_size)
     }
 }

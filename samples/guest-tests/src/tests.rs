@@ -32,6 +32,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("coverage-and-kthreads", coverage),
     ("no-kernel-pointers", no_kernel_pointers),
     ("kunit-module-suites", kunit_suites),
+    ("summary-file", summary_file),
     ("tool-vdso-report", tool_vdso_report),
     ("tool-vdso-call", tool_vdso_call),
     ("tool-vdso-strace-demo", tool_strace_demo),
@@ -612,5 +613,22 @@ fn kunit_suites() -> Result<Outcome> {
     print!("{results}");
     ensure!(results.lines().any(|l| l.trim_start().starts_with("ok ") && l.contains("vdso_probe_vsyscall")), "suite result missing");
     ensure!(!results.contains("not ok"), "a KUnit case failed");
+    Ok(Outcome::Pass)
+}
+
+fn summary_file() -> Result<Outcome> {
+    ensure_module()?;
+    std::thread::sleep(Duration::from_millis(50));
+    let text = fs::read_to_string(format!("{DEBUGFS_DIR}/summary"))?;
+    print!("{text}");
+    let get = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix(": ")).unwrap_or("");
+    let cs = fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")?;
+    ensure!(get("clocksource") == cs.trim(), "summary clocksource {} vs sysfs {}", get("clocksource"), cs.trim());
+    let tracked: usize = get("tracked").parse()?;
+    ensure!(tracked == reported_pids()?.len(), "tracked {tracked}, files {}", reported_pids()?.len());
+    ensure!(get("dropped_events") == "0", "events were dropped");
+    // tsc is the one x86 clocksource the vDSO reads under TCG (VDSO_CLOCKMODE_TSC).
+    let readable = if cs.trim() == "tsc" { "yes" } else { "no" };
+    ensure!(get("vdso_readable") == readable, "vdso_readable {} with {}", get("vdso_readable"), cs.trim());
     Ok(Outcome::Pass)
 }
