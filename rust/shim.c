@@ -533,7 +533,8 @@ static int vp_tk_notify(struct notifier_block *nb, unsigned long was_set, void *
 
 	p->update_count++;
 	p->clock_mode = tk->tkr_mono.clock->vdso_clock_mode;
-	p->clock_was_set_seq = tk->clock_was_set_seq;
+	/* timekeeping_update_from_shadow() increments it only after calling us. */
+	p->clock_was_set_seq = tk->clock_was_set_seq + (was_set ? 1 : 0);
 	strscpy_pad(p->clocksource, tk->tkr_mono.clock->name);
 
 	p->realtime_coarse.sec = tk->xtime_sec;

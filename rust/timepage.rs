@@ -5,7 +5,8 @@
 //! `mmap` accepts only a read-only shared mapping of the one page (`uapi/vdso_probe.h`) and maps
 //! nothing; the first access faults and [`TimeState::fault`] inserts the page, as the vDSO's own
 //! data pages have been populated since v4.5. The page's content is written by the shim on every
-//! timekeeping update. Open files keep the module loaded (`rmmod` fails with `EBUSY`).
+//! timekeeping update. Open files keep the module loaded (`rmmod` fails: `delete_module` returns
+//! `EWOULDBLOCK`, "module in use").
 
 use crate::ffi::{
     self,

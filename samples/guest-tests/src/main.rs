@@ -24,7 +24,10 @@ pub enum Outcome {
 type TestFn = fn() -> anyhow::Result<Outcome>;
 
 fn all() -> impl Iterator<Item = &'static (&'static str, TestFn)> {
-    tests::ALL.iter().chain(timepage::TESTS).chain(stress::TESTS)
+    tests::ALL
+        .iter()
+        .chain(timepage::TESTS)
+        .chain(stress::TESTS)
 }
 
 fn main() -> ExitCode {

@@ -1,7 +1,2795 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Reliability: stress and bad-input tests (meant for the debug kernel).
+//! Reliability: stress, fault and bad-input tests (meant for the debug kernel).
+//!
+//! Every test name starts with `stress-` or `badinput-`, so `/tests/run stress` and
+//! `/tests/run badinput` select them. None of them looks for kernel splats itself: KASAN,
+//! lockdep, `BUG:`/`WARNING:`, kmemleak and the rest are checked by the runner's final
+//! `kernel-log` test (`scripts/guest/check-dmesg`, which triggers a kmemleak scan first on the
+//! debug kernel), after all of these tests ran.
+//!
+//! # Stress tests
+//!
+//! Each is bounded in count and in time: it stops early, and says so, at a deadline of
+//! `120 s x STRESS_SCALE` (`STRESS_DEADLINE=<seconds>` overrides it). `STRESS_SCALE` (default 1:
+//! the short version that `make check` runs) multiplies the counts; the full version is
+//! `STRESS_SCALE=5` (`make stress`, `scripts/stress`). Each ends with a one-line summary.
+//!
+//! | test | short (scale 1) | full (scale 5) |
+//! |---|---|---|
+//! | `stress-readers-vs-forkers`: 8 threads read random reports, including those of exiting and reaped processes, while 2 threads fork and reap short-lived processes; then the set of files must equal the set of processes again | 2,000 processes | 10,000 |
+//! | `stress-insmod-rmmod-cycles`: `finit_module`/`delete_module` while 4 threads read reports and the global files and 1 thread opens, maps, touches, unmaps and closes the device; a busy `delete_module` is retried | 20 cycles | 100 |
+//! | `stress-timepage-churn`: one pinned thread per CPU maps, touches, forks (the child reads the magic), `MADV_DONTNEED`s (if `madvise(2)` is built in) and unmaps the page; `CLOCK_REALTIME` is set 1 hour forward and back in the middle; magic checked every time, MONOTONIC (precise and coarse) never goes back within a thread | 250 rounds per CPU | 1,250 |
+//! | `stress-60k-vmas-exit-while-reading`: a process with 60,000 VMAs is killed while 4 threads read its report | 1 round | 3 |
+//!
+//! Errors that are fine while processes come and go: opening a report `ESRCH` (the process is
+//! gone, its file not yet removed) or `ENOENT` (removed); reading an open one `ESRCH`, or `EIO`
+//! once debugfs removed it. While the module is being unloaded or is absent, additionally
+//! `ENXIO` (debugfs: the file's owner module is going away) and `ENODEV` (the misc device).
+//! Anything else, a report that names another pid, or a report that does not parse, fails.
+//!
+//! # Bad input
+//!
+//! One test per case; each records its checks (printed as `# ` lines, and collected by
+//! `badinput-summary` into one table). Values observed on Linux 7.3.4 (default and debug
+//! kernels); "kernel" means the VFS/mm refuses before the module is asked.
+//!
+//! | test | input | result |
+//! |---|---|---|
+//! | `badinput-report-open-wronly` | `open(<pid>, O_WRONLY)` as root (`CAP_DAC_OVERRIDE` passes the 0400 mode) | opens; `write` `EINVAL`; `read` `EBADF` |
+//! | `badinput-report-open-rdwr` | `open(<pid>, O_RDWR)` as root | opens; `write` `EINVAL`; `pwrite` `ESPIPE`; `read` the full report |
+//! | `badinput-global-write-vsyscall` | `write` to `vsyscall` (`O_WRONLY`) | `EINVAL` |
+//! | `badinput-global-write-summary` | `write` to `summary` | `EINVAL` |
+//! | `badinput-global-write-timepage` | `write` to `timepage` | `EINVAL` |
+//! | `badinput-report-read-bytewise` | `read` one byte at a time | the same bytes as one whole read of an idle process's report |
+//! | `badinput-report-lseek-past-end` | `lseek(len + 1000, SEEK_SET)`, `read` | offset returned, 0 bytes; `lseek(0)` then the full report again |
+//! | `badinput-report-lseek-whence` | `lseek` with `SEEK_END`, `SEEK_DATA`, `SEEK_HOLE`, whence 42 | `EINVAL` each; `SEEK_CUR` works |
+//! | `badinput-report-lseek-negative` | `lseek(-1, SEEK_SET)`, `lseek(-(pos+1), SEEK_CUR)` | `EINVAL` |
+//! | `badinput-report-pread` | `pread` at 0, 5, len - 1, len, 2^62 | the matching slices; 0 bytes at and past the end |
+//! | `badinput-report-pread-negative` | `pread` at -1 | `EINVAL` |
+//! | `badinput-report-read-zero-length` | `read(fd, buf, 0)` | 0; the next read gives the full report |
+//! | `badinput-report-read-null-buffer` | `read(fd, NULL, 4096)` | `EFAULT`; the next read gives the full report |
+//! | `badinput-report-read-kernel-address` | `read` into `0xffff888000000000` | `EFAULT` |
+//! | `badinput-report-read-partial-fault` | `read` of 4096 into a buffer with 100 bytes before an unmapped page | a short read of 100 bytes; the next read continues at byte 100 |
+//! | `badinput-report-nonexistent` | `open` of `99999999`, `abc`, `0`, `-1`, `2` (kthreadd) | `ENOENT` |
+//! | `badinput-report-directory-read` | `read` on the directory | `EISDIR` |
+//! | `badinput-report-ioctl` | `ioctl` 0, `TCGETS`, `_IOR('v', 1, u64)` | `ENOTTY` |
+//! | `badinput-report-mmap` | `mmap` of a report, shared and private | `ENODEV` |
+//! | `badinput-report-splice` | `sendfile` / `splice` from a report into a pipe | `EINVAL` (the debugfs proxy has no `splice_read`) |
+//! | `badinput-report-create-unlink-rename` | `O_CREAT` a new name; `unlink`, `rename` a report | `EACCES`; `EPERM`; `EPERM` |
+//! | `badinput-report-unprivileged` | uid 1000 opens a root process's report, debugfs remounted 0755 and the file chmod 0444 (only the module's check left); and with the mount's own mode | `EACCES` |
+//! | `badinput-dev-open-wronly-mmap` | device opened `O_WRONLY`, `mmap(PROT_READ, MAP_SHARED)` | opens; `EACCES` (kernel: a shared mapping needs a readable fd) |
+//! | `badinput-dev-read` | `read` on the device (`O_RDONLY`), also with a NULL buffer | `EINVAL` (no read method) |
+//! | `badinput-dev-write` | `write` on `O_RDWR`; on `O_RDONLY` | `EINVAL`; `EBADF` |
+//! | `badinput-dev-ioctl` | `ioctl` 0, `TCGETS`, `FIONREAD`, `_IOR('v', 1, u64)` | `ENOTTY` |
+//! | `badinput-dev-lseek` | `lseek(0, SEEK_SET)` | `ESPIPE` |
+//! | `badinput-dev-mmap-flags` | `MAP_PRIVATE` (`O_RDONLY` and `O_RDWR` fds); `MAP_SHARED_VALIDATE`; `MAP_SHARED_VALIDATE \| MAP_SYNC` | `EINVAL`; `EINVAL`; works; `EOPNOTSUPP` (kernel) |
+//! | `badinput-dev-mmap-prot` | `PROT_WRITE` on `O_RDWR`; `PROT_READ\|PROT_WRITE` on `O_RDONLY`; `PROT_EXEC`; `PROT_NONE` | `EPERM`; `EACCES` (kernel); `EPERM`; works (then `mprotect(PROT_READ)` works) |
+//! | `badinput-dev-mmap-offset` | offset 4096; 1; 2^40; -4096 | `EINVAL`; `EINVAL` (kernel: unaligned); `EINVAL`; `EOVERFLOW` (kernel) |
+//! | `badinput-dev-mmap-length` | length 8192; 0; 1; 4095 | `EINVAL`; `EINVAL` (kernel); works (one page); works |
+//! | `badinput-dev-mmap-fixed` | `MAP_FIXED` over an anonymous page, over a mapping of the device; `MAP_FIXED_NOREPLACE` over one | works, magic readable; works; `EEXIST` (kernel) |
+//! | `badinput-dev-mmap-populate` | `MAP_POPULATE`; `mlock` | works, the page is faulted in by the mmap (faults +1, no fault on touch); `mlock` works (the kernel skips `VM_SPECIAL` mappings) |
+//! | `badinput-dev-mprotect` | `mprotect` to `PROT_READ\|PROT_WRITE`, `PROT_READ\|PROT_EXEC`; `PROT_NONE` and back | `EACCES`, `EACCES`; works |
+//! | `badinput-dev-mremap` | grow with and without `MREMAP_MAYMOVE`; new length 0; `MREMAP_DONTUNMAP`; old length 0 (duplicate); move | `EFAULT`; `EINVAL`; `EINVAL`; `EFAULT`; works |
+//! | `badinput-dev-proc-mem` | `pread` of `/proc/self/mem` at the untouched mapping; `pwrite` there | the magic (faulted in through GUP); `EIO`, page unchanged |
+//! | `badinput-dev-unprivileged` | uid 1000 opens the device `O_RDONLY` | `EACCES` (the node is 0600) |
+//!
+//! Every `badinput-dev-*` test also checks that the module's count of live mappings is back to
+//! its value from before the test (a refused or duplicated mapping leaks nothing).
 
-use crate::TestFn;
+use crate::{
+    proc::{ensure_module, report_path, reported_pids, run, user_pids, wait_until, Forked},
+    Outcome, TestFn,
+};
+use anyhow::{bail, ensure, Context, Result};
+use std::{
+    collections::BTreeMap,
+    ffi::CString,
+    fmt::Write as _,
+    fs::{self, File, OpenOptions},
+    io::Write,
+    os::{
+        fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+        unix::fs::{MetadataExt, PermissionsExt},
+    },
+    path::Path,
+    sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::Relaxed},
+    time::{Duration, Instant},
+};
+use vdso_probe::{
+    bench::pin_to_cpu,
+    report::{Report, DEBUGFS_DIR},
+    timepage::{Stats, TimePage, DEVICE, MAGIC, PAGE_SIZE},
+    vdso::Clock,
+};
+
+/// Builds a `(name, fn)` entry of a bad-input case (a closure that passes the name on).
+macro_rules! case {
+    ($name:literal, $f:path) => {
+        ($name, || run_case($name, $f))
+    };
+}
 
 /// The stress and bad-input tests, run after the time-page tests.
-pub const TESTS: &[(&str, TestFn)] = &[];
+pub const TESTS: &[(&str, TestFn)] = &[
+    ("stress-readers-vs-forkers", readers_vs_forkers),
+    ("stress-insmod-rmmod-cycles", insmod_rmmod_cycles),
+    ("stress-timepage-churn", timepage_churn),
+    (
+        "stress-60k-vmas-exit-while-reading",
+        vmas_exit_while_reading,
+    ),
+    case!("badinput-report-open-wronly", report_open_wronly),
+    case!("badinput-report-open-rdwr", report_open_rdwr),
+    case!("badinput-global-write-vsyscall", global_write_vsyscall),
+    case!("badinput-global-write-summary", global_write_summary),
+    case!("badinput-global-write-timepage", global_write_timepage),
+    case!("badinput-report-read-bytewise", report_read_bytewise),
+    case!("badinput-report-lseek-past-end", report_lseek_past_end),
+    case!("badinput-report-lseek-whence", report_lseek_whence),
+    case!("badinput-report-lseek-negative", report_lseek_negative),
+    case!("badinput-report-pread", report_pread),
+    case!("badinput-report-pread-negative", report_pread_negative),
+    case!("badinput-report-read-zero-length", report_read_zero_length),
+    case!("badinput-report-read-null-buffer", report_read_null),
+    case!(
+        "badinput-report-read-kernel-address",
+        report_read_kernel_address
+    ),
+    case!(
+        "badinput-report-read-partial-fault",
+        report_read_partial_fault
+    ),
+    case!("badinput-report-nonexistent", report_nonexistent),
+    case!("badinput-report-directory-read", report_directory_read),
+    case!("badinput-report-ioctl", report_ioctl),
+    case!("badinput-report-mmap", report_mmap),
+    case!("badinput-report-splice", report_splice),
+    case!("badinput-report-create-unlink-rename", report_create_unlink),
+    case!("badinput-report-unprivileged", report_unprivileged),
+    case!("badinput-dev-open-wronly-mmap", dev_open_wronly_mmap),
+    case!("badinput-dev-read", dev_read),
+    case!("badinput-dev-write", dev_write),
+    case!("badinput-dev-ioctl", dev_ioctl),
+    case!("badinput-dev-lseek", dev_lseek),
+    case!("badinput-dev-mmap-flags", dev_mmap_flags),
+    case!("badinput-dev-mmap-prot", dev_mmap_prot),
+    case!("badinput-dev-mmap-offset", dev_mmap_offset),
+    case!("badinput-dev-mmap-length", dev_mmap_length),
+    case!("badinput-dev-mmap-fixed", dev_mmap_fixed),
+    case!("badinput-dev-mmap-populate", dev_mmap_populate),
+    case!("badinput-dev-mprotect", dev_mprotect),
+    case!("badinput-dev-mremap", dev_mremap),
+    case!("badinput-dev-proc-mem", dev_proc_mem),
+    case!("badinput-dev-unprivileged", dev_unprivileged),
+    ("badinput-summary", summary),
+];
+
+const MODULE: &str = "vdso_probe";
+const KO: &str = "/lib/vdso_probe.ko";
+/// Where the tests leave their results for `badinput-summary` (the guest's `/tmp` is a tmpfs).
+const RESULTS: &str = "/tmp/vdso-probe-reliability.txt";
+
+// ---------------------------------------------------------------------------------------------
+// Helpers: scale, errno, raw system calls
+// ---------------------------------------------------------------------------------------------
+
+/// `STRESS_SCALE` (default 1, at least 1).
+fn scale() -> u64 {
+    std::env::var("STRESS_SCALE")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1u64)
+        .max(1)
+}
+
+/// Each stress test's time budget: `STRESS_DEADLINE` seconds, default 120 s x scale.
+fn budget() -> Duration {
+    let secs = std::env::var("STRESS_DEADLINE")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(120 * scale());
+    Duration::from_secs(secs)
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// The symbolic name of an errno (`EINVAL`), or `errno N`.
+fn ename(e: i32) -> String {
+    let name = match e {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::ENXIO => "ENXIO",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::ENODEV => "ENODEV",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EISDIR => "EISDIR",
+        libc::EINVAL => "EINVAL",
+        libc::ENOTTY => "ENOTTY",
+        libc::ESPIPE => "ESPIPE",
+        libc::EROFS => "EROFS",
+        libc::ENOSYS => "ENOSYS",
+        libc::EOVERFLOW => "EOVERFLOW",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        _ => return format!("errno {e}"),
+    };
+    name.to_string()
+}
+
+/// A system call's result: the non-negative return value, or the errno.
+type Sys = std::result::Result<isize, i32>;
+
+fn sys(rc: isize) -> Sys {
+    if rc < 0 {
+        Err(errno())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// `ok` or the errno's name.
+fn show(r: Sys) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(e) => ename(e),
+    }
+}
+
+/// `open(2)` with `O_CLOEXEC`.
+fn open(path: &str, flags: i32) -> std::result::Result<OwnedFd, i32> {
+    let c = CString::new(path).map_err(|_| libc::EINVAL)?;
+    // SAFETY: `c` is a NUL-terminated path that outlives the call.
+    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, 0o600) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: `fd` was just returned by open(2) and is owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `read(2)` into `buf`.
+fn read(fd: RawFd, buf: &mut [u8]) -> Sys {
+    // SAFETY: `buf` is a valid, exclusively borrowed buffer of `buf.len()` bytes.
+    sys(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// `read(2)` into an address this program does not use for anything (NULL, a kernel address,
+/// a page of a mapping this test owns): the kernel validates it.
+fn read_raw(fd: RawFd, addr: usize, len: usize) -> Sys {
+    // SAFETY: `addr` is either not a user address of this process (the kernel fails with
+    // EFAULT) or inside a mapping that the calling test created for this purpose and that no
+    // Rust object refers to, so a write there aliases nothing.
+    sys(unsafe { libc::read(fd, addr as *mut libc::c_void, len) })
+}
+
+/// `pread(2)` into `buf` at `off`.
+fn pread(fd: RawFd, buf: &mut [u8], off: i64) -> Sys {
+    // SAFETY: `buf` is a valid, exclusively borrowed buffer of `buf.len()` bytes.
+    sys(unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), off) })
+}
+
+/// `write(2)` of `buf`.
+fn write(fd: RawFd, buf: &[u8]) -> Sys {
+    // SAFETY: `buf` is a valid buffer of `buf.len()` bytes.
+    sys(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
+}
+
+/// `lseek(2)`.
+fn lseek(fd: RawFd, off: i64, whence: i32) -> Sys {
+    // SAFETY: plain system call on a descriptor; no memory is passed.
+    sys(unsafe { libc::lseek(fd, off, whence) } as isize)
+}
+
+/// `ioctl(2)` with an argument that points at a zeroed 8-byte buffer.
+fn ioctl(fd: RawFd, cmd: u64) -> Sys {
+    let mut arg = 0u64;
+    // SAFETY: `arg` is a valid 8-byte buffer; every command used is refused or reads/writes at
+    // most that (FIONREAD and TCGETS are refused before touching memory on these files).
+    sys(unsafe { libc::ioctl(fd, cmd as _, &mut arg as *mut u64) } as isize)
+}
+
+/// Reads until end of file.
+fn read_all(fd: RawFd) -> std::result::Result<Vec<u8>, i32> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = read(fd, &mut buf)? as usize;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// `mmap(NULL or addr, len, prot, flags, fd, off)`: the address, or the errno.
+fn mmap_at(addr: usize, len: usize, prot: i32, flags: i32, fd: RawFd, off: i64) -> Sys {
+    // SAFETY: a new mapping at an address of the kernel's choosing, or (MAP_FIXED) over a
+    // mapping that the calling test created itself and no Rust object refers to.
+    let p = unsafe { libc::mmap(addr as *mut libc::c_void, len, prot, flags, fd, off) };
+    if p == libc::MAP_FAILED {
+        Err(errno())
+    } else {
+        Ok(p as isize)
+    }
+}
+
+fn mmap(len: usize, prot: i32, flags: i32, fd: RawFd, off: i64) -> Sys {
+    mmap_at(0, len, prot, flags, fd, off)
+}
+
+fn munmap(addr: isize, len: usize) {
+    // SAFETY: unmapping a mapping the calling test created; nothing refers into it.
+    unsafe { libc::munmap(addr as *mut libc::c_void, len) };
+}
+
+/// Reads the `u32` at `addr` (the magic, at offset 0 of the time page).
+fn peek_u32(addr: isize) -> u32 {
+    // SAFETY: callers pass the start of a live readable mapping of at least 4 bytes, which
+    // the kernel may update concurrently (hence volatile). A failed fault is SIGBUS, a crash.
+    unsafe { std::ptr::read_volatile(addr as *const u32) }
+}
+
+/// `clock_gettime(clock)` in ns.
+fn gettime(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, exclusively borrowed timespec; the clock ids used are valid.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
+/// A small xorshift generator for picking targets (no external crate needed).
+struct Rng(u64);
+
+impl Rng {
+    fn new(salt: u64) -> Self {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        Rng((t ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Appends lines to the results file that `badinput-summary` reads (best effort).
+fn record(lines: &[String]) {
+    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(RESULTS) {
+        let mut s = String::new();
+        for l in lines {
+            s.push_str(l);
+            s.push('\n');
+        }
+        let _ = f.write_all(s.as_bytes());
+    }
+}
+
+/// Prints a stress test's summary line and records it for `badinput-summary`.
+fn summary_line(test: &str, line: &str) {
+    println!("{test}: {line}");
+    record(&[format!("stress\t{test}\t{line}")]);
+}
+
+/// The registry counters of `/sys/kernel/debug/vdso/summary`.
+fn registry_counters() -> Result<BTreeMap<String, u64>> {
+    let text = fs::read_to_string(format!("{DEBUGFS_DIR}/summary"))?;
+    text.lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| Ok((k.to_string(), v.trim().parse()?)))
+        .collect()
+}
+
+/// Counts of outcomes by errno (0: success), and the first few failures.
+#[derive(Default)]
+struct Tally {
+    by_errno: BTreeMap<i32, u64>,
+    failures: Vec<String>,
+    nfail: u64,
+}
+
+impl Tally {
+    fn count(&mut self, e: i32) {
+        *self.by_errno.entry(e).or_default() += 1;
+    }
+
+    fn fail(&mut self, what: String) {
+        self.nfail += 1;
+        if self.failures.len() < 10 {
+            self.failures.push(what);
+        }
+    }
+
+    fn merge(&mut self, o: Tally) {
+        for (k, v) in o.by_errno {
+            *self.by_errno.entry(k).or_default() += v;
+        }
+        self.nfail += o.nfail;
+        for f in o.failures {
+            if self.failures.len() < 10 {
+                self.failures.push(f);
+            }
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.by_errno.values().sum()
+    }
+
+    /// `12 ok, ESRCH 3, ENOENT 5`.
+    fn describe(&self) -> String {
+        let mut s = format!("{} ok", self.by_errno.get(&0).copied().unwrap_or(0));
+        for (e, n) in &self.by_errno {
+            if *e != 0 {
+                let _ = write!(s, ", {} {n}", ename(*e));
+            }
+        }
+        s
+    }
+
+    fn check(&self, what: &str) -> Result<()> {
+        ensure!(
+            self.nfail == 0,
+            "{what}: {} failures, first: {}",
+            self.nfail,
+            self.failures.join("; ")
+        );
+        Ok(())
+    }
+}
+
+/// Checks the text of report `pid`: it names `pid`, parses completely, and has at least
+/// `min_map_count` VMAs.
+fn check_report_text(pid: i32, text: &str, min_map_count: u64) -> std::result::Result<(), String> {
+    let first = text.lines().next().unwrap_or("");
+    if first != format!("pid: {pid}") {
+        return Err(format!("file {pid}: first line {first:?}"));
+    }
+    if !text.ends_with('\n') {
+        return Err(format!("file {pid}: report does not end with a newline"));
+    }
+    let r = Report::parse(text).map_err(|e| format!("file {pid}: {e:#}"))?;
+    if r.pid != pid {
+        return Err(format!("file {pid} reports pid {}", r.pid));
+    }
+    if r.map_count.unwrap_or(0) < min_map_count {
+        return Err(format!(
+            "file {pid}: map_count {:?} < {min_map_count}",
+            r.map_count
+        ));
+    }
+    Ok(())
+}
+
+/// Opens and reads a whole file: its bytes, or the errno of `open` or `read`.
+fn read_file(path: &str) -> std::result::Result<String, i32> {
+    let fd = open(path, libc::O_RDONLY)?;
+    let bytes = read_all(fd.as_raw_fd())?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Reads the report of `pid` into `t`: a complete report of that pid counts as 0, an errno in
+/// `fine` as itself, anything else is a failure.
+fn read_report_into(t: &mut Tally, pid: i32, fine: &[i32], min_map_count: u64) {
+    match read_file(&report_path(pid)) {
+        Ok(text) => match check_report_text(pid, &text, min_map_count) {
+            Ok(()) => t.count(0),
+            Err(e) => t.fail(e),
+        },
+        Err(e) if fine.contains(&e) => t.count(e),
+        Err(e) => t.fail(format!("reading the report of {pid}: {}", ename(e))),
+    }
+}
+
+/// The CPUs this process may run on.
+fn allowed_cpus() -> Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is a plain bitmask; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is this thread.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) } != 0 {
+        bail!("sched_getaffinity: {}", ename(errno()));
+    }
+    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: every index is below CPU_SETSIZE.
+    Ok((0..max)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
+}
+
+/// `waitpid` on our own child: `Ok(())` if it exited with status 0.
+fn reap(pid: i32) -> std::result::Result<(), String> {
+    let mut st = 0;
+    loop {
+        // SAFETY: waiting for our own child; `st` is a valid int.
+        let rc = unsafe { libc::waitpid(pid, &mut st, 0) };
+        if rc == pid {
+            break;
+        }
+        if errno() != libc::EINTR {
+            return Err(format!("waitpid({pid}): {}", ename(errno())));
+        }
+    }
+    if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 {
+        Ok(())
+    } else if libc::WIFSIGNALED(st) {
+        Err(format!(
+            "child {pid} killed by signal {}",
+            libc::WTERMSIG(st)
+        ))
+    } else {
+        Err(format!("child {pid} exited with {}", libc::WEXITSTATUS(st)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Module loading
+// ---------------------------------------------------------------------------------------------
+
+fn module_loaded() -> bool {
+    Path::new(&format!("/sys/module/{MODULE}")).exists()
+}
+
+/// `finit_module(2)` of the module.
+fn load_module() -> Sys {
+    let f = File::open(KO).map_err(|e| e.raw_os_error().unwrap_or(libc::ENOENT))?;
+    // SAFETY: a valid descriptor and a NUL-terminated (empty) parameter string.
+    let rc = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), c"".as_ptr(), 0) };
+    sys(rc as isize)
+}
+
+/// `delete_module(2)` with `O_NONBLOCK`, as `rmmod` calls it.
+fn unload_module() -> Sys {
+    // SAFETY: a NUL-terminated module name; no other memory is passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_delete_module,
+            c"vdso_probe".as_ptr(),
+            libc::O_NONBLOCK,
+        )
+    };
+    sys(rc as isize)
+}
+
+/// Loads the module when dropped if it is not loaded (a failed test must not leave it out).
+struct Reload;
+
+impl Drop for Reload {
+    fn drop(&mut self) {
+        if !module_loaded() {
+            let _ = load_module();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// stress-readers-vs-forkers
+// ---------------------------------------------------------------------------------------------
+
+fn readers_vs_forkers() -> Result<Outcome> {
+    const READERS: usize = 8;
+    const FORKERS: usize = 2;
+    const RECENT: usize = 64;
+    ensure_module()?;
+    let total = 2000 * scale();
+    let t0 = Instant::now();
+    let end = t0 + budget();
+    let c0 = registry_counters()?;
+    let started = AtomicU64::new(0);
+    let reaped = AtomicU64::new(0);
+    let recent: [AtomicI32; RECENT] = std::array::from_fn(|_| AtomicI32::new(0));
+    let next = AtomicUsize::new(0);
+    let done = AtomicBool::new(false);
+    let mut fork_failures = Tally::default();
+    let fine = [libc::ESRCH, libc::ENOENT, libc::EIO];
+
+    let mut reads = Tally::default();
+    std::thread::scope(|s| {
+        let forkers: Vec<_> = (0..FORKERS)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut t = Tally::default();
+                    while Instant::now() < end {
+                        let i = started.fetch_add(1, Relaxed);
+                        if i >= total {
+                            break;
+                        }
+                        // A quarter live 10 ms (their file appears), a quarter 1 ms, the
+                        // rest exit at once (their file may never appear).
+                        let ns = [10_000_000, 1_000_000, 0, 0][(i % 4) as usize];
+                        let ts = libc::timespec {
+                            tv_sec: 0,
+                            tv_nsec: ns,
+                        };
+                        // SAFETY: this process is multi-threaded here, so the child only
+                        // calls the async-signal-safe nanosleep(2) and _exit(2).
+                        let pid = unsafe { libc::fork() };
+                        if pid == 0 {
+                            // SAFETY: as above; `ts` is a valid timespec.
+                            unsafe {
+                                if ns > 0 {
+                                    libc::nanosleep(&ts, std::ptr::null_mut());
+                                }
+                                libc::_exit(0);
+                            }
+                        }
+                        if pid < 0 {
+                            t.fail(format!("fork: {}", ename(errno())));
+                            break;
+                        }
+                        recent[next.fetch_add(1, Relaxed) % RECENT].store(pid, Relaxed);
+                        match reap(pid) {
+                            Ok(()) => {
+                                reaped.fetch_add(1, Relaxed);
+                            }
+                            Err(e) => t.fail(e),
+                        }
+                    }
+                    t
+                })
+            })
+            .collect();
+        let readers: Vec<_> = (0..READERS)
+            .map(|r| {
+                let (recent, done, next) = (&recent, &done, &next);
+                s.spawn(move || {
+                    let mut rng = Rng::new(r as u64 + 1);
+                    let mut t = Tally::default();
+                    let mut listing = Vec::new();
+                    let mut n = 0u64;
+                    while !done.load(Relaxed) {
+                        if n % 32 == 0 {
+                            listing = reported_pids().unwrap_or_default();
+                        }
+                        n += 1;
+                        // Mostly the newest children (alive, exiting, zombies or just reaped),
+                        // else an older one or any file of the directory.
+                        let newest = next.load(Relaxed).wrapping_sub(1);
+                        let pid = match rng.below(8) {
+                            0..=3 => recent[newest % RECENT].load(Relaxed),
+                            4 | 5 => recent[newest.wrapping_sub(rng.below(8) as usize) % RECENT]
+                                .load(Relaxed),
+                            6 => recent[rng.below(RECENT as u64) as usize].load(Relaxed),
+                            _ if !listing.is_empty() => {
+                                listing[rng.below(listing.len() as u64) as usize]
+                            }
+                            _ => 1,
+                        };
+                        if pid > 0 {
+                            let gone = t.by_errno.get(&libc::ENOENT).copied();
+                            read_report_into(&mut t, pid, &fine, 0);
+                            // A file already gone: let the forkers run rather than spin.
+                            if t.by_errno.get(&libc::ENOENT).copied() != gone {
+                                std::thread::sleep(Duration::from_micros(50 + rng.below(200)));
+                            }
+                        }
+                    }
+                    t
+                })
+            })
+            .collect();
+        for h in forkers {
+            let t = h.join().unwrap_or_else(|_| {
+                let mut t = Tally::default();
+                t.fail("forker thread panicked".into());
+                t
+            });
+            fork_failures.merge(t);
+        }
+        done.store(true, Relaxed);
+        for h in readers {
+            reads.merge(h.join().unwrap_or_else(|_| {
+                let mut t = Tally::default();
+                t.fail("reader thread panicked".into());
+                t
+            }));
+        }
+    });
+    let elapsed = t0.elapsed();
+    let forks = reaped.load(Relaxed);
+    fork_failures.check("forkers")?;
+    reads.check("readers")?;
+    // After the storm, exactly the live processes have files again.
+    let settle = wait_until(
+        Duration::from_secs(10),
+        "files == processes",
+        || matches!((user_pids(), reported_pids()), (Ok(u), Ok(r)) if u == r),
+    )
+    .with_context(|| {
+        format!(
+            "after the storm: processes {:?}, files {:?}",
+            user_pids().unwrap_or_default(),
+            reported_pids().unwrap_or_default()
+        )
+    })?;
+    let c1 = registry_counters()?;
+    let delta = |k: &str| {
+        c1.get(k)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(c0.get(k).copied().unwrap_or(0))
+    };
+    let stopped = if forks < total {
+        format!(" (stopped at the {:?} deadline)", budget())
+    } else {
+        String::new()
+    };
+    summary_line(
+        "stress-readers-vs-forkers",
+        &format!(
+            "{forks}/{total} processes forked and reaped by {FORKERS} threads in {:.1} s{stopped}; \
+             {READERS} readers: {} reads: {}; registry: added +{}, removed +{}, stale_events +{}, \
+             dropped_events +{}; files == processes {:?} after the last exit",
+            elapsed.as_secs_f64(),
+            reads.total(),
+            reads.describe(),
+            delta("added"),
+            delta("removed"),
+            delta("stale_events"),
+            delta("dropped_events"),
+            settle
+        ),
+    );
+    ensure!(forks > 0, "no process was forked");
+    ensure!(
+        reads.by_errno.get(&0).copied().unwrap_or(0) > 0,
+        "no read returned a report"
+    );
+    ensure!(
+        delta("dropped_events") == 0,
+        "dropped_events +{}: events were lost",
+        delta("dropped_events")
+    );
+    Ok(Outcome::Pass)
+}
+
+// ---------------------------------------------------------------------------------------------
+// stress-insmod-rmmod-cycles
+// ---------------------------------------------------------------------------------------------
+
+/// One open/mmap/touch/munmap/close of the device; the errno of `open` if it failed.
+fn map_device_once(t: &mut Tally) {
+    let fd = match open(DEVICE, libc::O_RDONLY) {
+        Ok(fd) => fd,
+        Err(e) if [libc::ENOENT, libc::ENODEV, libc::ENXIO].contains(&e) => {
+            t.count(e);
+            return;
+        }
+        Err(e) => {
+            t.fail(format!("open {DEVICE}: {}", ename(e)));
+            return;
+        }
+    };
+    // The open file pins the module: mmap and the fault must work.
+    match mmap(
+        PAGE_SIZE,
+        libc::PROT_READ,
+        libc::MAP_SHARED,
+        fd.as_raw_fd(),
+        0,
+    ) {
+        Ok(addr) => {
+            let magic = peek_u32(addr);
+            munmap(addr, PAGE_SIZE);
+            if magic == MAGIC {
+                t.count(0);
+            } else {
+                t.fail(format!("magic {magic:#x}"));
+            }
+        }
+        Err(e) => t.fail(format!("mmap of an open {DEVICE}: {}", ename(e))),
+    }
+}
+
+fn insmod_rmmod_cycles() -> Result<Outcome> {
+    const READERS: usize = 4;
+    ensure_module()?;
+    let _reload = Reload;
+    let cycles = 20 * scale();
+    let t0 = Instant::now();
+    let end = t0 + budget();
+    let done = AtomicBool::new(false);
+    let me = std::process::id() as i32;
+    // While the module comes and goes, these are fine too.
+    let fine = [
+        libc::ENOENT,
+        libc::ENODEV,
+        libc::ENXIO,
+        libc::EIO,
+        libc::ESRCH,
+    ];
+    let (mut reads, mut maps) = (Tally::default(), Tally::default());
+    let mut main = Tally::default();
+    let (mut loads, mut unloads, mut busy, mut max_unload) = (0u64, 0u64, 0u64, Duration::ZERO);
+
+    std::thread::scope(|s| {
+        let readers: Vec<_> = (0..READERS)
+            .map(|r| {
+                let done = &done;
+                let fine = &fine;
+                s.spawn(move || {
+                    let mut rng = Rng::new(100 + r as u64);
+                    let mut t = Tally::default();
+                    let mut listing = Vec::new();
+                    let mut n = 0u64;
+                    while !done.load(Relaxed) {
+                        if n % 16 == 0 {
+                            listing = reported_pids().unwrap_or_default();
+                        }
+                        n += 1;
+                        match rng.below(6) {
+                            0 => read_report_into(&mut t, me, fine, 0),
+                            1 => read_report_into(&mut t, 1, fine, 0),
+                            2 if !listing.is_empty() => {
+                                let pid = listing[rng.below(listing.len() as u64) as usize];
+                                read_report_into(&mut t, pid, fine, 0);
+                            }
+                            k => {
+                                let name = ["summary", "timepage", "vsyscall"][(k % 3) as usize];
+                                match read_file(&format!("{DEBUGFS_DIR}/{name}")) {
+                                    Ok(text) if text.contains(": ") => t.count(0),
+                                    Ok(text) => t.fail(format!("{name}: {text:?}")),
+                                    Err(e) if fine.contains(&e) => t.count(e),
+                                    Err(e) => t.fail(format!("reading {name}: {}", ename(e))),
+                                }
+                            }
+                        }
+                        // Leave the module unreferenced now and then, or rmmod never wins.
+                        std::thread::sleep(Duration::from_micros(rng.below(1000)));
+                    }
+                    t
+                })
+            })
+            .collect();
+        let mapper = s.spawn(|| {
+            let mut rng = Rng::new(200);
+            let mut t = Tally::default();
+            while !done.load(Relaxed) {
+                map_device_once(&mut t);
+                std::thread::sleep(Duration::from_micros(rng.below(2000)));
+            }
+            t
+        });
+
+        let mut rng = Rng::new(300);
+        for i in 0..cycles {
+            if Instant::now() >= end {
+                break;
+            }
+            // Unload: retried while something holds the module.
+            let tu = Instant::now();
+            loop {
+                match unload_module() {
+                    Ok(_) => break,
+                    Err(e) if e == libc::EAGAIN || e == libc::EBUSY => {
+                        busy += 1;
+                        if tu.elapsed() > Duration::from_secs(30) {
+                            main.fail(format!("cycle {i}: rmmod busy for 30 s"));
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    Err(e) => {
+                        main.fail(format!("cycle {i}: delete_module: {}", ename(e)));
+                        break;
+                    }
+                }
+            }
+            if module_loaded() {
+                break; // a failure was recorded
+            }
+            unloads += 1;
+            max_unload = max_unload.max(tu.elapsed());
+            if Path::new(DEBUGFS_DIR).exists() {
+                main.fail(format!("cycle {i}: {DEBUGFS_DIR} left behind by rmmod"));
+            }
+            std::thread::sleep(Duration::from_millis(rng.below(20)));
+            match load_module() {
+                Ok(_) => loads += 1,
+                Err(e) => {
+                    main.fail(format!("cycle {i}: finit_module: {}", ename(e)));
+                    break;
+                }
+            }
+            if !Path::new(DEBUGFS_DIR).exists() || !Path::new(DEVICE).exists() {
+                main.fail(format!(
+                    "cycle {i}: after insmod: {DEBUGFS_DIR} {}, {DEVICE} {}",
+                    Path::new(DEBUGFS_DIR).exists(),
+                    Path::new(DEVICE).exists()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5 + rng.below(30)));
+        }
+        done.store(true, Relaxed);
+        for h in readers {
+            reads.merge(h.join().unwrap_or_else(|_| {
+                let mut t = Tally::default();
+                t.fail("reader thread panicked".into());
+                t
+            }));
+        }
+        maps.merge(mapper.join().unwrap_or_else(|_| {
+            let mut t = Tally::default();
+            t.fail("mapper thread panicked".into());
+            t
+        }));
+    });
+    let elapsed = t0.elapsed();
+    if !module_loaded() {
+        load_module().map_err(|e| anyhow::anyhow!("final insmod: {}", ename(e)))?;
+    }
+    ensure!(
+        Path::new(DEBUGFS_DIR).exists() && Path::new(DEVICE).exists(),
+        "the module is not back"
+    );
+    let stopped = if unloads < cycles {
+        format!(" (stopped at the {:?} deadline or a failure)", budget())
+    } else {
+        String::new()
+    };
+    summary_line(
+        "stress-insmod-rmmod-cycles",
+        &format!(
+            "{unloads}/{cycles} rmmod + {loads} insmod in {:.1} s{stopped}; rmmod busy (retried) \
+             {busy} times, longest unload incl. retries {max_unload:?}; {READERS} readers: {} \
+             reads: {}; mapper: {} open/mmap/touch/munmap/close cycles: {}; module loaded at the end",
+            elapsed.as_secs_f64(),
+            reads.total(),
+            reads.describe(),
+            maps.total(),
+            maps.describe()
+        ),
+    );
+    main.check("insmod/rmmod")?;
+    reads.check("readers")?;
+    maps.check("mapper")?;
+    ensure!(unloads > 0, "no cycle completed");
+    ensure!(
+        maps.by_errno.get(&0).copied().unwrap_or(0) > 0,
+        "the mapper never mapped the page"
+    );
+    Ok(Outcome::Pass)
+}
+
+// ---------------------------------------------------------------------------------------------
+// stress-timepage-churn
+// ---------------------------------------------------------------------------------------------
+
+/// Sets `CLOCK_REALTIME` forward; dropping (or [`ClockJump::restore`]) puts it back where it
+/// would have been (by `CLOCK_MONOTONIC`).
+struct ClockJump {
+    real0: i128,
+    mono0: i128,
+    active: bool,
+}
+
+fn set_realtime(ns: i128) -> Result<()> {
+    let ts = libc::timespec {
+        tv_sec: (ns.div_euclid(1_000_000_000)) as libc::time_t,
+        tv_nsec: (ns.rem_euclid(1_000_000_000)) as libc::c_long,
+    };
+    // SAFETY: `ts` is a valid timespec; CLOCK_REALTIME is settable by root.
+    if unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) } != 0 {
+        bail!("clock_settime(CLOCK_REALTIME): {}", ename(errno()));
+    }
+    Ok(())
+}
+
+impl ClockJump {
+    fn forward(secs: i128) -> Result<Self> {
+        let (real0, mono0) = (
+            gettime(libc::CLOCK_REALTIME),
+            gettime(libc::CLOCK_MONOTONIC),
+        );
+        set_realtime(real0 + secs * 1_000_000_000)?;
+        Ok(ClockJump {
+            real0,
+            mono0,
+            active: true,
+        })
+    }
+
+    fn restore(&mut self) -> Result<()> {
+        self.active = false;
+        set_realtime(self.real0 + gettime(libc::CLOCK_MONOTONIC) - self.mono0)
+    }
+}
+
+impl Drop for ClockJump {
+    fn drop(&mut self) {
+        if self.active {
+            let _ = self.restore();
+        }
+    }
+}
+
+/// What the page showed after a `clock_settime`.
+struct SetSeen {
+    /// Until the page's coarse REALTIME was within 1 s of `clock_gettime(REALTIME)`.
+    follow: Duration,
+    /// `update_count` of the first snapshot that showed the new REALTIME.
+    update: u64,
+    /// Its `clock_was_set_seq`.
+    seq: u32,
+    /// `clock_was_set_seq` before the set.
+    before: u32,
+    /// `update_count` of the first snapshot whose `clock_was_set_seq` differed from `before`
+    /// (watched for 2 s).
+    seq_changed_at: Option<u64>,
+}
+
+impl SetSeen {
+    /// When `clock_was_set_seq` changed, relative to the update that showed the new time.
+    fn lag(&self) -> String {
+        match self.seq_changed_at {
+            Some(u) if u == self.update => "in that update".into(),
+            Some(u) => format!("{} update(s) later", u - self.update),
+            None => "not within 2 s".into(),
+        }
+    }
+
+    /// The update that published the new time must also carry a new `clock_was_set_seq`.
+    fn finding(&self, what: &str) -> Option<String> {
+        (self.seq == self.before).then(|| {
+            format!(
+                "{what}: the page's update {} already shows the new REALTIME but its \
+                 clock_was_set_seq is still {}; it changed {}",
+                self.update,
+                self.before,
+                match self.seq_changed_at {
+                    Some(u) => format!("at update {u}, {} update(s) later", u - self.update),
+                    None => "not within 2 s".to_string(),
+                }
+            )
+        })
+    }
+}
+
+/// Sets REALTIME with `set`, then watches the page publish it.
+fn watch_set(page: &TimePage, set: impl FnOnce() -> Result<()>) -> Result<SetSeen> {
+    let before = page.snapshot().page.clock_was_set_seq;
+    set()?;
+    let t = Instant::now();
+    let snap = loop {
+        let s = page.snapshot();
+        let c = s.coarse(Clock::Realtime).unwrap_or(0);
+        if (gettime(libc::CLOCK_REALTIME) - c).abs() < 1_000_000_000 {
+            break s;
+        }
+        ensure!(
+            t.elapsed() < Duration::from_secs(5),
+            "the page's REALTIME did not follow clock_settime in 5 s"
+        );
+        std::thread::sleep(Duration::from_micros(100));
+    };
+    let follow = t.elapsed();
+    let mut seq_changed_at =
+        (snap.page.clock_was_set_seq != before).then_some(snap.page.update_count);
+    while seq_changed_at.is_none() && t.elapsed() < Duration::from_secs(2) {
+        let s = page.snapshot();
+        if s.page.clock_was_set_seq != before {
+            seq_changed_at = Some(s.page.update_count);
+        } else {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+    Ok(SetSeen {
+        follow,
+        update: snap.page.update_count,
+        seq: snap.page.clock_was_set_seq,
+        before,
+        seq_changed_at,
+    })
+}
+
+#[derive(Default)]
+struct Churn {
+    cpu: usize,
+    rounds: u64,
+    forks: u64,
+    precise_reads: u64,
+    dontneed: u64,
+    updates_seen: u64,
+    madvise_enosys: bool,
+}
+
+/// One CPU's loop: map, check, fork, (MADV_DONTNEED,) unmap.
+fn churn_on(cpu: usize, rounds: u64, end: Instant, progress: &AtomicU64) -> Result<Churn> {
+    pin_to_cpu(cpu)?;
+    let mut st = Churn {
+        cpu,
+        ..Default::default()
+    };
+    let (mut prev_coarse, mut prev_precise) = (i128::MIN, i128::MIN);
+    let mut first_update = None;
+    let mut last_update = 0;
+    let mut madvise_ok = true;
+    const HOUR_NS: i128 = 3_600_000_000_000;
+    for i in 0..rounds {
+        if Instant::now() >= end {
+            break;
+        }
+        let page = TimePage::map(Path::new(DEVICE))?;
+        page.check_header()
+            .with_context(|| format!("CPU {cpu} round {i}: header after the first touch"))?;
+        let coarse = page
+            .read_coarse(Clock::Monotonic)
+            .context("no coarse MONOTONIC")?;
+        ensure!(
+            coarse >= prev_coarse,
+            "CPU {cpu} round {i}: coarse MONOTONIC went back by {} ns",
+            prev_coarse - coarse
+        );
+        ensure!(
+            prev_coarse == i128::MIN || coarse - prev_coarse < HOUR_NS / 2,
+            "CPU {cpu} round {i}: coarse MONOTONIC jumped by {} ns",
+            coarse - prev_coarse
+        );
+        prev_coarse = coarse;
+        if let Some(p) = page.read_precise(Clock::Monotonic) {
+            ensure!(
+                p >= prev_precise,
+                "CPU {cpu} round {i}: precise MONOTONIC went back by {} ns",
+                prev_precise - p
+            );
+            ensure!(
+                prev_precise == i128::MIN || p - prev_precise < HOUR_NS / 2,
+                "CPU {cpu} round {i}: precise MONOTONIC jumped by {} ns",
+                p - prev_precise
+            );
+            ensure!(
+                p >= coarse,
+                "CPU {cpu} round {i}: precise MONOTONIC {p} before the coarse value {coarse} read earlier"
+            );
+            prev_precise = p;
+            st.precise_reads += 1;
+        }
+        let u = page.update_count();
+        first_update.get_or_insert(u);
+        last_update = u;
+
+        // A child that inherits the mapping reads the magic and exits.
+        let addr = page.addr() as isize;
+        // SAFETY: this process is multi-threaded here, so the child only reads memory that
+        // is mapped in it (the inherited page) and calls the async-signal-safe _exit(2).
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let ok = peek_u32(addr) == MAGIC;
+            // SAFETY: as above.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        ensure!(pid > 0, "CPU {cpu}: fork: {}", ename(errno()));
+        reap(pid).map_err(|e| anyhow::anyhow!("CPU {cpu} round {i}: fork child: {e}"))?;
+        st.forks += 1;
+
+        if madvise_ok {
+            // SAFETY: zapping the page table entries of our own mapping of the page.
+            let rc =
+                unsafe { libc::madvise(addr as *mut libc::c_void, PAGE_SIZE, libc::MADV_DONTNEED) };
+            if rc != 0 && errno() == libc::ENOSYS {
+                madvise_ok = false;
+                st.madvise_enosys = true;
+            } else if rc != 0 {
+                bail!("CPU {cpu}: madvise(MADV_DONTNEED): {}", ename(errno()));
+            } else {
+                ensure!(
+                    peek_u32(addr) == MAGIC,
+                    "CPU {cpu} round {i}: magic after MADV_DONTNEED"
+                );
+                st.dontneed += 1;
+            }
+        }
+        drop(page);
+        st.rounds += 1;
+        progress.fetch_add(1, Relaxed);
+    }
+    st.updates_seen = last_update - first_update.unwrap_or(last_update);
+    Ok(st)
+}
+
+fn timepage_churn() -> Result<Outcome> {
+    ensure_module()?;
+    wait_until(Duration::from_secs(2), DEVICE, || {
+        Path::new(DEVICE).exists()
+    })?;
+    let cpus = allowed_cpus()?;
+    let rounds = 250 * scale();
+    let total = rounds * cpus.len() as u64;
+    let t0 = Instant::now();
+    let end = t0 + budget();
+    let s0 = Stats::read()?;
+    let progress = AtomicU64::new(0);
+    let page = TimePage::open()?;
+    let mut jump_report = String::new();
+    let mut findings = Vec::new();
+
+    let results: Vec<Result<Churn>> = std::thread::scope(|s| -> Result<Vec<Result<Churn>>> {
+        let handles: Vec<_> = cpus
+            .iter()
+            .map(|&cpu| {
+                let progress = &progress;
+                s.spawn(move || churn_on(cpu, rounds, end, progress))
+            })
+            .collect();
+        let all_done = || handles.iter().all(|h| h.is_finished());
+        let third = budget() / 3;
+        // One third in: an hour forward.
+        while progress.load(Relaxed) < total / 3 && t0.elapsed() < third && !all_done() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let at1 = progress.load(Relaxed);
+        let mut jump = None;
+        let fwd = watch_set(&page, || {
+            jump = Some(ClockJump::forward(3600)?);
+            Ok(())
+        })?;
+        let mut jump = jump.context("no clock jump")?;
+        // Two thirds in (and at least 200 ms later): back.
+        let tj = Instant::now();
+        while (progress.load(Relaxed) < 2 * total / 3 || tj.elapsed() < Duration::from_millis(200))
+            && t0.elapsed() < 2 * third
+            && !all_done()
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let at2 = progress.load(Relaxed);
+        let back = watch_set(&page, || jump.restore())?;
+        findings.extend(fwd.finding("REALTIME +1 h"));
+        findings.extend(back.finding("REALTIME restored"));
+        jump_report = format!(
+            "REALTIME +1 h after {at1} rounds (the page followed in {:?}; clock_was_set_seq was \
+             {} before, {} in the update with the new time, changed {}), restored after {at2} \
+             rounds (followed in {:?}; clock_was_set_seq {} before, {} in that update, changed {})",
+            fwd.follow,
+            fwd.before,
+            fwd.seq,
+            fwd.lag(),
+            back.follow,
+            back.before,
+            back.seq,
+            back.lag(),
+        );
+        Ok(handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("churn thread panicked")))
+            })
+            .collect())
+    })?;
+    drop(page);
+    let elapsed = t0.elapsed();
+    let mut per_cpu = Vec::new();
+    let (mut done, mut enosys) = (0, false);
+    for r in results {
+        let c = r?;
+        done += c.rounds;
+        enosys |= c.madvise_enosys;
+        per_cpu.push(format!(
+            "CPU {}: {} rounds, {} forks, {} precise reads, {} MADV_DONTNEED, {} page updates",
+            c.cpu, c.rounds, c.forks, c.precise_reads, c.dontneed, c.updates_seen
+        ));
+    }
+    let s1 = Stats::read()?;
+    ensure!(
+        s1.mappings == s0.mappings,
+        "live mappings {} after the churn (was {})",
+        s1.mappings,
+        s0.mappings
+    );
+    ensure!(
+        s1.mmaps >= s0.mmaps + done,
+        "mmaps {} -> {} for {done} rounds",
+        s0.mmaps,
+        s1.mmaps
+    );
+    ensure!(
+        s1.updates > s0.updates,
+        "no timekeeping update during the churn"
+    );
+    let stopped = if done < total {
+        format!(" (stopped at the {:?} deadline)", budget())
+    } else {
+        String::new()
+    };
+    let madv = if enosys {
+        "; MADV_DONTNEED not exercised: madvise(2) returns ENOSYS (CONFIG_ADVISE_SYSCALLS=n)"
+    } else {
+        ""
+    };
+    summary_line(
+        "stress-timepage-churn",
+        &format!(
+            "{done}/{total} rounds on {} CPUs in {:.1} s{stopped}; {}; {jump_report}; stats: \
+             mmaps +{}, faults +{}, updates +{}, live mappings {} -> {}{madv}",
+            cpus.len(),
+            elapsed.as_secs_f64(),
+            per_cpu.join("; "),
+            s1.mmaps - s0.mmaps,
+            s1.faults - s0.faults,
+            s1.updates - s0.updates,
+            s0.mappings,
+            s1.mappings
+        ),
+    );
+    // Checked last, so that the figures above are printed either way.
+    ensure!(findings.is_empty(), "{}", findings.join("; "));
+    Ok(Outcome::Pass)
+}
+
+// ---------------------------------------------------------------------------------------------
+// stress-60k-vmas-exit-while-reading
+// ---------------------------------------------------------------------------------------------
+
+/// A forked child with one VMA per page of a 60,000-page mapping.
+fn spawn_60k_vmas() -> Result<Forked> {
+    const PAGES: usize = 60_000;
+    let child = Forked::spawn(|| {
+        // SAFETY: anonymous mapping of fresh memory; mprotect on pages inside it.
+        unsafe {
+            let base = libc::mmap(
+                std::ptr::null_mut(),
+                PAGES * 4096,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if base == libc::MAP_FAILED {
+                return "mmap failed".into();
+            }
+            for i in (0..PAGES).step_by(2) {
+                libc::mprotect(
+                    base.cast::<u8>().add(i * 4096).cast(),
+                    4096,
+                    libc::PROT_NONE,
+                );
+            }
+        }
+        "ready".into()
+    })?;
+    ensure!(child.line == "ready", "child: {}", child.line);
+    Ok(child)
+}
+
+fn vmas_exit_while_reading() -> Result<Outcome> {
+    const READERS: usize = 4;
+    ensure_module()?;
+    let rounds = scale().min(3);
+    let t0 = Instant::now();
+    let end = t0 + budget();
+    let fine = [libc::ESRCH, libc::ENOENT, libc::EIO];
+    let mut total = Tally::default();
+    let mut lines = Vec::new();
+    let mut done_rounds = 0;
+    for round in 0..rounds {
+        if Instant::now() >= end {
+            break;
+        }
+        // Forked before any thread of this round exists (Forked needs a single thread).
+        let child = spawn_60k_vmas()?;
+        let pid = child.pid();
+        let path = report_path(pid);
+        wait_until(Duration::from_secs(10), &path, || Path::new(&path).exists())?;
+        let killed = AtomicBool::new(false);
+        let stop = AtomicBool::new(false);
+        let full_before = AtomicU64::new(0);
+        let mut tally = Tally::default();
+        let mut kill_to_gone = Duration::ZERO;
+        let mut reap_time = Duration::ZERO;
+        std::thread::scope(|s| -> Result<()> {
+            let readers: Vec<_> = (0..READERS)
+                .map(|_| {
+                    let (killed, stop, full_before, fine) = (&killed, &stop, &full_before, &fine);
+                    s.spawn(move || {
+                        let mut t = Tally::default();
+                        while !stop.load(Relaxed) {
+                            let ok0 = t.by_errno.get(&0).copied().unwrap_or(0);
+                            let gone = t.by_errno.get(&libc::ENOENT).copied();
+                            read_report_into(&mut t, pid, fine, 60_000);
+                            let ok1 = t.by_errno.get(&0).copied().unwrap_or(0);
+                            if ok1 > ok0 && !killed.load(Relaxed) {
+                                full_before.fetch_add(1, Relaxed);
+                            }
+                            if t.by_errno.get(&libc::ENOENT).copied() != gone {
+                                std::thread::sleep(Duration::from_micros(100));
+                            }
+                        }
+                        t
+                    })
+                })
+                .collect();
+            // Let the readers get going (a few full reports), then SIGKILL mid-read.
+            let _ = wait_until(Duration::from_secs(20), "reads before the kill", || {
+                full_before.load(Relaxed) >= 4 * READERS as u64
+            });
+            std::thread::sleep(Duration::from_millis(3));
+            let tk = Instant::now();
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed.store(true, Relaxed);
+            drop(child); // reaps it
+            reap_time = tk.elapsed();
+            let gone = wait_until(Duration::from_secs(20), &format!("{path} to go"), || {
+                !Path::new(&path).exists()
+            });
+            kill_to_gone = tk.elapsed();
+            // A little more reading of the vanished file.
+            std::thread::sleep(Duration::from_millis(20));
+            stop.store(true, Relaxed);
+            for h in readers {
+                tally.merge(h.join().unwrap_or_else(|_| {
+                    let mut t = Tally::default();
+                    t.fail("reader thread panicked".into());
+                    t
+                }));
+            }
+            gone.map(|_| ())
+        })?;
+        lines.push(format!(
+            "round {}: {} reads ({} full before the kill): {}; kill to reaped {reap_time:?}, to file gone {kill_to_gone:?}",
+            round + 1,
+            tally.total(),
+            full_before.load(Relaxed),
+            tally.describe()
+        ));
+        total.merge(tally);
+        done_rounds += 1;
+    }
+    let elapsed = t0.elapsed();
+    let stopped = if done_rounds < rounds {
+        format!(" (stopped at the {:?} deadline)", budget())
+    } else {
+        String::new()
+    };
+    summary_line(
+        "stress-60k-vmas-exit-while-reading",
+        &format!(
+            "{done_rounds}/{rounds} rounds in {:.1} s{stopped}, {READERS} readers; {}",
+            elapsed.as_secs_f64(),
+            lines.join("; ")
+        ),
+    );
+    total.check("readers")?;
+    ensure!(done_rounds > 0, "no round ran");
+    Ok(Outcome::Pass)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: the checks recorder
+// ---------------------------------------------------------------------------------------------
+
+/// One check of a case: what was done, the documented result, the observed one.
+struct Row {
+    what: String,
+    want: String,
+    got: String,
+}
+
+/// The checks of one bad-input case.
+struct Checks {
+    rows: Vec<Row>,
+}
+
+impl Checks {
+    /// Records a check; true if `got` equals `want`.
+    fn eq(&mut self, what: impl Into<String>, want: impl ToString, got: impl ToString) -> bool {
+        let (want, got) = (want.to_string(), got.to_string());
+        let ok = want == got;
+        self.rows.push(Row {
+            what: what.into(),
+            want,
+            got,
+        });
+        ok
+    }
+
+    /// Expects the call to fail with `want`.
+    fn errno(&mut self, what: impl Into<String>, want: i32, got: Sys) -> bool {
+        self.eq(what, ename(want), show(got))
+    }
+
+    /// Expects the call to succeed; its value if it did.
+    fn ok(&mut self, what: impl Into<String>, got: Sys) -> Option<isize> {
+        self.eq(what, "ok", show(got));
+        got.ok()
+    }
+
+    /// Expects `open` to succeed; the descriptor if it did.
+    fn open(&mut self, what: impl Into<String>, path: &str, flags: i32) -> Option<OwnedFd> {
+        match open(path, flags) {
+            Ok(fd) => {
+                self.eq(what, "ok", "ok");
+                Some(fd)
+            }
+            Err(e) => {
+                self.eq(what, "ok", ename(e));
+                None
+            }
+        }
+    }
+}
+
+/// Runs one case: records its rows (printed, and appended to the results file) and fails if
+/// any observed result differs from the documented one. Device cases also check that the
+/// module's live mappings are back to where they were.
+fn run_case(name: &'static str, f: fn(&mut Checks) -> Result<()>) -> Result<Outcome> {
+    ensure_module()?;
+    let dev = name.starts_with("badinput-dev-");
+    let before = if dev {
+        Some(Stats::read()?.mappings)
+    } else {
+        None
+    };
+    let mut c = Checks { rows: Vec::new() };
+    let res = f(&mut c);
+    if let Err(e) = &res {
+        c.eq("the case ran to the end", "yes", format!("no: {e:#}"));
+    }
+    if let Some(before) = before {
+        let after = Stats::read().map(|s| s.mappings.to_string());
+        c.eq(
+            "live mappings (debugfs timepage) back to the value before",
+            before,
+            after.unwrap_or_else(|e| format!("{e:#}")),
+        );
+    }
+    let mut lines = vec![format!("begin\t{name}")];
+    let mut bad = Vec::new();
+    for r in &c.rows {
+        let ok = r.want == r.got;
+        println!(
+            "{} {}: want {}, got {}",
+            if ok { "ok  " } else { "FAIL" },
+            r.what,
+            r.want,
+            r.got
+        );
+        lines.push(format!(
+            "case\t{name}\t{}\t{}\t{}\t{}",
+            if ok { "ok" } else { "FAIL" },
+            r.what,
+            r.want,
+            r.got
+        ));
+        if !ok {
+            bad.push(format!("{}: want {}, got {}", r.what, r.want, r.got));
+        }
+    }
+    record(&lines);
+    ensure!(bad.is_empty(), "{}", bad.join("; "));
+    Ok(Outcome::Pass)
+}
+
+/// An idle process (a forked copy of this program blocked on a pipe) and its report's path.
+struct Idle {
+    _child: Forked,
+    path: String,
+}
+
+fn idle() -> Result<Idle> {
+    let child = Forked::spawn(String::new)?;
+    let pid = child.pid();
+    let path = report_path(pid);
+    wait_until(Duration::from_secs(5), &path, || Path::new(&path).exists())?;
+    Ok(Idle {
+        _child: child,
+        path,
+    })
+}
+
+/// The whole report of `path` from one open.
+fn whole(path: &str) -> Result<Vec<u8>> {
+    let fd =
+        open(path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open {path}: {}", ename(e)))?;
+    read_all(fd.as_raw_fd()).map_err(|e| anyhow::anyhow!("read {path}: {}", ename(e)))
+}
+
+fn describe_bytes(got: std::result::Result<Vec<u8>, i32>, want: &[u8]) -> String {
+    match got {
+        Ok(v) if v == want => "the full report".into(),
+        Ok(v) => format!("{} different bytes", v.len()),
+        Err(e) => ename(e),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: reports and global files
+// ---------------------------------------------------------------------------------------------
+
+fn report_open_wronly(c: &mut Checks) -> Result<()> {
+    let t = idle()?;
+    if let Some(fd) = c.open("open O_WRONLY as root", &t.path, libc::O_WRONLY) {
+        c.errno(
+            "write 4 bytes",
+            libc::EINVAL,
+            write(fd.as_raw_fd(), b"1234"),
+        );
+        let mut b = [0u8; 16];
+        c.errno("read", libc::EBADF, read(fd.as_raw_fd(), &mut b));
+    }
+    Ok(())
+}
+
+fn report_open_rdwr(c: &mut Checks) -> Result<()> {
+    let t = idle()?;
+    let want = whole(&t.path)?;
+    if let Some(fd) = c.open("open O_RDWR as root", &t.path, libc::O_RDWR) {
+        let fd = fd.as_raw_fd();
+        c.errno("write 4 bytes", libc::EINVAL, write(fd, b"1234"));
+        // SAFETY: the buffer is a valid 4-byte slice.
+        let pw = sys(unsafe { libc::pwrite(fd, b"1234".as_ptr().cast(), 4, 0) });
+        c.errno("pwrite 4 bytes at 0", libc::ESPIPE, pw);
+        c.eq(
+            "read after the refused writes",
+            "the full report",
+            describe_bytes(read_all(fd), &want),
+        );
+    }
+    Ok(())
+}
+
+fn global_write(c: &mut Checks, name: &str) -> Result<()> {
+    let path = format!("{DEBUGFS_DIR}/{name}");
+    let before = whole(&path)?;
+    if let Some(fd) = c.open(format!("open {name} O_WRONLY"), &path, libc::O_WRONLY) {
+        c.errno(
+            format!("write \"0\\n\" to {name}"),
+            libc::EINVAL,
+            write(fd.as_raw_fd(), b"0\n"),
+        );
+    }
+    // The file still reads as before (the counters of summary/timepage may move; compare keys).
+    let keys = |b: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(b)
+            .lines()
+            .filter_map(|l| l.split_once(':').map(|(k, _)| k.to_string()))
+            .collect()
+    };
+    c.eq(
+        format!("{name} keys after the write"),
+        keys(&before).join(","),
+        keys(&whole(&path)?).join(","),
+    );
+    Ok(())
+}
+
+fn global_write_vsyscall(c: &mut Checks) -> Result<()> {
+    global_write(c, "vsyscall")
+}
+
+fn global_write_summary(c: &mut Checks) -> Result<()> {
+    global_write(c, "summary")
+}
+
+fn global_write_timepage(c: &mut Checks) -> Result<()> {
+    global_write(c, "timepage")
+}
+
+fn report_read_bytewise(c: &mut Checks) -> Result<()> {
+    let t = idle()?;
+    let want = whole(&t.path)?;
+    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let mut got = Vec::new();
+    let mut b = [0u8; 1];
+    let mut calls = 0;
+    let res = loop {
+        calls += 1;
+        match read(fd.as_raw_fd(), &mut b) {
+            Ok(0) => break Ok(got),
+            Ok(_) => got.push(b[0]),
+            Err(e) => break Err(e),
+        }
+        if calls > 1 << 20 {
+            break Err(libc::EOVERFLOW);
+        }
+    };
+    c.eq(
+        format!("{} one-byte reads of an idle process's report", calls),
+        "the full report",
+        describe_bytes(res, &want),
+    );
+    c.eq("report length", want.len(), calls - 1);
+    Ok(())
+}
+
+fn report_lseek_past_end(c: &mut Checks) -> Result<()> {
+    let t = idle()?;
+    let want = whole(&t.path)?;
+    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = fd.as_raw_fd();
+    let past = want.len() as i64 + 1000;
+    c.eq(
+        "lseek(len + 1000, SEEK_SET)",
+        format!("ok {past}"),
+        match lseek(fd, past, libc::SEEK_SET) {
+            Ok(v) => format!("ok {v}"),
+            Err(e) => ename(e),
+        },
+    );
+    let mut b = [0u8; 256];
+    c.eq(
+        "read there",
+        "0 bytes",
+        match read(fd, &mut b) {
+            Ok(n) => format!("{n} bytes"),
+            Err(e) => ename(e),
+        },
+    );
+    c.eq(
+        "lseek(0, SEEK_SET)",
+        "ok 0",
+        match lseek(fd, 0, libc::SEEK_SET) {
+            Ok(v) => format!("ok {v}"),
+            Err(e) => ename(e),
+        },
+    );
+    c.eq(
+        "read from 0",
+        "the full report",
+        describe_bytes(read_all(fd), &want),
+    );
+    Ok(())
+}
+
+fn report_lseek_whence(c: &mut Checks) -> Result<()> {
+    let t = idle()?;
+    let want = whole(&t.path)?;
+    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = fd.as_raw_fd();
+    for (what, whence) in [
+        ("SEEK_END", libc::SEEK_END),
+        ("SEEK_DATA", libc::SEEK_DATA),
+        ("SEEK_HOLE", libc::SEEK_HOLE),
+        ("whence 42", 42),
+    ] {
+        c.errno(
+            format!("lseek(0, {what})"),
+            libc::EINVAL,
+            lseek(fd, 0, whence),
+        );
+    }
+    let mut b = [0u8; 10];
+    c.ok("read 10 bytes", read(fd, &mut b));
+    c.eq(
+        "lseek(5, SEEK_CUR)",
+        "ok 15",
+        match lseek(fd, 5, libc::SEEK_CUR) {
+            Ok(v) => format!("ok {v}"),
+            Err(e) => ename(e),
+        },
+    );
+    c.eq(
+        "read from 15",
+        "the rest from byte 15",
+        match read_all(fd) {
+            Ok(v) if v == want[15..] => "the rest from byte 15".to_string(),
+            Ok(v) => format!("{} different bytes", v.len()),
+            Err(e) => ename(e),
+        },
+    );
+    Ok(())
+}
+
+fn report_lseek_negative(c: &mut Checks) -> Result<()> {
+    let t = idle()?;
+    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = fd.as_raw_fd();
+    c.errno(
+        "lseek(-1, SEEK_SET)",
+        libc::EINVAL,
+        lseek(fd, -1, libc::SEEK_SET),
+    );
+    let mut b = [0u8; 10];
+    c.ok("read 10 bytes", read(fd, &mut b));
+    c.errno(
+        "lseek(-11, SEEK_CUR)",
+        libc::EINVAL,
+        lseek(fd, -11, libc::SEEK_CUR),
+    );
+    c.eq(
+        "position after the refused seeks",
+        "ok 10",
+        match lseek(fd, 0, libc::SEEK_CUR) {
+            Ok(v) => format!("ok {v}"),
+            Err(e) => ename(e),
+        },
+    );
+    Ok(())
+}
+
+fn report_pread(c: &mut Checks) -> Result<()> {
+    let t = idle()?;
+    let want = whole(&t.path)?;
+    let len = want.len();
+    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = fd.as_raw_fd();
+    for (off, n) in [
+        (0usize, 10usize),
+        (5, 20),
+        (len - 1, 10),
+        (len, 10),
+        (1 << 62, 10),
+    ] {
+        let mut b = vec![0u8; n];
+        let expect = &want[off.min(len)..(off.saturating_add(n)).min(len)];
+        let got = pread(fd, &mut b, off as i64);
+        let what = format!("pread {n} bytes at {off}");
+        let want_s = format!("{} bytes of the report", expect.len());
+        match got {
+            Ok(k) if b[..k as usize] == *expect => c.eq(what, &want_s, &want_s),
+            Ok(k) => c.eq(what, &want_s, format!("{k} different bytes")),
+            Err(e) => c.eq(what, &want_s, ename(e)),
+        };
+    }
+    c.eq(
+        "read after the preads (file position 0)",
+        "the full report",
+        describe_bytes(read_all(fd), &want),
+    );
+    Ok(())
+}
+
+fn report_pread_negative(c: &mut Checks) -> Result<()> {
+    let t = idle()?;
+    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let mut b = [0u8; 10];
+    c.errno(
+        "pread at -1",
+        libc::EINVAL,
+        pread(fd.as_raw_fd(), &mut b, -1),
+    );
+    c.errno(
+        "pread at i64::MIN",
+        libc::EINVAL,
+        pread(fd.as_raw_fd(), &mut b, i64::MIN),
+    );
+    Ok(())
+}
+
+fn report_read_zero_length(c: &mut Checks) -> Result<()> {
+    let t = idle()?;
+    let want = whole(&t.path)?;
+    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = fd.as_raw_fd();
+    let mut b = [0u8; 0];
+    c.eq(
+        "read of 0 bytes",
+        "0",
+        match read(fd, &mut b) {
+            Ok(n) => n.to_string(),
+            Err(e) => ename(e),
+        },
+    );
+    c.eq(
+        "read of 0 bytes into NULL",
+        "0",
+        match read_raw(fd, 0, 0) {
+            Ok(n) => n.to_string(),
+            Err(e) => ename(e),
+        },
+    );
+    c.eq(
+        "read after",
+        "the full report",
+        describe_bytes(read_all(fd), &want),
+    );
+    Ok(())
+}
+
+fn report_read_null(c: &mut Checks) -> Result<()> {
+    let t = idle()?;
+    let want = whole(&t.path)?;
+    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = fd.as_raw_fd();
+    c.errno(
+        "read 4096 bytes into NULL",
+        libc::EFAULT,
+        read_raw(fd, 0, 4096),
+    );
+    c.errno(
+        "read 4096 bytes into address 1",
+        libc::EFAULT,
+        read_raw(fd, 1, 4096),
+    );
+    c.eq(
+        "read after the faults",
+        "the full report",
+        describe_bytes(read_all(fd), &want),
+    );
+    Ok(())
+}
+
+fn report_read_kernel_address(c: &mut Checks) -> Result<()> {
+    let t = idle()?;
+    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    for addr in [
+        0xffff_8880_0000_0000usize,
+        0xffff_ffff_8100_0000,
+        0x0000_8000_0000_0000,
+    ] {
+        c.errno(
+            format!("read 4096 bytes into {addr:#x}"),
+            libc::EFAULT,
+            read_raw(fd.as_raw_fd(), addr, 4096),
+        );
+    }
+    Ok(())
+}
+
+fn report_read_partial_fault(c: &mut Checks) -> Result<()> {
+    let t = idle()?;
+    let want = whole(&t.path)?;
+    ensure!(want.len() > 200, "report of {} bytes", want.len());
+    // Two pages, the second unmapped: a buffer of which only 100 bytes are writable.
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let base = mmap(
+        2 * PAGE_SIZE,
+        rw,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+        -1,
+        0,
+    )
+    .map_err(|e| anyhow::anyhow!("mmap: {}", ename(e)))?;
+    munmap(base + PAGE_SIZE as isize, PAGE_SIZE);
+    let buf = base as usize + PAGE_SIZE - 100;
+    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = fd.as_raw_fd();
+    let got = read_raw(fd, buf, 4096);
+    // SAFETY: the 100 bytes before the hole are inside our own readable mapping.
+    let head: Vec<u8> = unsafe { std::slice::from_raw_parts(buf as *const u8, 100) }.to_vec();
+    munmap(base, PAGE_SIZE);
+    c.eq(
+        "read 4096 bytes into a buffer with 100 writable bytes",
+        "100 bytes",
+        match got {
+            Ok(n) => format!("{n} bytes"),
+            Err(e) => ename(e),
+        },
+    );
+    c.eq(
+        "those bytes",
+        "the report's first 100",
+        if head == want[..100] {
+            "the report's first 100".to_string()
+        } else {
+            "different".to_string()
+        },
+    );
+    c.eq(
+        "the next read",
+        "the report from byte 100",
+        match read_all(fd) {
+            Ok(v) if v == want[100..] => "the report from byte 100".to_string(),
+            Ok(v) => format!("{} different bytes", v.len()),
+            Err(e) => ename(e),
+        },
+    );
+    Ok(())
+}
+
+fn report_nonexistent(c: &mut Checks) -> Result<()> {
+    for name in ["99999999", "abc", "0", "-1", "2"] {
+        c.eq(
+            format!("open {DEBUGFS_DIR}/{name}"),
+            "ENOENT",
+            match open(&format!("{DEBUGFS_DIR}/{name}"), libc::O_RDONLY) {
+                Ok(_) => "ok".into(),
+                Err(e) => ename(e),
+            },
+        );
+    }
+    Ok(())
+}
+
+fn report_directory_read(c: &mut Checks) -> Result<()> {
+    let fd = open(DEBUGFS_DIR, libc::O_RDONLY | libc::O_DIRECTORY)
+        .map_err(|e| anyhow::anyhow!("open {DEBUGFS_DIR}: {}", ename(e)))?;
+    let mut b = [0u8; 64];
+    c.errno(
+        "read on the directory",
+        libc::EISDIR,
+        read(fd.as_raw_fd(), &mut b),
+    );
+    c.errno(
+        "open the directory O_WRONLY",
+        libc::EISDIR,
+        open(DEBUGFS_DIR, libc::O_WRONLY).map(|_| 0),
+    );
+    Ok(())
+}
+
+/// `_IOR('v', 1, u64)`.
+const IOR_V1_U64: u64 = (2 << 30) | (8 << 16) | ((b'v' as u64) << 8) | 1;
+
+fn report_ioctl(c: &mut Checks) -> Result<()> {
+    let t = idle()?;
+    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    for (what, cmd) in [
+        ("0", 0u64),
+        ("TCGETS", libc::TCGETS),
+        ("_IOR('v', 1, u64)", IOR_V1_U64),
+    ] {
+        c.errno(
+            format!("ioctl {what}"),
+            libc::ENOTTY,
+            ioctl(fd.as_raw_fd(), cmd),
+        );
+    }
+    Ok(())
+}
+
+fn report_mmap(c: &mut Checks) -> Result<()> {
+    let t = idle()?;
+    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    for (what, flags) in [
+        ("MAP_SHARED", libc::MAP_SHARED),
+        ("MAP_PRIVATE", libc::MAP_PRIVATE),
+    ] {
+        let r = mmap(PAGE_SIZE, libc::PROT_READ, flags, fd.as_raw_fd(), 0);
+        if let Ok(a) = r {
+            munmap(a, PAGE_SIZE);
+        }
+        c.errno(format!("mmap PROT_READ {what}"), libc::ENODEV, r);
+    }
+    Ok(())
+}
+
+fn report_splice(c: &mut Checks) -> Result<()> {
+    let t = idle()?;
+    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let mut p = [0; 2];
+    // SAFETY: `p` has room for the two descriptors pipe2(2) writes.
+    let rc = unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) };
+    ensure!(rc == 0, "pipe2: {}", ename(errno()));
+    // SAFETY: both descriptors were just created and are owned by nothing else.
+    let (pr, pw) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+    // SAFETY: plain system calls on descriptors; the offset pointer is NULL.
+    let sf =
+        sys(unsafe { libc::sendfile(pw.as_raw_fd(), fd.as_raw_fd(), std::ptr::null_mut(), 4096) });
+    c.errno("sendfile report -> pipe", libc::EINVAL, sf);
+    // SAFETY: as above; NULL offsets.
+    let sp = sys(unsafe {
+        libc::splice(
+            fd.as_raw_fd(),
+            std::ptr::null_mut(),
+            pw.as_raw_fd(),
+            std::ptr::null_mut(),
+            4096,
+            0,
+        )
+    });
+    c.errno("splice report -> pipe", libc::EINVAL, sp);
+    drop(pr);
+    Ok(())
+}
+
+fn report_create_unlink(c: &mut Checks) -> Result<()> {
+    let t = idle()?;
+    let newpath = format!("{DEBUGFS_DIR}/stress-new");
+    c.errno(
+        "open O_CREAT of a new name",
+        libc::EACCES,
+        open(&newpath, libc::O_CREAT | libc::O_WRONLY).map(|_| 0),
+    );
+    let cpath = CString::new(t.path.clone())?;
+    let cnew = CString::new(newpath)?;
+    // SAFETY: NUL-terminated paths.
+    c.errno(
+        "unlink a report",
+        libc::EPERM,
+        sys(unsafe { libc::unlink(cpath.as_ptr()) } as isize),
+    );
+    // SAFETY: NUL-terminated paths.
+    c.errno(
+        "rename a report",
+        libc::EPERM,
+        sys(unsafe { libc::rename(cpath.as_ptr(), cnew.as_ptr()) } as isize),
+    );
+    c.eq("the report still exists", true, Path::new(&t.path).exists());
+    Ok(())
+}
+
+/// Runs `f` as uid/gid 1000 in a forked child (this test is single-threaded); returns what
+/// it returned (an errno, 0 for success).
+fn as_user(f: impl FnOnce() -> i32) -> Result<i32> {
+    // SAFETY: single-threaded test program; the child only runs `f` and exits.
+    let pid = unsafe { libc::fork() };
+    ensure!(pid >= 0, "fork: {}", ename(errno()));
+    if pid == 0 {
+        // SAFETY: dropping privileges in the child, then `_exit`.
+        unsafe {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(1000) != 0
+                || libc::setuid(1000) != 0
+            {
+                libc::_exit(255);
+            }
+            libc::_exit(f());
+        }
+    }
+    let mut st = 0;
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+    ensure!(libc::WIFEXITED(st), "uid-1000 child died: status {st:#x}");
+    let rc = libc::WEXITSTATUS(st);
+    ensure!(rc != 255, "setuid(1000) failed in the child");
+    Ok(rc)
+}
+
+/// `ok` for 0, else the errno's name.
+fn errstr(e: i32) -> String {
+    if e == 0 {
+        "ok".into()
+    } else {
+        ename(e)
+    }
+}
+
+/// `open(path, O_RDONLY)`: 0 or the errno.
+fn open_errno(path: &str) -> i32 {
+    match open(path, libc::O_RDONLY) {
+        Ok(_) => 0,
+        Err(e) => e,
+    }
+}
+
+fn report_unprivileged(c: &mut Checks) -> Result<()> {
+    let t = idle()?;
+    let debugfs = "/sys/kernel/debug";
+    let mode0 = fs::metadata(debugfs)?.mode() & 0o7777;
+    // With the mount's own mode (0700 unless an earlier test loosened it).
+    let (p, init) = (t.path.clone(), report_path(1));
+    let e = as_user(move || open_errno(&p))?;
+    c.eq(
+        format!("uid 1000 opens a root process's report (debugfs mode {mode0:o})"),
+        "EACCES",
+        errstr(e),
+    );
+    // Only the module's own check left.
+    run("mount", &["-o", "remount,mode=0755", debugfs])?;
+    let res = (|| -> Result<()> {
+        fs::set_permissions(&t.path, fs::Permissions::from_mode(0o444))?;
+        let p = t.path.clone();
+        let e = as_user(move || open_errno(&p))?;
+        c.eq(
+            "uid 1000 opens a root process's report (debugfs 0755, file 0444)",
+            "EACCES",
+            errstr(e),
+        );
+        let e = as_user(move || open_errno(&init))?;
+        c.eq(
+            "uid 1000 opens init's report (debugfs 0755, file 0400)",
+            "EACCES",
+            errstr(e),
+        );
+        Ok(())
+    })();
+    run(
+        "mount",
+        &["-o", &format!("remount,mode={mode0:o}"), debugfs],
+    )?;
+    c.eq(
+        "the debugfs mount mode restored",
+        format!("{mode0:o}"),
+        format!("{:o}", fs::metadata(debugfs)?.mode() & 0o7777),
+    );
+    res
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: the device
+// ---------------------------------------------------------------------------------------------
+
+fn dev_fd(flags: i32) -> Result<OwnedFd> {
+    open(DEVICE, flags).map_err(|e| anyhow::anyhow!("open {DEVICE}: {}", ename(e)))
+}
+
+/// Records an mmap that must fail with `want`; unmaps it if it did not.
+/// `m`: `(len, prot, flags, offset)`.
+fn refused_map(c: &mut Checks, what: &str, want: i32, fd: RawFd, m: (usize, i32, i32, i64)) {
+    let (len, prot, flags, off) = m;
+    let r = mmap(len, prot, flags, fd, off);
+    if let Ok(a) = r {
+        munmap(a, len.max(1));
+    }
+    c.errno(format!("mmap {what}"), want, r);
+}
+
+/// Records an mmap that must work; checks the magic through it and unmaps it.
+fn working_map(c: &mut Checks, what: &str, len: usize, prot: i32, flags: i32, fd: RawFd) {
+    let r = mmap(len, prot, flags, fd, 0);
+    if let Some(a) = c.ok(format!("mmap {what}"), r) {
+        if prot & libc::PROT_READ != 0 {
+            c.eq(
+                format!("magic through mmap {what}"),
+                format!("{MAGIC:#x}"),
+                format!("{:#x}", peek_u32(a)),
+            );
+        }
+        munmap(a, len);
+    }
+}
+
+fn dev_open_wronly_mmap(c: &mut Checks) -> Result<()> {
+    if let Some(fd) = c.open("open the device O_WRONLY as root", DEVICE, libc::O_WRONLY) {
+        refused_map(
+            c,
+            "PROT_READ MAP_SHARED on an O_WRONLY fd",
+            libc::EACCES,
+            fd.as_raw_fd(),
+            (PAGE_SIZE, libc::PROT_READ, libc::MAP_SHARED, 0),
+        );
+    }
+    Ok(())
+}
+
+fn dev_read(c: &mut Checks) -> Result<()> {
+    let fd = dev_fd(libc::O_RDONLY)?;
+    let mut b = [0u8; 64];
+    c.errno("read 64 bytes", libc::EINVAL, read(fd.as_raw_fd(), &mut b));
+    c.errno(
+        "read 64 bytes into NULL",
+        libc::EINVAL,
+        read_raw(fd.as_raw_fd(), 0, 64),
+    );
+    c.errno(
+        "pread 64 bytes at 0",
+        libc::EINVAL,
+        pread(fd.as_raw_fd(), &mut b, 0),
+    );
+    Ok(())
+}
+
+fn dev_write(c: &mut Checks) -> Result<()> {
+    let rw = dev_fd(libc::O_RDWR)?;
+    c.errno(
+        "write 4 bytes (O_RDWR fd)",
+        libc::EINVAL,
+        write(rw.as_raw_fd(), b"1234"),
+    );
+    let ro = dev_fd(libc::O_RDONLY)?;
+    c.errno(
+        "write 4 bytes (O_RDONLY fd)",
+        libc::EBADF,
+        write(ro.as_raw_fd(), b"1234"),
+    );
+    Ok(())
+}
+
+fn dev_ioctl(c: &mut Checks) -> Result<()> {
+    let fd = dev_fd(libc::O_RDONLY)?;
+    for (what, cmd) in [
+        ("0", 0u64),
+        ("TCGETS", libc::TCGETS),
+        ("FIONREAD", libc::FIONREAD),
+        ("_IOR('v', 1, u64)", IOR_V1_U64),
+    ] {
+        c.errno(
+            format!("ioctl {what}"),
+            libc::ENOTTY,
+            ioctl(fd.as_raw_fd(), cmd),
+        );
+    }
+    Ok(())
+}
+
+fn dev_lseek(c: &mut Checks) -> Result<()> {
+    let fd = dev_fd(libc::O_RDONLY)?;
+    c.errno(
+        "lseek(0, SEEK_SET)",
+        libc::ESPIPE,
+        lseek(fd.as_raw_fd(), 0, libc::SEEK_SET),
+    );
+    c.errno(
+        "lseek(4096, SEEK_SET)",
+        libc::ESPIPE,
+        lseek(fd.as_raw_fd(), 4096, libc::SEEK_SET),
+    );
+    Ok(())
+}
+
+fn dev_mmap_flags(c: &mut Checks) -> Result<()> {
+    let (ro, rw) = (dev_fd(libc::O_RDONLY)?, dev_fd(libc::O_RDWR)?);
+    let r = libc::PROT_READ;
+    refused_map(
+        c,
+        "MAP_PRIVATE (O_RDONLY fd)",
+        libc::EINVAL,
+        ro.as_raw_fd(),
+        (PAGE_SIZE, r, libc::MAP_PRIVATE, 0),
+    );
+    refused_map(
+        c,
+        "MAP_PRIVATE (O_RDWR fd)",
+        libc::EINVAL,
+        rw.as_raw_fd(),
+        (PAGE_SIZE, r, libc::MAP_PRIVATE, 0),
+    );
+    working_map(
+        c,
+        "MAP_SHARED_VALIDATE",
+        PAGE_SIZE,
+        r,
+        libc::MAP_SHARED_VALIDATE,
+        ro.as_raw_fd(),
+    );
+    refused_map(
+        c,
+        "MAP_SHARED_VALIDATE|MAP_SYNC",
+        libc::EOPNOTSUPP,
+        ro.as_raw_fd(),
+        (PAGE_SIZE, r, libc::MAP_SHARED_VALIDATE | libc::MAP_SYNC, 0),
+    );
+    Ok(())
+}
+
+fn dev_mmap_prot(c: &mut Checks) -> Result<()> {
+    let (ro, rw) = (dev_fd(libc::O_RDONLY)?, dev_fd(libc::O_RDWR)?);
+    let (r, w, x, s) = (
+        libc::PROT_READ,
+        libc::PROT_WRITE,
+        libc::PROT_EXEC,
+        libc::MAP_SHARED,
+    );
+    refused_map(
+        c,
+        "PROT_WRITE (O_RDWR fd)",
+        libc::EPERM,
+        rw.as_raw_fd(),
+        (PAGE_SIZE, w, s, 0),
+    );
+    refused_map(
+        c,
+        "PROT_READ|PROT_WRITE (O_RDWR fd)",
+        libc::EPERM,
+        rw.as_raw_fd(),
+        (PAGE_SIZE, r | w, s, 0),
+    );
+    refused_map(
+        c,
+        "PROT_READ|PROT_WRITE (O_RDONLY fd)",
+        libc::EACCES,
+        ro.as_raw_fd(),
+        (PAGE_SIZE, r | w, s, 0),
+    );
+    refused_map(
+        c,
+        "PROT_EXEC",
+        libc::EPERM,
+        ro.as_raw_fd(),
+        (PAGE_SIZE, x, s, 0),
+    );
+    refused_map(
+        c,
+        "PROT_READ|PROT_EXEC",
+        libc::EPERM,
+        ro.as_raw_fd(),
+        (PAGE_SIZE, r | x, s, 0),
+    );
+    let none = mmap(PAGE_SIZE, libc::PROT_NONE, s, ro.as_raw_fd(), 0);
+    if let Some(a) = c.ok("mmap PROT_NONE", none) {
+        // SAFETY: changing the protection of our own mapping.
+        let rc = sys(unsafe { libc::mprotect(a as *mut libc::c_void, PAGE_SIZE, r) } as isize);
+        if c.ok("mprotect(PROT_READ) of the PROT_NONE mapping", rc)
+            .is_some()
+        {
+            c.eq(
+                "magic",
+                format!("{MAGIC:#x}"),
+                format!("{:#x}", peek_u32(a)),
+            );
+        }
+        munmap(a, PAGE_SIZE);
+    }
+    Ok(())
+}
+
+fn dev_mmap_offset(c: &mut Checks) -> Result<()> {
+    let ro = dev_fd(libc::O_RDONLY)?;
+    let (r, s, fd) = (libc::PROT_READ, libc::MAP_SHARED, ro.as_raw_fd());
+    refused_map(c, "offset 4096", libc::EINVAL, fd, (PAGE_SIZE, r, s, 4096));
+    refused_map(c, "offset 1", libc::EINVAL, fd, (PAGE_SIZE, r, s, 1));
+    refused_map(
+        c,
+        "offset 2^40",
+        libc::EINVAL,
+        fd,
+        (PAGE_SIZE, r, s, 1 << 40),
+    );
+    refused_map(
+        c,
+        "offset -4096",
+        libc::EOVERFLOW,
+        fd,
+        (PAGE_SIZE, r, s, -4096),
+    );
+    Ok(())
+}
+
+fn dev_mmap_length(c: &mut Checks) -> Result<()> {
+    let ro = dev_fd(libc::O_RDONLY)?;
+    let (r, s, fd) = (libc::PROT_READ, libc::MAP_SHARED, ro.as_raw_fd());
+    refused_map(c, "length 8192", libc::EINVAL, fd, (2 * PAGE_SIZE, r, s, 0));
+    refused_map(c, "length 0", libc::EINVAL, fd, (0, r, s, 0));
+    refused_map(c, "length 2^40", libc::EINVAL, fd, (1 << 40, r, s, 0));
+    working_map(c, "length 1", 1, r, s, fd);
+    working_map(c, "length 4095", PAGE_SIZE - 1, r, s, fd);
+    Ok(())
+}
+
+fn dev_mmap_fixed(c: &mut Checks) -> Result<()> {
+    let ro = dev_fd(libc::O_RDONLY)?;
+    let (r, s, fd) = (libc::PROT_READ, libc::MAP_SHARED, ro.as_raw_fd());
+    let anon = mmap(
+        PAGE_SIZE,
+        r | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+        -1,
+        0,
+    )
+    .map_err(|e| anyhow::anyhow!("anonymous mmap: {}", ename(e)))?;
+    let got = mmap_at(anon as usize, PAGE_SIZE, r, s | libc::MAP_FIXED, fd, 0);
+    let placed = c.eq(
+        "MAP_FIXED over an anonymous page",
+        format!("ok at {anon:#x}"),
+        match got {
+            Ok(a) => format!("ok at {a:#x}"),
+            Err(e) => ename(e),
+        },
+    );
+    if placed {
+        c.eq(
+            "magic there",
+            format!("{MAGIC:#x}"),
+            format!("{:#x}", peek_u32(anon)),
+        );
+        let again = mmap_at(anon as usize, PAGE_SIZE, r, s | libc::MAP_FIXED, fd, 0);
+        c.ok("MAP_FIXED over the device mapping", again);
+        c.eq(
+            "magic there",
+            format!("{MAGIC:#x}"),
+            format!("{:#x}", peek_u32(anon)),
+        );
+        let nore = mmap_at(
+            anon as usize,
+            PAGE_SIZE,
+            r,
+            s | libc::MAP_FIXED_NOREPLACE,
+            fd,
+            0,
+        );
+        if let Ok(a) = nore {
+            if a != anon {
+                munmap(a, PAGE_SIZE);
+            }
+        }
+        c.errno(
+            "MAP_FIXED_NOREPLACE over the device mapping",
+            libc::EEXIST,
+            nore,
+        );
+    }
+    munmap(anon, PAGE_SIZE);
+    Ok(())
+}
+
+fn dev_mmap_populate(c: &mut Checks) -> Result<()> {
+    let ro = dev_fd(libc::O_RDONLY)?;
+    let f0 = Stats::read()?.faults;
+    let r = mmap(
+        PAGE_SIZE,
+        libc::PROT_READ,
+        libc::MAP_SHARED | libc::MAP_POPULATE,
+        ro.as_raw_fd(),
+        0,
+    );
+    if let Some(a) = c.ok("mmap MAP_POPULATE", r) {
+        let f1 = Stats::read()?.faults;
+        c.eq("faults during the mmap (populated through GUP)", 1, f1 - f0);
+        c.eq(
+            "magic",
+            format!("{MAGIC:#x}"),
+            format!("{:#x}", peek_u32(a)),
+        );
+        c.eq("faults on the first touch", 0, Stats::read()?.faults - f1);
+        // SAFETY: locking our own mapping's range.
+        let ml = sys(unsafe { libc::mlock(a as *const libc::c_void, PAGE_SIZE) } as isize);
+        c.ok("mlock", ml);
+        // SAFETY: as above.
+        unsafe { libc::munlock(a as *const libc::c_void, PAGE_SIZE) };
+        munmap(a, PAGE_SIZE);
+    }
+    Ok(())
+}
+
+fn dev_mprotect(c: &mut Checks) -> Result<()> {
+    let ro = dev_fd(libc::O_RDONLY)?;
+    let a = mmap(
+        PAGE_SIZE,
+        libc::PROT_READ,
+        libc::MAP_SHARED,
+        ro.as_raw_fd(),
+        0,
+    )
+    .map_err(|e| anyhow::anyhow!("mmap: {}", ename(e)))?;
+    c.eq(
+        "magic",
+        format!("{MAGIC:#x}"),
+        format!("{:#x}", peek_u32(a)),
+    );
+    let mprotect = |prot| {
+        // SAFETY: changing the protection of our own mapping.
+        sys(unsafe { libc::mprotect(a as *mut libc::c_void, PAGE_SIZE, prot) } as isize)
+    };
+    let (r, w, x) = (libc::PROT_READ, libc::PROT_WRITE, libc::PROT_EXEC);
+    c.errno(
+        "mprotect PROT_READ|PROT_WRITE",
+        libc::EACCES,
+        mprotect(r | w),
+    );
+    c.errno("mprotect PROT_WRITE", libc::EACCES, mprotect(w));
+    c.errno(
+        "mprotect PROT_READ|PROT_EXEC",
+        libc::EACCES,
+        mprotect(r | x),
+    );
+    c.ok("mprotect PROT_NONE", mprotect(libc::PROT_NONE));
+    c.ok("mprotect PROT_READ", mprotect(r));
+    c.eq(
+        "magic after",
+        format!("{MAGIC:#x}"),
+        format!("{:#x}", peek_u32(a)),
+    );
+    munmap(a, PAGE_SIZE);
+    Ok(())
+}
+
+fn dev_mremap(c: &mut Checks) -> Result<()> {
+    let ro = dev_fd(libc::O_RDONLY)?;
+    let mut a = mmap(
+        PAGE_SIZE,
+        libc::PROT_READ,
+        libc::MAP_SHARED,
+        ro.as_raw_fd(),
+        0,
+    )
+    .map_err(|e| anyhow::anyhow!("mmap: {}", ename(e)))?;
+    c.eq(
+        "magic",
+        format!("{MAGIC:#x}"),
+        format!("{:#x}", peek_u32(a)),
+    );
+    // `mremap` that must fail: the errno; an unexpected success is undone.
+    let mut refused =
+        |c: &mut Checks, what: &str, want: i32, old: usize, new: usize, flags: i32| {
+            // SAFETY: remapping our own mapping; a result is unmapped right away.
+            let p = unsafe { libc::mremap(a as *mut libc::c_void, old, new, flags) };
+            let r = if p == libc::MAP_FAILED {
+                Err(errno())
+            } else {
+                Ok(p as isize)
+            };
+            if let Ok(p) = r {
+                if p != a && old != 0 {
+                    a = p; // moved: the old address is gone
+                }
+                if old == 0 {
+                    munmap(p, new);
+                }
+            }
+            c.errno(what, want, r);
+        };
+    refused(
+        c,
+        "mremap grow 4096 -> 8192 MREMAP_MAYMOVE",
+        libc::EFAULT,
+        PAGE_SIZE,
+        2 * PAGE_SIZE,
+        libc::MREMAP_MAYMOVE,
+    );
+    refused(
+        c,
+        "mremap grow 4096 -> 8192 in place",
+        libc::EFAULT,
+        PAGE_SIZE,
+        2 * PAGE_SIZE,
+        0,
+    );
+    refused(c, "mremap shrink 4096 -> 0", libc::EINVAL, PAGE_SIZE, 0, 0);
+    refused(
+        c,
+        "mremap MREMAP_DONTUNMAP",
+        libc::EINVAL,
+        PAGE_SIZE,
+        PAGE_SIZE,
+        libc::MREMAP_MAYMOVE | libc::MREMAP_DONTUNMAP,
+    );
+    refused(
+        c,
+        "mremap old length 0 (duplicate) to 4096",
+        libc::EFAULT,
+        0,
+        PAGE_SIZE,
+        libc::MREMAP_MAYMOVE,
+    );
+    // Moving works.
+    let hole = mmap(
+        PAGE_SIZE,
+        libc::PROT_NONE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+        -1,
+        0,
+    )
+    .map_err(|e| anyhow::anyhow!("placeholder mmap: {}", ename(e)))?;
+    // SAFETY: moving our own mapping over our own placeholder (MREMAP_FIXED replaces it).
+    let p = unsafe {
+        libc::mremap(
+            a as *mut libc::c_void,
+            PAGE_SIZE,
+            PAGE_SIZE,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            hole as *mut libc::c_void,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        c.eq("mremap move", "ok", ename(errno()));
+        munmap(hole, PAGE_SIZE);
+    } else {
+        a = p as isize;
+        c.eq(
+            "mremap move",
+            format!("ok at {hole:#x}"),
+            format!("ok at {a:#x}"),
+        );
+        c.eq(
+            "magic at the new address",
+            format!("{MAGIC:#x}"),
+            format!("{:#x}", peek_u32(a)),
+        );
+    }
+    munmap(a, PAGE_SIZE);
+    Ok(())
+}
+
+fn dev_proc_mem(c: &mut Checks) -> Result<()> {
+    let ro = dev_fd(libc::O_RDONLY)?;
+    let a = mmap(
+        PAGE_SIZE,
+        libc::PROT_READ,
+        libc::MAP_SHARED,
+        ro.as_raw_fd(),
+        0,
+    )
+    .map_err(|e| anyhow::anyhow!("mmap: {}", ename(e)))?;
+    let mem = open("/proc/self/mem", libc::O_RDWR)
+        .map_err(|e| anyhow::anyhow!("open /proc/self/mem: {}", ename(e)))?;
+    let f0 = Stats::read()?.faults;
+    let mut b = [0u8; 4];
+    let r = pread(mem.as_raw_fd(), &mut b, a as i64);
+    c.eq(
+        "pread 4 bytes of /proc/self/mem at the untouched mapping",
+        format!("{MAGIC:#x}"),
+        match r {
+            Ok(4) => format!("{:#x}", u32::from_ne_bytes(b)),
+            Ok(n) => format!("{n} bytes"),
+            Err(e) => ename(e),
+        },
+    );
+    c.eq("faults during that read", 1, Stats::read()?.faults - f0);
+    // SAFETY: the buffer is a valid 4-byte array; the target is our own mapping, which the
+    // kernel must refuse to write (a success would be found by the magic check below).
+    let w = sys(unsafe { libc::pwrite(mem.as_raw_fd(), [0u8; 4].as_ptr().cast(), 4, a as i64) });
+    c.errno("pwrite 4 bytes of /proc/self/mem there", libc::EIO, w);
+    c.eq(
+        "magic after",
+        format!("{MAGIC:#x}"),
+        format!("{:#x}", peek_u32(a)),
+    );
+    munmap(a, PAGE_SIZE);
+    Ok(())
+}
+
+fn dev_unprivileged(c: &mut Checks) -> Result<()> {
+    let md = fs::metadata(DEVICE)?;
+    c.eq(
+        "device node mode and owner",
+        "600 0:0",
+        format!("{:o} {}:{}", md.mode() & 0o7777, md.uid(), md.gid()),
+    );
+    let e = as_user(|| open_errno(DEVICE))?;
+    c.eq("uid 1000 opens the device O_RDONLY", "EACCES", errstr(e));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// badinput-summary
+// ---------------------------------------------------------------------------------------------
+
+fn summary() -> Result<Outcome> {
+    let Ok(text) = fs::read_to_string(RESULTS) else {
+        return Ok(Outcome::Skip(format!(
+            "no {RESULTS}: run the stress-* and badinput-* tests first"
+        )));
+    };
+    // The last run of each test counts.
+    let mut cases: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut stress: BTreeMap<String, String> = BTreeMap::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        match f.as_slice() {
+            ["begin", name] => {
+                if !order.iter().any(|n| n == name) {
+                    order.push(name.to_string());
+                }
+                cases.insert(name.to_string(), Vec::new());
+            }
+            ["case", name, rest @ ..] => cases
+                .entry(name.to_string())
+                .or_default()
+                .push(rest.iter().map(|s| s.to_string()).collect()),
+            ["stress", name, line] => {
+                stress.insert(name.to_string(), line.to_string());
+            }
+            _ => {}
+        }
+    }
+    let (mut tried, mut passed, mut checks, mut checks_ok) = (0, 0, 0, 0);
+    println!("| case | check | expected | observed | |");
+    println!("|---|---|---|---|---|");
+    for name in &order {
+        let rows = &cases[name];
+        tried += 1;
+        let mut all = true;
+        for r in rows {
+            let [ok, what, want, got] = &r[..] else {
+                continue;
+            };
+            checks += 1;
+            if ok == "ok" {
+                checks_ok += 1;
+            } else {
+                all = false;
+            }
+            println!("| {name} | {what} | {want} | {got} | {ok} |");
+        }
+        if all {
+            passed += 1;
+        }
+    }
+    println!(
+        "bad input: {tried} cases tried, {passed} passed ({checks} checks, {checks_ok} as documented)"
+    );
+    for (name, line) in &stress {
+        println!("{name}: {line}");
+    }
+    println!(
+        "kernel splats (BUG/WARNING/KASAN/lockdep/RCU stall/hung task/Oops/panic) and kmemleak \
+         leaks are not checked here: the runner's final kernel-log test (check-dmesg, with a \
+         kmemleak scan first on the debug kernel) checks them after every test ran"
+    );
+    Ok(Outcome::Pass)
+}

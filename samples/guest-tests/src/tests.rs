@@ -25,6 +25,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("report-ia32-static", report_ia32),
     ("report-timens", report_timens),
     ("report-60k-vmas", report_60k_vmas),
+    ("report-after-vdso-mremap", report_after_mremap),
     ("vsyscall-mode", vsyscall_mode),
     ("lifecycle-1000-processes", lifecycle_1000),
     ("exited-process-reads", exited_reads),
@@ -519,7 +520,10 @@ fn no_kernel_pointers() -> Result<Outcome> {
 fn slab_kb() -> Result<i64> {
     let m = fs::read_to_string("/proc/meminfo")?;
     let field = |k: &str| -> Result<i64> {
-        let l = m.lines().find(|l| l.starts_with(k)).with_context(|| format!("no {k}"))?;
+        let l = m
+            .lines()
+            .find(|l| l.starts_with(k))
+            .with_context(|| format!("no {k}"))?;
         Ok(l.split_whitespace().nth(1).context("no value")?.parse()?)
     };
     Ok(field("SReclaimable:")? + field("SUnreclaim:")?)
@@ -533,12 +537,17 @@ fn bench_load_5000() -> Result<Outcome> {
         run("rmmod", &["vdso_probe"])?;
     }
     // Each child keeps one pipe end open in this process.
-    let lim = libc::rlimit { rlim_cur: 16384, rlim_max: 16384 };
+    let lim = libc::rlimit {
+        rlim_cur: 16384,
+        rlim_max: 16384,
+    };
     // SAFETY: `lim` is a valid rlimit.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
         bail!("setrlimit: {}", std::io::Error::last_os_error());
     }
-    let children: Vec<Forked> = (0..N).map(|_| Forked::spawn(String::new)).collect::<Result<_>>()?;
+    let children: Vec<Forked> = (0..N)
+        .map(|_| Forked::spawn(String::new))
+        .collect::<Result<_>>()?;
     let before = slab_kb()?;
     let t = Instant::now();
     run("insmod", &["/lib/vdso_probe.ko"])?;
@@ -551,18 +560,32 @@ fn bench_load_5000() -> Result<Outcome> {
         after - before,
         (after - before) * 1024 / files.max(1) as i64
     );
-    let missing = children.iter().filter(|c| !Path::new(&report_path(c.pid())).exists()).count();
-    ensure!(missing == 0, "{missing} of {N} processes have no file after insmod");
+    let missing = children
+        .iter()
+        .filter(|c| !Path::new(&report_path(c.pid())).exists())
+        .count();
+    ensure!(
+        missing == 0,
+        "{missing} of {N} processes have no file after insmod"
+    );
     drop(children);
     Ok(Outcome::Pass)
 }
 
 /// Runs a tool; returns its stdout, failing on a non-zero exit.
 fn tool(cmd: &str, args: &[&str]) -> Result<String> {
-    let out = std::process::Command::new(cmd).args(args).output().with_context(|| format!("running {cmd}"))?;
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {cmd}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     print!("{stdout}");
-    ensure!(out.status.success(), "{cmd} {args:?}: {}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "{cmd} {args:?}: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(stdout)
 }
 
@@ -583,21 +606,39 @@ fn tool_vdso_call() -> Result<Outcome> {
 fn tool_strace_demo() -> Result<Outcome> {
     let out = tool("vdso-strace-demo", &["-n", "200", "--json"])?;
     let v: serde_json::Value = serde_json::from_str(&out)?;
-    let cs = fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")?;
-    ensure!(v["syscall"] == 200, "syscall path: {} syscalls for 200 calls", v["syscall"]);
+    let cs =
+        fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")?;
+    ensure!(
+        v["syscall"] == 200,
+        "syscall path: {} syscalls for 200 calls",
+        v["syscall"]
+    );
     if cs.trim() == "tsc" {
-        ensure!(v["vdso"] == 0, "vDSO path made {} syscalls with clocksource tsc", v["vdso"]);
+        ensure!(
+            v["vdso"] == 0,
+            "vDSO path made {} syscalls with clocksource tsc",
+            v["vdso"]
+        );
     }
     Ok(Outcome::Pass)
 }
 
 fn tool_vdso_bench() -> Result<Outcome> {
     let out = tool("vdso-bench", &["--batches", "30", "--batch-size", "200"])?;
-    let row = out.lines().find(|l| l.starts_with("gettimeofday vsyscall")).context("no vsyscall row")?;
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("gettimeofday vsyscall"))
+        .context("no vsyscall row")?;
     let skipped = row.contains("skipped");
     match maps_vsyscall_mode()? {
-        "none" => ensure!(skipped, "vsyscall row measured without a vsyscall page: {row}"),
-        _ => ensure!(!skipped, "vsyscall row skipped with an executable page: {row}"),
+        "none" => ensure!(
+            skipped,
+            "vsyscall row measured without a vsyscall page: {row}"
+        ),
+        _ => ensure!(
+            !skipped,
+            "vsyscall row skipped with an executable page: {row}"
+        ),
     }
     Ok(Outcome::Pass)
 }
@@ -611,7 +652,12 @@ fn kunit_suites() -> Result<Outcome> {
     }
     let results = fs::read_to_string(dir.join("results")).context("suite did not run")?;
     print!("{results}");
-    ensure!(results.lines().any(|l| l.trim_start().starts_with("ok ") && l.contains("vdso_probe_vsyscall")), "suite result missing");
+    ensure!(
+        results
+            .lines()
+            .any(|l| l.trim_start().starts_with("ok ") && l.contains("vdso_probe_vsyscall")),
+        "suite result missing"
+    );
     ensure!(!results.contains("not ok"), "a KUnit case failed");
     Ok(Outcome::Pass)
 }
@@ -621,15 +667,99 @@ fn summary_file() -> Result<Outcome> {
     std::thread::sleep(Duration::from_millis(50));
     let text = fs::read_to_string(format!("{DEBUGFS_DIR}/summary"))?;
     print!("{text}");
-    let get = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix(": ")).unwrap_or("");
-    let cs = fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")?;
-    ensure!(get("clocksource") == cs.trim(), "summary clocksource {} vs sysfs {}", get("clocksource"), cs.trim());
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix(": "))
+            .unwrap_or("")
+    };
+    let cs =
+        fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")?;
+    ensure!(
+        get("clocksource") == cs.trim(),
+        "summary clocksource {} vs sysfs {}",
+        get("clocksource"),
+        cs.trim()
+    );
     let tracked: usize = get("tracked").parse()?;
-    ensure!(tracked == reported_pids()?.len(), "tracked {tracked}, files {}", reported_pids()?.len());
+    ensure!(
+        tracked == reported_pids()?.len(),
+        "tracked {tracked}, files {}",
+        reported_pids()?.len()
+    );
     ensure!(get("dropped_events") == "0", "events were dropped");
     // The x86 clocksources with a vdso_clock_mode (tsc, kvm-clock, the Hyper-V TSC page).
     let vdso_capable = ["tsc", "kvm-clock", "hyperv_clocksource_tsc_page"].contains(&cs.trim());
     let readable = if vdso_capable { "yes" } else { "no" };
-    ensure!(get("vdso_readable") == readable, "vdso_readable {} with {}", get("vdso_readable"), cs.trim());
+    ensure!(
+        get("vdso_readable") == readable,
+        "vdso_readable {} with {}",
+        get("vdso_readable"),
+        cs.trim()
+    );
+    Ok(Outcome::Pass)
+}
+
+/// After `mremap` moves `[vdso]` away from `[vvar_vclock]`, the neighbour lookup fails and the
+/// report falls back to a walk, still consistent with `/proc` (the kernel updates
+/// `mm->context.vdso` on the move).
+fn report_after_mremap() -> Result<Outcome> {
+    ensure_module()?;
+    let child = Forked::spawn(|| {
+        let Ok(maps) = fs::read_to_string("/proc/self/maps") else {
+            return "no maps".into();
+        };
+        let Some(l) = maps.lines().find(|l| l.ends_with("[vdso]")) else {
+            return "no vdso".into();
+        };
+        let Ok((start, end)) = vdso_probe::report::parse_range(l.split(' ').next().unwrap_or(""))
+        else {
+            return "bad range".into();
+        };
+        let len = (end - start) as usize;
+        // SAFETY: reserve a fresh range, then move the vDSO onto it; nothing else uses either.
+        unsafe {
+            let dst = libc::mmap(
+                std::ptr::null_mut(),
+                len + 0x10000,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if dst == libc::MAP_FAILED {
+                return "mmap failed".into();
+            }
+            let dst = dst.cast::<u8>().add(0x8000);
+            let r = libc::mremap(
+                start as *mut libc::c_void,
+                len,
+                len,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                dst.cast::<libc::c_void>(),
+            );
+            if r == libc::MAP_FAILED {
+                return format!("mremap: {}", std::io::Error::last_os_error());
+            }
+            format!("{:x}", r as usize)
+        }
+    })?;
+    let moved = u64::from_str_radix(&child.line, 16)
+        .map_err(|_| anyhow::anyhow!("child: {}", child.line))?;
+    let r = report_of(child.pid())?;
+    check_against_proc(&r)?;
+    ensure!(
+        r.lookup.as_deref().is_some_and(|l| l.starts_with("walk")),
+        "lookup {:?}",
+        r.lookup
+    );
+    ensure!(
+        r.mapping("[vdso]").map(|m| m.start) == Some(moved),
+        "vdso not at the new address"
+    );
+    ensure!(
+        r.context_vdso == Some(moved),
+        "context.vdso {:x?}",
+        r.context_vdso
+    );
     Ok(Outcome::Pass)
 }

@@ -5,4 +5,5 @@
 pub mod bench;
 pub mod ptrace;
 pub mod report;
+pub mod timepage;
 pub mod vdso;

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `vdso-bench`: time `gettimeofday`/`clock_gettime` through the vDSO, the raw syscall and the
-//! vsyscall page (min/median ns and TSC cycles per call), optionally with the classic C loop.
+//! vsyscall page (min/median ns and TSC cycles per call), optionally with the classic C loop, and
+//! the module's time page when `/dev/vdso_probe` exists.
 
 use anyhow::{bail, Result};
 use clap::Parser;
 use vdso_probe::bench::{self, Config, Report};
+use vdso_probe::timepage;
 
 /// Benchmark vDSO vs syscall vs vsyscall time reads.
 #[derive(Debug, Parser)]
@@ -68,7 +70,11 @@ fn main() -> Result<()> {
         batches: args.batches,
         batch_size: args.batch_size,
     };
-    let report = Report::run(config, args.cpu)?;
+    let mut report = Report::run(config, args.cpu)?;
+    // The time page rows (skipped with the reason when the module is not loaded).
+    report
+        .rows
+        .extend(timepage::bench_rows(&bench::Bench::new(config)?));
     let classic = if args.classic {
         Some(classic::run(args.classic_iterations)?)
     } else {
@@ -103,11 +109,10 @@ fn main() -> Result<()> {
             );
         }
     }
-    if report
-        .rows
-        .iter()
-        .any(|r| matches!(r, bench::Entry::Skipped { name, .. } if !name.contains("vsyscall")))
-    {
+    if report.rows.iter().any(|r| {
+        matches!(r, bench::Entry::Skipped { name, .. }
+            if !name.contains("vsyscall") && !name.starts_with("time page"))
+    }) {
         bail!("some rows were skipped (see above)");
     }
     Ok(())

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Generates Rust bindings for the time page ABI, `rust/uapi/vdso_probe.h`, the one definition
+//! shared with the module. The output (`$OUT_DIR/vdso_probe_uapi.rs`) is `include!`d by
+//! `src/timepage.rs`; bindgen's layout assertions in it fail the build if the Rust view of a
+//! struct ever differs from what clang computes for the header.
+
+use std::{env, path::PathBuf};
+
+/// Where Debian's libclang lives (the same default as the Makefile and scripts/lib.sh).
+const DEFAULT_LIBCLANG_PATH: &str = "/usr/lib/llvm-19/lib";
+
+fn main() {
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let header = manifest.join("../../rust/uapi/vdso_probe.h");
+    println!("cargo::rerun-if-changed={}", header.display());
+    println!("cargo::rerun-if-env-changed=LIBCLANG_PATH");
+
+    if env::var_os("LIBCLANG_PATH").is_none() {
+        // Build scripts are single-threaded until bindgen starts, so setting the variable that
+        // clang-sys reads when it loads libclang is race-free here.
+        env::set_var("LIBCLANG_PATH", DEFAULT_LIBCLANG_PATH);
+    }
+
+    let bindings = bindgen::Builder::default()
+        .header(header.to_string_lossy())
+        // Only the ABI; the types it uses from <linux/types.h> (`__u32`, ...) follow.
+        .allowlist_item("(vdso_probe|VDSO_PROBE)_.*")
+        .use_core()
+        .layout_tests(true)
+        .derive_default(true)
+        .derive_debug(true)
+        .derive_eq(true)
+        .derive_hash(false)
+        .generate_cstr(true)
+        .prepend_enum_name(false)
+        .default_enum_style(bindgen::EnumVariation::Consts)
+        .formatter(bindgen::Formatter::Prettyplease)
+        .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
+        .generate()
+        .unwrap_or_else(|e| panic!("bindgen failed on {}: {e}", header.display()));
+
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR")).join("vdso_probe_uapi.rs");
+    bindings
+        .write_to_file(&out)
+        .unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+}
