@@ -495,6 +495,7 @@ void vp_flush_wq(struct workqueue_struct *wq)
 /* ---------------------------------------------------------------- time page --------------- */
 
 static struct vdso_probe_time_page *vp_tp;
+static bool vp_registering; /* the synchronous call of pvclock_gtod_register_notifier() */
 
 static void vp_ts_add_ns(struct vdso_probe_timespec *out, const struct vdso_probe_timespec *a,
 			 s64 ns)
@@ -533,8 +534,11 @@ static int vp_tk_notify(struct notifier_block *nb, unsigned long was_set, void *
 
 	p->update_count++;
 	p->clock_mode = tk->tkr_mono.clock->vdso_clock_mode;
-	/* timekeeping_update_from_shadow() increments it only after calling us. */
-	p->clock_was_set_seq = tk->clock_was_set_seq + (was_set ? 1 : 0);
+	/*
+	 * timekeeping_update_from_shadow() increments it only after calling us; registration
+	 * passes was_set without incrementing anything.
+	 */
+	p->clock_was_set_seq = tk->clock_was_set_seq + (was_set && !vp_registering ? 1 : 0);
 	strscpy_pad(p->clocksource, tk->tkr_mono.clock->name);
 
 	p->realtime_coarse.sec = tk->xtime_sec;
@@ -561,13 +565,17 @@ static struct notifier_block vp_tk_nb = { .notifier_call = vp_tk_notify };
 int vp_timepage_start(struct page *page)
 {
 	struct vdso_probe_time_page *p = page_address(page);
+	int ret;
 
 	BUILD_BUG_ON(sizeof(*p) > VDSO_PROBE_PAGE_SIZE || VDSO_PROBE_PAGE_SIZE != PAGE_SIZE);
 	p->magic = VDSO_PROBE_MAGIC;
 	p->abi_version = VDSO_PROBE_ABI_VERSION;
 	p->size = sizeof(*p);
 	vp_tp = p;
-	return pvclock_gtod_register_notifier(&vp_tk_nb);
+	vp_registering = true;
+	ret = pvclock_gtod_register_notifier(&vp_tk_nb);
+	vp_registering = false;
+	return ret;
 }
 
 /* After this returns no notifier call runs (unregistration takes tk_core.lock). */
