@@ -13,15 +13,15 @@ use core::{
 };
 use kernel::{
     bindings,
+    error::{
+        from_err_ptr,
+        to_result, //
+    },
     mm::virt::{
         VmaNew,
         VmaRef, //
     },
     page::Page,
-    error::{
-        from_err_ptr,
-        to_result, //
-    },
     prelude::*,
     sync::{
         Arc,
@@ -110,7 +110,8 @@ pub(crate) struct VvarLayout {
     pub(crate) hvclock: u32,
 }
 
-type FaultFn = unsafe extern "C" fn(*mut c_void, *mut bindings::vm_area_struct, usize, usize) -> u32;
+type FaultFn =
+    unsafe extern "C" fn(*mut c_void, *mut bindings::vm_area_struct, usize, usize) -> u32;
 type VmaFn = unsafe extern "C" fn(*mut c_void);
 type EventFn = unsafe extern "C" fn(*mut c_void, *mut bindings::task_struct, c_int);
 type OpenFn = unsafe extern "C" fn(*mut c_void) -> c_int;

@@ -35,8 +35,7 @@ use kernel::{
             Atomic,
             Relaxed, //
         },
-        Arc,
-        ArcBorrow,
+        Arc, ArcBorrow,
     },
 };
 
@@ -127,7 +126,11 @@ fn clock_mode_name(mode: u32) -> &'static str {
 }
 
 fn clocksource_name(s: &TimePageStats) -> &str {
-    let len = s.clocksource.iter().position(|&b| b == 0).unwrap_or(s.clocksource.len());
+    let len = s
+        .clocksource
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(s.clocksource.len());
     core::str::from_utf8(&s.clocksource[..len]).unwrap_or("?")
 }
 

@@ -56,8 +56,10 @@ impl kernel::Module for VdsoProbe {
         let registry = Registry::new(vsyscall::detect())?;
         let vsyscall = registry.global_file(c"vsyscall", Node::Vsyscall(registry.vsyscall()))?;
         let timepage = timepage::TimeDevice::new()?;
-        let summary =
-            registry.global_file(c"summary", Node::Summary(registry.stats(), timepage.state()))?;
+        let summary = registry.global_file(
+            c"summary",
+            Node::Summary(registry.stats(), timepage.state()),
+        )?;
         let timepage_stats = registry.global_file(c"timepage", Node::TimePage(timepage.state()))?;
         // Hooks before the scan: a process forked during the scan is seen by one or the other.
         let hooks = ffi::Hooks::register(registry.clone())?;
