@@ -300,6 +300,15 @@ fn vsyscall_mode() -> Result<Outcome> {
     Ok(Outcome::Pass)
 }
 
+/// `full`, or `quick` when the boot asks for the short suite (`VP_SCALE=quick`).
+fn scaled(full: usize, quick: usize) -> usize {
+    if std::env::var("VP_SCALE").as_deref() == Ok("quick") {
+        quick
+    } else {
+        full
+    }
+}
+
 fn percentile(v: &mut [Duration], p: usize) -> Duration {
     v.sort();
     v[(v.len() - 1) * p / 100]
@@ -308,7 +317,7 @@ fn percentile(v: &mut [Duration], p: usize) -> Duration {
 fn lifecycle_1000() -> Result<Outcome> {
     ensure_module()?;
     let (mut appear, mut vanish) = (Vec::new(), Vec::new());
-    for i in 0..1000 {
+    for i in 0..scaled(1000, 200) {
         let child = Forked::spawn(String::new)?;
         let pid = child.pid();
         let path = report_path(pid);
@@ -361,7 +370,7 @@ fn lifecycle_1000() -> Result<Outcome> {
 
 fn exited_reads() -> Result<Outcome> {
     ensure_module()?;
-    for _ in 0..50 {
+    for _ in 0..scaled(50, 20) {
         let child = Forked::spawn(String::new)?;
         let path = report_path(child.pid());
         wait_until(Duration::from_secs(5), &path, || Path::new(&path).exists())?;
@@ -533,6 +542,9 @@ fn slab_kb() -> Result<i64> {
 /// with 5,000 processes running, and slab memory per tracked process.
 fn bench_load_5000() -> Result<Outcome> {
     const N: usize = 5000;
+    if std::env::var("VP_BENCH").as_deref() != Ok("1") {
+        return Ok(Outcome::Skip("benchmarks run on the boot with VP_BENCH=1".into()));
+    }
     if Path::new(DEBUGFS_DIR).exists() {
         run("rmmod", &["vdso_probe"])?;
     }
