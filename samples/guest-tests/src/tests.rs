@@ -543,7 +543,9 @@ fn slab_kb() -> Result<i64> {
 fn bench_load_5000() -> Result<Outcome> {
     const N: usize = 5000;
     if std::env::var("VP_BENCH").as_deref() != Ok("1") {
-        return Ok(Outcome::Skip("benchmarks run on the boot with VP_BENCH=1".into()));
+        return Ok(Outcome::Skip(
+            "benchmarks run on the boot with VP_BENCH=1".into(),
+        ));
     }
     if Path::new(DEBUGFS_DIR).exists() {
         run("rmmod", &["vdso_probe"])?;
