@@ -361,9 +361,15 @@ fn lifecycle_1000() -> Result<Outcome> {
     let (v50, vmax) = (percentile(&mut vanish, 50), percentile(&mut vanish, 100));
     println!("fork to file visible: median {a50:?}, p99 {a99:?}, max {amax:?}");
     println!("exit to file gone: median {v50:?}, max {vmax:?}");
+    // The README's bound is 10 ms; the KASAN + lockdep kernel runs 5-10x slower under TCG.
+    let bound = if std::env::var("VP_FLAVOUR").as_deref() == Ok("debug") {
+        60
+    } else {
+        10
+    };
     ensure!(
-        a99 <= Duration::from_millis(10),
-        "p99 fork-to-visible {a99:?} > 10 ms"
+        a99 <= Duration::from_millis(bound),
+        "p99 fork-to-visible {a99:?} > {bound} ms"
     );
     Ok(Outcome::Pass)
 }
