@@ -81,3 +81,9 @@ shell: guest
 
 clean:
 	rm -rf build target rust-project.json
+
+# The reliability suite alone (stress + bad input) on the debug kernel, full version
+# (STRESS_SCALE=5; scripts/stress --help for the options).
+.PHONY: stress
+stress: setup
+	@scripts/stress

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Reliability: stress, fault and bad-input tests (meant for the debug kernel).
 //!
-//! Every test name starts with `stress-` or `badinput-`, so `/tests/run stress` and
-//! `/tests/run badinput` select them. None of them looks for kernel splats itself: KASAN,
+//! Every test name starts with `stress-` or `badinput-`, so `/tests/run stress badinput` (or
+//! either filter alone) selects them. None of them looks for kernel splats itself: KASAN,
 //! lockdep, `BUG:`/`WARNING:`, kmemleak and the rest are checked by the runner's final
 //! `kernel-log` test (`scripts/guest/check-dmesg`, which triggers a kmemleak scan first on the
 //! debug kernel), after all of these tests ran.
@@ -16,10 +16,10 @@
 //!
 //! | test | short (scale 1) | full (scale 5) |
 //! |---|---|---|
-//! | `stress-readers-vs-forkers`: 8 threads read random reports, including those of exiting and reaped processes, while 2 threads fork and reap short-lived processes; then the set of files must equal the set of processes again | 2,000 processes | 10,000 |
+//! | `stress-readers-vs-forkers`: 2 threads fork and reap short-lived processes (`fork` + `nanosleep` + `_exit` only: the parent is multi-threaded; a quarter live 20 ms, a quarter 2 ms, the rest exit at once) while 8 threads read reports: each new child as soon as it is published (alive, exiting, a zombie or reaped by then), some again a little later, and random files of the directory; `dropped_events` must stay 0 and the set of files must equal the set of processes again afterwards | 2,000 processes | 10,000 |
 //! | `stress-insmod-rmmod-cycles`: `finit_module`/`delete_module` while 4 threads read reports and the global files and 1 thread opens, maps, touches, unmaps and closes the device; a busy `delete_module` is retried | 20 cycles | 100 |
-//! | `stress-timepage-churn`: one pinned thread per CPU maps, touches, forks (the child reads the magic), `MADV_DONTNEED`s (if `madvise(2)` is built in) and unmaps the page; `CLOCK_REALTIME` is set 1 hour forward and back in the middle; magic checked every time, MONOTONIC (precise and coarse) never goes back within a thread | 250 rounds per CPU | 1,250 |
-//! | `stress-60k-vmas-exit-while-reading`: a process with 60,000 VMAs is killed while 4 threads read its report | 1 round | 3 |
+//! | `stress-timepage-churn`: one pinned thread per CPU maps, touches, forks (the child reads the magic), `MADV_DONTNEED`s (if `madvise(2)` is built in) and unmaps the page; `CLOCK_REALTIME` is set 1 hour forward and back in the middle; magic checked every time, MONOTONIC (precise and coarse) never goes back (nor jumps) within a thread, the update that publishes a set also carries a new `clock_was_set_seq`, the live-mapping count returns to its start | 250 rounds per CPU | 1,250 |
+//! | `stress-60k-vmas-exit-while-reading`: a process with 60,000 VMAs is killed (`SIGKILL`) while 4 threads read its report; every successful read is a complete report of that pid with `map_count` >= 60,000 | 1 round | 3 |
 //!
 //! Errors that are fine while processes come and go: opening a report `ESRCH` (the process is
 //! gone, its file not yet removed) or `ENOENT` (removed); reading an open one `ESRCH`, or `EIO`
@@ -45,30 +45,30 @@
 //! | `badinput-report-lseek-whence` | `lseek` with `SEEK_END`, `SEEK_DATA`, `SEEK_HOLE`, whence 42 | `EINVAL` each; `SEEK_CUR` works |
 //! | `badinput-report-lseek-negative` | `lseek(-1, SEEK_SET)`, `lseek(-(pos+1), SEEK_CUR)` | `EINVAL` |
 //! | `badinput-report-pread` | `pread` at 0, 5, len - 1, len, 2^62 | the matching slices; 0 bytes at and past the end |
-//! | `badinput-report-pread-negative` | `pread` at -1 | `EINVAL` |
-//! | `badinput-report-read-zero-length` | `read(fd, buf, 0)` | 0; the next read gives the full report |
-//! | `badinput-report-read-null-buffer` | `read(fd, NULL, 4096)` | `EFAULT`; the next read gives the full report |
-//! | `badinput-report-read-kernel-address` | `read` into `0xffff888000000000` | `EFAULT` |
+//! | `badinput-report-pread-negative` | `pread` at -1, at `i64::MIN` | `EINVAL` |
+//! | `badinput-report-read-zero-length` | `read(fd, buf, 0)`, `read(fd, NULL, 0)` | 0; the next read gives the full report |
+//! | `badinput-report-read-null-buffer` | `read(fd, NULL, 4096)`, into address 1 | `EFAULT`; the next read gives the full report |
+//! | `badinput-report-read-kernel-address` | `read` into `0xffff888000000000`, `0xffffffff81000000`, `0x800000000000` | `EFAULT` |
 //! | `badinput-report-read-partial-fault` | `read` of 4096 into a buffer with 100 bytes before an unmapped page | a short read of 100 bytes; the next read continues at byte 100 |
 //! | `badinput-report-nonexistent` | `open` of `99999999`, `abc`, `0`, `-1`, `2` (kthreadd) | `ENOENT` |
-//! | `badinput-report-directory-read` | `read` on the directory | `EISDIR` |
+//! | `badinput-report-directory-read` | `read` on the directory; `open` it `O_WRONLY` | `EISDIR` |
 //! | `badinput-report-ioctl` | `ioctl` 0, `TCGETS`, `_IOR('v', 1, u64)` | `ENOTTY` |
 //! | `badinput-report-mmap` | `mmap` of a report, shared and private | `ENODEV` |
 //! | `badinput-report-splice` | `sendfile` / `splice` from a report into a pipe | `EINVAL` (the debugfs proxy has no `splice_read`) |
 //! | `badinput-report-create-unlink-rename` | `O_CREAT` a new name; `unlink`, `rename` a report | `EACCES`; `EPERM`; `EPERM` |
 //! | `badinput-report-unprivileged` | uid 1000 opens a root process's report, debugfs remounted 0755 and the file chmod 0444 (only the module's check left); and with the mount's own mode | `EACCES` |
 //! | `badinput-dev-open-wronly-mmap` | device opened `O_WRONLY`, `mmap(PROT_READ, MAP_SHARED)` | opens; `EACCES` (kernel: a shared mapping needs a readable fd) |
-//! | `badinput-dev-read` | `read` on the device (`O_RDONLY`), also with a NULL buffer | `EINVAL` (no read method) |
+//! | `badinput-dev-read` | `read` on the device (`O_RDONLY`), also into NULL; `pread` | `EINVAL` (no read method) |
 //! | `badinput-dev-write` | `write` on `O_RDWR`; on `O_RDONLY` | `EINVAL`; `EBADF` |
 //! | `badinput-dev-ioctl` | `ioctl` 0, `TCGETS`, `FIONREAD`, `_IOR('v', 1, u64)` | `ENOTTY` |
-//! | `badinput-dev-lseek` | `lseek(0, SEEK_SET)` | `ESPIPE` |
+//! | `badinput-dev-lseek` | `lseek(0, SEEK_SET)`, `lseek(4096, SEEK_SET)` | `ESPIPE` |
 //! | `badinput-dev-mmap-flags` | `MAP_PRIVATE` (`O_RDONLY` and `O_RDWR` fds); `MAP_SHARED_VALIDATE`; `MAP_SHARED_VALIDATE \| MAP_SYNC` | `EINVAL`; `EINVAL`; works; `EOPNOTSUPP` (kernel) |
-//! | `badinput-dev-mmap-prot` | `PROT_WRITE` on `O_RDWR`; `PROT_READ\|PROT_WRITE` on `O_RDONLY`; `PROT_EXEC`; `PROT_NONE` | `EPERM`; `EACCES` (kernel); `EPERM`; works (then `mprotect(PROT_READ)` works) |
+//! | `badinput-dev-mmap-prot` | `PROT_WRITE`, `PROT_READ\|PROT_WRITE` on `O_RDWR`; `PROT_READ\|PROT_WRITE` on `O_RDONLY`; `PROT_EXEC`, `PROT_READ\|PROT_EXEC`; `PROT_NONE` | `EPERM`; `EACCES` (kernel); `EPERM`; works (then `mprotect(PROT_READ)` works) |
 //! | `badinput-dev-mmap-offset` | offset 4096; 1; 2^40; -4096 | `EINVAL`; `EINVAL` (kernel: unaligned); `EINVAL`; `EOVERFLOW` (kernel) |
-//! | `badinput-dev-mmap-length` | length 8192; 0; 1; 4095 | `EINVAL`; `EINVAL` (kernel); works (one page); works |
+//! | `badinput-dev-mmap-length` | length 8192; 0; 2^40; 1; 4095 | `EINVAL`; `EINVAL` (kernel); `EINVAL`; works (one page); works |
 //! | `badinput-dev-mmap-fixed` | `MAP_FIXED` over an anonymous page, over a mapping of the device; `MAP_FIXED_NOREPLACE` over one | works, magic readable; works; `EEXIST` (kernel) |
 //! | `badinput-dev-mmap-populate` | `MAP_POPULATE`; `mlock` | works, the page is faulted in by the mmap (faults +1, no fault on touch); `mlock` works (the kernel skips `VM_SPECIAL` mappings) |
-//! | `badinput-dev-mprotect` | `mprotect` to `PROT_READ\|PROT_WRITE`, `PROT_READ\|PROT_EXEC`; `PROT_NONE` and back | `EACCES`, `EACCES`; works |
+//! | `badinput-dev-mprotect` | `mprotect` to `PROT_READ\|PROT_WRITE`, `PROT_WRITE`, `PROT_READ\|PROT_EXEC`; `PROT_NONE` and back | `EACCES`; works, the magic still readable |
 //! | `badinput-dev-mremap` | grow with and without `MREMAP_MAYMOVE`; new length 0; `MREMAP_DONTUNMAP`; old length 0 (duplicate); move | `EFAULT`; `EINVAL`; `EINVAL`; `EFAULT`; works |
 //! | `badinput-dev-proc-mem` | `pread` of `/proc/self/mem` at the untouched mapping; `pwrite` there | the magic (faulted in through GUP); `EIO`, page unchanged |
 //! | `badinput-dev-unprivileged` | uid 1000 opens the device `O_RDONLY` | `EACCES` (the node is 0600) |
@@ -394,13 +394,14 @@ fn summary_line(test: &str, line: &str) {
     record(&[format!("stress\t{test}\t{line}")]);
 }
 
-/// The registry counters of `/sys/kernel/debug/vdso/summary`.
+/// The numeric counters of `/sys/kernel/debug/vdso/summary` (other lines are skipped).
 fn registry_counters() -> Result<BTreeMap<String, u64>> {
     let text = fs::read_to_string(format!("{DEBUGFS_DIR}/summary"))?;
-    text.lines()
+    Ok(text
+        .lines()
         .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| Ok((k.to_string(), v.trim().parse()?)))
-        .collect()
+        .filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?)))
+        .collect())
 }
 
 /// Counts of outcomes by errno (0: success), and the first few failures.
@@ -599,6 +600,7 @@ fn readers_vs_forkers() -> Result<Outcome> {
     let c0 = registry_counters()?;
     let started = AtomicU64::new(0);
     let reaped = AtomicU64::new(0);
+    let (fork_ns, wait_ns) = (AtomicU64::new(0), AtomicU64::new(0));
     let recent: [AtomicI32; RECENT] = std::array::from_fn(|_| AtomicI32::new(0));
     let next = AtomicUsize::new(0);
     let done = AtomicBool::new(false);
@@ -616,13 +618,14 @@ fn readers_vs_forkers() -> Result<Outcome> {
                         if i >= total {
                             break;
                         }
-                        // A quarter live 10 ms (their file appears), a quarter 1 ms, the
+                        // A quarter live 20 ms (their file appears), a quarter 2 ms, the
                         // rest exit at once (their file may never appear).
-                        let ns = [10_000_000, 1_000_000, 0, 0][(i % 4) as usize];
+                        let ns = [20_000_000, 2_000_000, 0, 0][(i % 4) as usize];
                         let ts = libc::timespec {
                             tv_sec: 0,
                             tv_nsec: ns,
                         };
+                        let tf = Instant::now();
                         // SAFETY: this process is multi-threaded here, so the child only
                         // calls the async-signal-safe nanosleep(2) and _exit(2).
                         let pid = unsafe { libc::fork() };
@@ -639,13 +642,21 @@ fn readers_vs_forkers() -> Result<Outcome> {
                             t.fail(format!("fork: {}", ename(errno())));
                             break;
                         }
+                        fork_ns.fetch_add(tf.elapsed().as_nanos() as u64, Relaxed);
                         recent[next.fetch_add(1, Relaxed) % RECENT].store(pid, Relaxed);
+                        let tw = Instant::now();
                         match reap(pid) {
                             Ok(()) => {
                                 reaped.fetch_add(1, Relaxed);
                             }
                             Err(e) => t.fail(e),
                         }
+                        wait_ns.fetch_add(
+                            tw.elapsed()
+                                .saturating_sub(Duration::from_nanos(ns as u64))
+                                .as_nanos() as u64,
+                            Relaxed,
+                        );
                     }
                     t
                 })
@@ -658,32 +669,42 @@ fn readers_vs_forkers() -> Result<Outcome> {
                     let mut rng = Rng::new(r as u64 + 1);
                     let mut t = Tally::default();
                     let mut listing = Vec::new();
-                    let mut n = 0u64;
+                    let (mut seen, mut n) = (0usize, 0u64);
+                    // Paced by the forkers (the guest may have a single CPU): every reader
+                    // reads each new child once as soon as it is published (alive, exiting,
+                    // a zombie or reaped by then), a quarter of them again a little later,
+                    // sometimes one of the last 8 children or any file of the directory, and
+                    // otherwise waits for the next child.
                     while !done.load(Relaxed) {
-                        if n % 32 == 0 {
-                            listing = reported_pids().unwrap_or_default();
-                        }
-                        n += 1;
-                        // Mostly the newest children (alive, exiting, zombies or just reaped),
-                        // else an older one or any file of the directory.
-                        let newest = next.load(Relaxed).wrapping_sub(1);
-                        let pid = match rng.below(8) {
-                            0..=3 => recent[newest % RECENT].load(Relaxed),
-                            4 | 5 => recent[newest.wrapping_sub(rng.below(8) as usize) % RECENT]
-                                .load(Relaxed),
-                            6 => recent[rng.below(RECENT as u64) as usize].load(Relaxed),
-                            _ if !listing.is_empty() => {
-                                listing[rng.below(listing.len() as u64) as usize]
+                        let published = next.load(Relaxed);
+                        let pid = if published != seen {
+                            seen = published;
+                            recent[published.wrapping_sub(1) % RECENT].load(Relaxed)
+                        } else {
+                            match rng.below(16) {
+                                0..=2 => {
+                                    std::thread::sleep(Duration::from_micros(rng.below(3000)));
+                                    let back = 1 + rng.below(8) as usize;
+                                    recent[published.wrapping_sub(back) % RECENT].load(Relaxed)
+                                }
+                                3 => {
+                                    if n % 8 == 0 {
+                                        listing = reported_pids().unwrap_or_default();
+                                    }
+                                    n += 1;
+                                    match listing.len() as u64 {
+                                        0 => 1,
+                                        len => listing[rng.below(len) as usize],
+                                    }
+                                }
+                                _ => {
+                                    std::thread::sleep(Duration::from_micros(200 + rng.below(300)));
+                                    0
+                                }
                             }
-                            _ => 1,
                         };
                         if pid > 0 {
-                            let gone = t.by_errno.get(&libc::ENOENT).copied();
                             read_report_into(&mut t, pid, &fine, 0);
-                            // A file already gone: let the forkers run rather than spin.
-                            if t.by_errno.get(&libc::ENOENT).copied() != gone {
-                                std::thread::sleep(Duration::from_micros(50 + rng.below(200)));
-                            }
                         }
                     }
                     t
@@ -739,10 +760,13 @@ fn readers_vs_forkers() -> Result<Outcome> {
     summary_line(
         "stress-readers-vs-forkers",
         &format!(
-            "{forks}/{total} processes forked and reaped by {FORKERS} threads in {:.1} s{stopped}; \
-             {READERS} readers: {} reads: {}; registry: added +{}, removed +{}, stale_events +{}, \
-             dropped_events +{}; files == processes {:?} after the last exit",
+            "{forks}/{total} processes forked and reaped by {FORKERS} threads in {:.1} s{stopped} \
+             (per process: fork() {:.2} ms, exit to reaped beyond its sleep {:.2} ms); {READERS} \
+             readers: {} reads: {}; registry: added +{}, removed +{}, stale_events +{}, \
+             dropped_events +{}; files == processes {:.2?} after the last exit",
             elapsed.as_secs_f64(),
+            fork_ns.load(Relaxed) as f64 / 1e6 / forks.max(1) as f64,
+            wait_ns.load(Relaxed) as f64 / 1e6 / forks.max(1) as f64,
             reads.total(),
             reads.describe(),
             delta("added"),
@@ -1343,6 +1367,29 @@ fn timepage_churn() -> Result<Outcome> {
 // stress-60k-vmas-exit-while-reading
 // ---------------------------------------------------------------------------------------------
 
+/// `state` of `/proc/<pid>/stat` and the top of `/proc/<pid>/stack`, for a slow exit.
+fn task_state(pid: i32, at: Duration) -> String {
+    let state = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(") ")?.1.to_string();
+            rest.split_whitespace().next().map(str::to_string)
+        })
+        .unwrap_or_else(|| "?".into());
+    let stack = match fs::read_to_string(format!("/proc/{pid}/stack")) {
+        Ok(s) if !s.trim().is_empty() => s
+            .lines()
+            .take(6)
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect::<Vec<_>>()
+            .join(" < "),
+        // The kernel shows no stack of a task running on another CPU.
+        Ok(_) => "running (no stack)".into(),
+        Err(e) => format!("no stack: {e}"),
+    };
+    format!("at {:.0} s state {state}: {stack}", at.as_secs_f64())
+}
+
 /// A forked child with one VMA per page of a 60,000-page mapping.
 fn spawn_60k_vmas() -> Result<Forked> {
     const PAGES: usize = 60_000;
@@ -1389,7 +1436,9 @@ fn vmas_exit_while_reading() -> Result<Outcome> {
             break;
         }
         // Forked before any thread of this round exists (Forked needs a single thread).
+        let tc = Instant::now();
         let child = spawn_60k_vmas()?;
+        let created = tc.elapsed();
         let pid = child.pid();
         let path = report_path(pid);
         wait_until(Duration::from_secs(10), &path, || Path::new(&path).exists())?;
@@ -1399,6 +1448,7 @@ fn vmas_exit_while_reading() -> Result<Outcome> {
         let mut tally = Tally::default();
         let mut kill_to_gone = Duration::ZERO;
         let mut reap_time = Duration::ZERO;
+        let mut samples = Vec::new();
         std::thread::scope(|s| -> Result<()> {
             let readers: Vec<_> = (0..READERS)
                 .map(|_| {
@@ -1414,6 +1464,12 @@ fn vmas_exit_while_reading() -> Result<Outcome> {
                                 full_before.fetch_add(1, Relaxed);
                             }
                             if t.by_errno.get(&libc::ENOENT).copied() != gone {
+                                if killed.load(Relaxed) {
+                                    // Removed after the kill: nothing more to read (the pid
+                                    // is not reused before the reap). Leave the CPU to the
+                                    // exiting child.
+                                    break;
+                                }
                                 std::thread::sleep(Duration::from_micros(100));
                             }
                         }
@@ -1430,13 +1486,31 @@ fn vmas_exit_while_reading() -> Result<Outcome> {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             killed.store(true, Relaxed);
-            drop(child); // reaps it
-            reap_time = tk.elapsed();
-            let gone = wait_until(Duration::from_secs(20), &format!("{path} to go"), || {
+            // The file goes at the exit tracepoint, before the address space is torn down.
+            let gone = wait_until(Duration::from_secs(60), &format!("{path} to go"), || {
                 !Path::new(&path).exists()
             });
             kill_to_gone = tk.elapsed();
-            // A little more reading of the vanished file.
+            // Reaped once exit_mmap() of its 60,000 VMAs is done (in the child, or in a reader
+            // whose read held the last reference). A kill cannot be hurried: wait, and show
+            // where the child is if it takes long.
+            let mut next_sample = Duration::from_secs(15);
+            loop {
+                let mut st = 0;
+                // SAFETY: polling our own child; `st` is a valid int.
+                let rc = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+                if rc == pid || (rc < 0 && errno() != libc::EINTR) {
+                    break;
+                }
+                if tk.elapsed() >= next_sample && samples.len() < 4 {
+                    next_sample += Duration::from_secs(30);
+                    samples.push(task_state(pid, tk.elapsed()));
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            reap_time = tk.elapsed();
+            drop(child); // already reaped: this only closes its pipe
+                         // A little more reading of the vanished file.
             std::thread::sleep(Duration::from_millis(20));
             stop.store(true, Relaxed);
             for h in readers {
@@ -1449,11 +1523,18 @@ fn vmas_exit_while_reading() -> Result<Outcome> {
             gone.map(|_| ())
         })?;
         lines.push(format!(
-            "round {}: {} reads ({} full before the kill): {}; kill to reaped {reap_time:?}, to file gone {kill_to_gone:?}",
+            "round {}: 60,000 VMAs set up in {:.1} s; {} reads ({} full before the kill): {}; \
+             kill to file gone {kill_to_gone:.2?}, to reaped {reap_time:.2?}{}",
             round + 1,
+            created.as_secs_f64(),
             tally.total(),
             full_before.load(Relaxed),
-            tally.describe()
+            tally.describe(),
+            if samples.is_empty() {
+                String::new()
+            } else {
+                format!(" (while exiting: {})", samples.join(" | "))
+            }
         ));
         total.merge(tally);
         done_rounds += 1;
