@@ -248,3 +248,30 @@ pub fn maps_vsyscall_mode() -> Result<&'static str> {
         },
     )
 }
+
+/// In a forked child: maps `pages` pages and makes every other one `PROT_NONE`, one VMA per
+/// page. Returns "ready", or what failed.
+pub fn many_vmas(pages: usize) -> String {
+    // SAFETY: an anonymous mapping of fresh memory; mprotect of pages inside it.
+    unsafe {
+        let base = libc::mmap(
+            std::ptr::null_mut(),
+            pages * 4096,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if base == libc::MAP_FAILED {
+            return "mmap failed".into();
+        }
+        for i in (0..pages).step_by(2) {
+            libc::mprotect(
+                base.cast::<u8>().add(i * 4096).cast(),
+                4096,
+                libc::PROT_NONE,
+            );
+        }
+    }
+    "ready".into()
+}

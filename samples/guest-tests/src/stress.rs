@@ -77,7 +77,9 @@
 //! its value from before the test (a refused or duplicated mapping leaks nothing).
 
 use crate::{
-    proc::{ensure_module, report_path, reported_pids, run, user_pids, wait_until, Forked},
+    proc::{
+        ensure_module, many_vmas, report_path, reported_pids, run, user_pids, wait_until, Forked,
+    },
     Outcome, TestFn,
 };
 use anyhow::{bail, ensure, Context, Result};
@@ -1393,30 +1395,7 @@ fn task_state(pid: i32, at: Duration) -> String {
 /// A forked child with one VMA per page of a 60,000-page mapping.
 fn spawn_60k_vmas() -> Result<Forked> {
     const PAGES: usize = 60_000;
-    let child = Forked::spawn(|| {
-        // SAFETY: anonymous mapping of fresh memory; mprotect on pages inside it.
-        unsafe {
-            let base = libc::mmap(
-                std::ptr::null_mut(),
-                PAGES * 4096,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
-            if base == libc::MAP_FAILED {
-                return "mmap failed".into();
-            }
-            for i in (0..PAGES).step_by(2) {
-                libc::mprotect(
-                    base.cast::<u8>().add(i * 4096).cast(),
-                    4096,
-                    libc::PROT_NONE,
-                );
-            }
-        }
-        "ready".into()
-    })?;
+    let child = Forked::spawn(|| many_vmas(PAGES))?;
     ensure!(child.line == "ready", "child: {}", child.line);
     Ok(child)
 }

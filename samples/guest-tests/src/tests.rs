@@ -3,7 +3,7 @@
 
 use crate::{
     proc::{
-        check_against_proc, ensure_module, maps_vsyscall_mode, report_of, report_path,
+        check_against_proc, ensure_module, many_vmas, maps_vsyscall_mode, report_of, report_path,
         reported_pids, run, user_pids, wait_until, Forked, Target,
     },
     Outcome, TestFn,
@@ -226,31 +226,7 @@ fn report_timens() -> Result<Outcome> {
 fn report_60k_vmas() -> Result<Outcome> {
     ensure_module()?;
     const PAGES: usize = 60_000;
-    let child = Forked::spawn(|| {
-        // One mapping, then every other page made PROT_NONE: one VMA per page.
-        // SAFETY: anonymous mapping of fresh memory; mprotect on pages inside it.
-        unsafe {
-            let base = libc::mmap(
-                std::ptr::null_mut(),
-                PAGES * 4096,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
-            if base == libc::MAP_FAILED {
-                return "mmap failed".into();
-            }
-            for i in (0..PAGES).step_by(2) {
-                libc::mprotect(
-                    base.cast::<u8>().add(i * 4096).cast(),
-                    4096,
-                    libc::PROT_NONE,
-                );
-            }
-        }
-        "ready".into()
-    })?;
+    let child = Forked::spawn(|| many_vmas(PAGES))?;
     ensure!(child.line == "ready", "child: {}", child.line);
     let r = report_of(child.pid())?;
     ensure!(
