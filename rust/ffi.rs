@@ -30,6 +30,12 @@ use kernel::{
     workqueue::Queue,
 };
 
+/// The UTF-8 text of a NUL-padded C string buffer (`comm`, names), `?` if it is not UTF-8.
+pub(crate) fn str_until_nul(buf: &[u8]) -> &str {
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    core::str::from_utf8(&buf[..len]).unwrap_or("?")
+}
+
 /// Length of `task_struct::comm`.
 pub(crate) const COMM_LEN: usize = 16;
 
@@ -375,12 +381,7 @@ pub(crate) enum VmFlag {
 impl Vma {
     /// The special-mapping name (`vm_ops->name`), e.g. `[vdso]`; empty when there is none.
     pub(crate) fn name(&self) -> &str {
-        let len = self
-            .name
-            .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(self.name.len());
-        core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+        str_until_nul(&self.name)
     }
 
     /// Whether `flag` is set.

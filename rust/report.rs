@@ -336,17 +336,8 @@ impl TaskView {
 
 impl fmt::Display for TaskView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let len = self
-            .comm
-            .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(self.comm.len());
         writeln!(f, "pid: {}", self.pid)?;
-        writeln!(
-            f,
-            "comm: {}",
-            core::str::from_utf8(&self.comm[..len]).unwrap_or("?")
-        )?;
+        writeln!(f, "comm: {}", ffi::str_until_nul(&self.comm))?;
         writeln!(f, "abi: {}", self.abi.name())?;
         match &self.mm {
             Some(mm) => {

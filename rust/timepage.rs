@@ -126,12 +126,7 @@ fn clock_mode_name(mode: u32) -> &'static str {
 }
 
 fn clocksource_name(s: &TimePageStats) -> &str {
-    let len = s
-        .clocksource
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(s.clocksource.len());
-    core::str::from_utf8(&s.clocksource[..len]).unwrap_or("?")
+    ffi::str_until_nul(&s.clocksource)
 }
 
 impl fmt::Display for Clocksource {
