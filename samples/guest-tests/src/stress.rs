@@ -332,6 +332,12 @@ fn mmap(len: usize, prot: i32, flags: i32, fd: RawFd, off: i64) -> Sys {
     mmap_at(0, len, prot, flags, fd, off)
 }
 
+/// Maps the device's page read-only and shared, as a well-behaved reader does.
+fn map_page(fd: RawFd) -> Result<isize> {
+    mmap(PAGE_SIZE, libc::PROT_READ, libc::MAP_SHARED, fd, 0)
+        .map_err(|e| anyhow::anyhow!("mmap: {}", ename(e)))
+}
+
 fn munmap(addr: isize, len: usize) {
     // SAFETY: unmapping a mapping the calling test created; nothing refers into it.
     unsafe { libc::munmap(addr as *mut libc::c_void, len) };
@@ -2590,14 +2596,7 @@ fn dev_mmap_populate(c: &mut Checks) -> Result<()> {
 
 fn dev_mprotect(c: &mut Checks) -> Result<()> {
     let ro = dev_fd(libc::O_RDONLY)?;
-    let a = mmap(
-        PAGE_SIZE,
-        libc::PROT_READ,
-        libc::MAP_SHARED,
-        ro.as_raw_fd(),
-        0,
-    )
-    .map_err(|e| anyhow::anyhow!("mmap: {}", ename(e)))?;
+    let a = map_page(ro.as_raw_fd())?;
     c.eq(
         "magic",
         format!("{MAGIC:#x}"),
@@ -2632,14 +2631,7 @@ fn dev_mprotect(c: &mut Checks) -> Result<()> {
 
 fn dev_mremap(c: &mut Checks) -> Result<()> {
     let ro = dev_fd(libc::O_RDONLY)?;
-    let mut a = mmap(
-        PAGE_SIZE,
-        libc::PROT_READ,
-        libc::MAP_SHARED,
-        ro.as_raw_fd(),
-        0,
-    )
-    .map_err(|e| anyhow::anyhow!("mmap: {}", ename(e)))?;
+    let mut a = map_page(ro.as_raw_fd())?;
     c.eq(
         "magic",
         format!("{MAGIC:#x}"),
@@ -2739,14 +2731,7 @@ fn dev_mremap(c: &mut Checks) -> Result<()> {
 
 fn dev_proc_mem(c: &mut Checks) -> Result<()> {
     let ro = dev_fd(libc::O_RDONLY)?;
-    let a = mmap(
-        PAGE_SIZE,
-        libc::PROT_READ,
-        libc::MAP_SHARED,
-        ro.as_raw_fd(),
-        0,
-    )
-    .map_err(|e| anyhow::anyhow!("mmap: {}", ename(e)))?;
+    let a = map_page(ro.as_raw_fd())?;
     let mem = open("/proc/self/mem", libc::O_RDWR)
         .map_err(|e| anyhow::anyhow!("open /proc/self/mem: {}", ename(e)))?;
     let f0 = Stats::read()?.faults;
