@@ -167,6 +167,14 @@ fn dump_by_pid_matches_own_vdso() {
     };
     let mut child = Command::new(sleep).arg("30").spawn().unwrap();
     let pid = child.id().to_string();
+    // Dump only after its exec finished: before that it has no (or our) vDSO mapping.
+    let comm = format!("/proc/{pid}/comm");
+    for _ in 0..500 {
+        if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let theirs = TempFile::new("pid");
     let ours = TempFile::new("own");
     let out = Command::new(env!("CARGO_BIN_EXE_vdso-dump"))
