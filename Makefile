@@ -9,13 +9,15 @@ ifeq ($(FLAVOUR),debug)
 LLVM ?= -19
 endif
 CACHE := $(shell bash -c '. scripts/lib.sh && echo $$CACHE')
+# Cargo's build directory lives in the cache too (scripts/lib.sh), so that a fresh clone reuses
+# the compiled dependencies; set CARGO_TARGET_DIR to put it elsewhere.
+export CARGO_TARGET_DIR := $(shell bash -c '. scripts/lib.sh && echo $$CARGO_TARGET_DIR')
 BINDGEN := $(CACHE)/bindgen/bin/bindgen
 KMAKE_RUST := RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc BINDGEN=$(BINDGEN) \
 	CLIPPY_DRIVER=/usr/bin/clippy-driver $(if $(LLVM),LLVM=$(LLVM))
 MO := $(CURDIR)/build/kmod/$(FLAVOUR)
 KO := $(MO)/rust/vdso_probe.ko
 TARGET := x86_64-unknown-linux-gnu
-GUEST_BIN := $(CURDIR)/target/$(TARGET)/release
 export LIBCLANG_PATH := /usr/lib/llvm-19/lib
 
 .PHONY: all modules setup kernel samples guest clean rust-analyzer clippy fmt fmt-check \
@@ -80,7 +82,8 @@ shell: guest
 	@scripts/vm
 
 clean:
-	rm -rf build target rust-project.json
+	rm -rf build rust-project.json
+	cargo clean
 
 # The reliability suite alone (stress + bad input) on the debug kernel, full version
 # (STRESS_SCALE=5; scripts/stress --help for the options).

@@ -7,6 +7,8 @@ KPKG=linux-source-7.3
 KPKG_VERSION=7.3.4-1~bpo13+1
 KPKG_SHA256=703e369ddd4cce971452f5a593ee55df3a5c10c83caf0fa0df039633ed181ee3
 KSUITE=trixie-backports
+# Cargo's build directory is cached across clones (a fresh clone then compiles only its own crates).
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target}
 BINDGEN_VERSION=0.71.1
 BINDGEN=$CACHE/bindgen/bin/bindgen
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib

@@ -2,10 +2,12 @@
 //! vdso_probe guest tests: run inside the QEMU test kernel by `/tests/run`.
 //!
 //! `vdso-guest-tests --list` prints the test names; `vdso-guest-tests NAME` runs one test and
-//! exits 0 (pass), 4 (skip) or 1 (fail, with the reason on stderr). Every assertion compares the
+//! exits 0 (pass), 4 (skip) or 1 (fail, with the reason on stderr); `--kernel-log` checks the
+//! whole boot's kernel log and kmemleak (the runner's last test). Every assertion compares the
 //! module's output with an independent source: `/proc/<pid>/maps`, `/proc/<pid>/auxv`,
 //! `getauxval`, `/proc/<pid>/timens_offsets`, the kernel's own access rules.
 
+mod kernel_log;
 mod proc;
 mod stress;
 mod tests;
@@ -33,6 +35,13 @@ fn all() -> impl Iterator<Item = &'static (&'static str, TestFn)> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("--kernel-log") => match kernel_log::check_boot() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("FAIL: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Some("--list") => {
             for (name, _) in all() {
                 println!("{name}");
@@ -57,7 +66,7 @@ fn main() -> ExitCode {
             }
         },
         None => {
-            eprintln!("usage: vdso-guest-tests --list | NAME");
+            eprintln!("usage: vdso-guest-tests --list | --kernel-log | NAME");
             ExitCode::from(2)
         }
     }

@@ -2,10 +2,12 @@
 //! Reliability: stress, fault and bad-input tests (meant for the debug kernel).
 //!
 //! Every test name starts with `stress-` or `badinput-`, so `/tests/run stress badinput` (or
-//! either filter alone) selects them. None of them looks for kernel splats itself: KASAN,
-//! lockdep, `BUG:`/`WARNING:`, kmemleak and the rest are checked by the runner's final
-//! `kernel-log` test (`scripts/guest/check-dmesg`, which triggers a kmemleak scan first on the
-//! debug kernel), after all of these tests ran.
+//! either filter alone) selects them. Each takes the kernel's verdict on itself
+//! ([`crate::kernel_log`]): a stress test fails on any splat (BUG, WARNING, KASAN, lockdep, RCU
+//! stall, hung task, ...) logged while it ran and, on a kernel with kmemleak, on any report of
+//! the scan that ends it; a bad-input case fails on a splat, and `badinput-summary` scans once
+//! after the last case. `badinput-summary` prints the table (tests, cases, passed, splats,
+//! kmemleak), and the runner's final `kernel-log` test checks the whole boot once more.
 //!
 //! # Stress tests
 //!
@@ -80,6 +82,7 @@
 //! its value from before the test (a refused or duplicated mapping leaks nothing).
 
 use crate::{
+    kernel_log::Mark,
     proc::{
         ensure_module, many_vmas, report_path, reported_pids, run, user_pids, wait_until, Forked,
     },
@@ -114,14 +117,21 @@ macro_rules! case {
     };
 }
 
+/// Builds a `(name, fn)` entry of a stress test (run with the kernel's verdict afterwards).
+macro_rules! stress {
+    ($name:literal, $f:path) => {
+        ($name, || run_stress($name, $f))
+    };
+}
+
 /// The stress and bad-input tests, run after the time-page tests.
 pub const TESTS: &[(&str, TestFn)] = &[
-    ("stress-readers-vs-forkers", readers_vs_forkers),
-    ("stress-insmod-rmmod-cycles", insmod_rmmod_cycles),
-    ("stress-timepage-churn", timepage_churn),
-    (
+    stress!("stress-readers-vs-forkers", readers_vs_forkers),
+    stress!("stress-insmod-rmmod-cycles", insmod_rmmod_cycles),
+    stress!("stress-timepage-churn", timepage_churn),
+    stress!(
         "stress-60k-vmas-exit-while-reading",
-        vmas_exit_while_reading,
+        vmas_exit_while_reading
     ),
     case!("badinput-report-open-wronly", report_open_wronly),
     case!("badinput-report-open-rdwr", report_open_rdwr),
@@ -1606,6 +1616,7 @@ impl Checks {
 /// module's live mappings are back to where they were.
 fn run_case(name: &'static str, f: fn(&mut Checks) -> Result<()>) -> Result<Outcome> {
     ensure_module()?;
+    let mark = Mark::now()?;
     let dev = name.starts_with("badinput-dev-");
     let before = if dev {
         Some(Stats::read()?.mappings)
@@ -1625,7 +1636,15 @@ fn run_case(name: &'static str, f: fn(&mut Checks) -> Result<()>) -> Result<Outc
             after.unwrap_or_else(|e| format!("{e:#}")),
         );
     }
+    let splats = mark.splats()?;
+    c.eq("kernel log lines that are splats", 0, splats.len());
+    for l in splats.iter().take(20) {
+        println!("splat: {l}");
+    }
     let mut lines = vec![format!("begin\t{name}")];
+    if let Some(n) = mark.leaks() {
+        lines.push(format!("kmemleak-before\t{name}\t{n}"));
+    }
     let mut bad = Vec::new();
     for r in &c.rows {
         let ok = r.want == r.got;
@@ -1652,6 +1671,36 @@ fn run_case(name: &'static str, f: fn(&mut Checks) -> Result<()>) -> Result<Outc
     Ok(Outcome::Pass)
 }
 
+/// Runs one stress test, then takes the kernel's verdict on it: the splats logged while it ran
+/// and, where the kernel has kmemleak, the reports of a scan afterwards. Either fails it.
+fn run_stress(name: &'static str, f: TestFn) -> Result<Outcome> {
+    let mark = Mark::now()?;
+    let res = f();
+    let splats = mark.splats()?;
+    let leaks = mark.new_leaks()?;
+    let leaks_shown = leaks.map_or("no kmemleak in this kernel".into(), |n| n.to_string());
+    println!(
+        "{name}: kernel log: {} splat lines; kmemleak reports after a scan: {leaks_shown}",
+        splats.len()
+    );
+    for l in splats.iter().take(20) {
+        println!("splat: {l}");
+    }
+    record(&[format!(
+        "kernel\t{name}\t{}\t{}\t{}",
+        if res.is_ok() { "ok" } else { "FAIL" },
+        splats.len(),
+        leaks.map_or("-".into(), |n| n.to_string())
+    )]);
+    let out = res?;
+    ensure!(
+        splats.is_empty() && leaks.unwrap_or(0) == 0,
+        "{} splat lines in the kernel log, kmemleak: {leaks_shown}",
+        splats.len()
+    );
+    Ok(out)
+}
+
 /// An idle process (a forked copy of this program blocked on a pipe) and its report's path.
 struct Idle {
     _child: Forked,
@@ -1669,10 +1718,14 @@ fn idle() -> Result<Idle> {
     })
 }
 
+/// `path` opened read-only, for a case whose subject is what comes after the open.
+fn open_ro(path: &str) -> Result<OwnedFd> {
+    open(path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open {path}: {}", ename(e)))
+}
+
 /// The whole report of `path` from one open.
 fn whole(path: &str) -> Result<Vec<u8>> {
-    let fd =
-        open(path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open {path}: {}", ename(e)))?;
+    let fd = open_ro(path)?;
     read_all(fd.as_raw_fd()).map_err(|e| anyhow::anyhow!("read {path}: {}", ename(e)))
 }
 
@@ -1760,7 +1813,7 @@ fn global_write_timepage(c: &mut Checks) -> Result<()> {
 fn report_read_bytewise(c: &mut Checks) -> Result<()> {
     let t = idle()?;
     let want = whole(&t.path)?;
-    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = open_ro(&t.path)?;
     let mut got = Vec::new();
     let mut b = [0u8; 1];
     let mut calls = 0;
@@ -1787,7 +1840,7 @@ fn report_read_bytewise(c: &mut Checks) -> Result<()> {
 fn report_lseek_past_end(c: &mut Checks) -> Result<()> {
     let t = idle()?;
     let want = whole(&t.path)?;
-    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = open_ro(&t.path)?;
     let fd = fd.as_raw_fd();
     let past = want.len() as i64 + 1000;
     c.eq(
@@ -1826,7 +1879,7 @@ fn report_lseek_past_end(c: &mut Checks) -> Result<()> {
 fn report_lseek_whence(c: &mut Checks) -> Result<()> {
     let t = idle()?;
     let want = whole(&t.path)?;
-    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = open_ro(&t.path)?;
     let fd = fd.as_raw_fd();
     for (what, whence) in [
         ("SEEK_END", libc::SEEK_END),
@@ -1864,7 +1917,7 @@ fn report_lseek_whence(c: &mut Checks) -> Result<()> {
 
 fn report_lseek_negative(c: &mut Checks) -> Result<()> {
     let t = idle()?;
-    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = open_ro(&t.path)?;
     let fd = fd.as_raw_fd();
     c.errno(
         "lseek(-1, SEEK_SET)",
@@ -1893,7 +1946,7 @@ fn report_pread(c: &mut Checks) -> Result<()> {
     let t = idle()?;
     let want = whole(&t.path)?;
     let len = want.len();
-    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = open_ro(&t.path)?;
     let fd = fd.as_raw_fd();
     for (off, n) in [
         (0usize, 10usize),
@@ -1923,7 +1976,7 @@ fn report_pread(c: &mut Checks) -> Result<()> {
 
 fn report_pread_negative(c: &mut Checks) -> Result<()> {
     let t = idle()?;
-    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = open_ro(&t.path)?;
     let mut b = [0u8; 10];
     c.errno(
         "pread at -1",
@@ -1941,7 +1994,7 @@ fn report_pread_negative(c: &mut Checks) -> Result<()> {
 fn report_read_zero_length(c: &mut Checks) -> Result<()> {
     let t = idle()?;
     let want = whole(&t.path)?;
-    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = open_ro(&t.path)?;
     let fd = fd.as_raw_fd();
     let mut b = [0u8; 0];
     c.eq(
@@ -1971,7 +2024,7 @@ fn report_read_zero_length(c: &mut Checks) -> Result<()> {
 fn report_read_null(c: &mut Checks) -> Result<()> {
     let t = idle()?;
     let want = whole(&t.path)?;
-    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = open_ro(&t.path)?;
     let fd = fd.as_raw_fd();
     c.errno(
         "read 4096 bytes into NULL",
@@ -1993,7 +2046,7 @@ fn report_read_null(c: &mut Checks) -> Result<()> {
 
 fn report_read_kernel_address(c: &mut Checks) -> Result<()> {
     let t = idle()?;
-    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = open_ro(&t.path)?;
     for addr in [
         0xffff_8880_0000_0000usize,
         0xffff_ffff_8100_0000,
@@ -2024,7 +2077,7 @@ fn report_read_partial_fault(c: &mut Checks) -> Result<()> {
     .map_err(|e| anyhow::anyhow!("mmap: {}", ename(e)))?;
     munmap(base + PAGE_SIZE as isize, PAGE_SIZE);
     let buf = base as usize + PAGE_SIZE - 100;
-    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = open_ro(&t.path)?;
     let fd = fd.as_raw_fd();
     let got = read_raw(fd, buf, 4096);
     // SAFETY: the 100 bytes before the hole are inside our own readable mapping.
@@ -2095,7 +2148,7 @@ const IOR_V1_U64: u64 = (2 << 30) | (8 << 16) | ((b'v' as u64) << 8) | 1;
 
 fn report_ioctl(c: &mut Checks) -> Result<()> {
     let t = idle()?;
-    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = open_ro(&t.path)?;
     for (what, cmd) in [
         ("0", 0u64),
         ("TCGETS", libc::TCGETS),
@@ -2112,7 +2165,7 @@ fn report_ioctl(c: &mut Checks) -> Result<()> {
 
 fn report_mmap(c: &mut Checks) -> Result<()> {
     let t = idle()?;
-    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = open_ro(&t.path)?;
     for (what, flags) in [
         ("MAP_SHARED", libc::MAP_SHARED),
         ("MAP_PRIVATE", libc::MAP_PRIVATE),
@@ -2128,7 +2181,7 @@ fn report_mmap(c: &mut Checks) -> Result<()> {
 
 fn report_splice(c: &mut Checks) -> Result<()> {
     let t = idle()?;
-    let fd = open(&t.path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open: {}", ename(e)))?;
+    let fd = open_ro(&t.path)?;
     let mut p = [0; 2];
     // SAFETY: `p` has room for the two descriptors pipe2(2) writes.
     let rc = unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) };
@@ -2786,6 +2839,9 @@ fn summary() -> Result<Outcome> {
     let mut cases: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut stress: BTreeMap<String, String> = BTreeMap::new();
+    // Stress test -> (passed, splat lines, kmemleak reports or "-").
+    let mut verdicts: BTreeMap<String, (bool, usize, String)> = BTreeMap::new();
+    let mut leaks_at_start: Option<usize> = None;
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
@@ -2802,10 +2858,17 @@ fn summary() -> Result<Outcome> {
             ["stress", name, line] => {
                 stress.insert(name.to_string(), line.to_string());
             }
+            ["kernel", name, ok, splats, leaks] => {
+                let splats = splats.parse().unwrap_or(usize::MAX);
+                verdicts.insert(name.to_string(), (*ok == "ok", splats, leaks.to_string()));
+            }
+            ["kmemleak-before", _, n] => {
+                leaks_at_start = leaks_at_start.or(n.parse().ok());
+            }
             _ => {}
         }
     }
-    let (mut tried, mut passed, mut checks, mut checks_ok) = (0, 0, 0, 0);
+    let (mut tried, mut passed, mut checks, mut checks_ok, mut splats) = (0, 0, 0, 0, 0);
     println!("| case | check | expected | observed | |");
     println!("|---|---|---|---|---|");
     for name in &order {
@@ -2822,22 +2885,44 @@ fn summary() -> Result<Outcome> {
             } else {
                 all = false;
             }
+            if what == "kernel log lines that are splats" {
+                splats += got.parse::<usize>().unwrap_or(1);
+            }
             println!("| {name} | {what} | {want} | {got} | {ok} |");
         }
         if all {
             passed += 1;
         }
     }
-    println!(
-        "bad input: {tried} cases tried, {passed} passed ({checks} checks, {checks_ok} as documented)"
-    );
     for (name, line) in &stress {
         println!("{name}: {line}");
     }
+    // The bad-input cases' leaks: one scan after the last case, against the count before the
+    // first (each stress test scanned after itself).
+    let leaks = match leaks_at_start {
+        Some(before) => Mark::with_leaks(before).new_leaks()?,
+        None => None,
+    };
+    let leaks_shown = leaks.map_or("-".to_string(), |n| n.to_string());
+    println!();
+    println!("| tests | cases | passed | splats | kmemleak |");
+    println!("|---|---|---|---|---|");
+    let mut clean = true;
+    for (name, (ok, s, l)) in &verdicts {
+        println!("| {name} | 1 | {} | {s} | {l} |", u8::from(*ok));
+        clean &= *s == 0 && (l == "-" || l == "0");
+    }
+    println!("| badinput-* | {tried} | {passed} | {splats} | {leaks_shown} |");
     println!(
-        "kernel splats (BUG/WARNING/KASAN/lockdep/RCU stall/hung task/Oops/panic) and kmemleak \
-         leaks are not checked here: the runner's final kernel-log test (check-dmesg, with a \
-         kmemleak scan first on the debug kernel) checks them after every test ran"
+        "bad input: {tried} cases tried, {passed} passed ({checks} checks, {checks_ok} as \
+         documented), {splats} splat lines, kmemleak: {leaks_shown}"
     );
+    println!(
+        "(splats: kernel log lines logged while the test ran; kmemleak: new reports after a scan, \
+         '-' where the kernel has no kmemleak; the runner's final kernel-log test checks the \
+         whole boot once more)"
+    );
+    clean &= splats == 0 && leaks.unwrap_or(0) == 0;
+    ensure!(clean, "splats or kmemleak reports (table above)");
     Ok(Outcome::Pass)
 }
