@@ -101,7 +101,6 @@ impl Mark {
         })
     }
 
-
     /// A mark for leaks only: `listed` objects were listed before (its log position: the start).
     pub fn with_leaks(listed: usize) -> Self {
         Self {
@@ -181,7 +180,8 @@ pub fn check_boot() -> Result<()> {
     );
     println!(
         "kernel log clean ({lines} records checked; kmemleak: {})",
-        leaks.map_or("not in this kernel".into(), |_| "0 reports after a scan".to_string())
+        leaks.map_or("not in this kernel".into(), |_| "0 reports after a scan"
+            .to_string())
     );
     Ok(())
 }
