@@ -57,10 +57,11 @@ rust-analyzer: kernel
 	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) $(KMAKE_RUST) rust-analyzer
 	@cp $(MO)/rust-project.json . 2>/dev/null || true
 
+# Into a directory of its own, so that the .ko the VMs boot with is never half rewritten.
 clippy: kernel
-	@mkdir -p $(MO)
-	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) $(KMAKE_RUST) CLIPPY=1 W=1 modules 2>&1 | tee $(MO)/clippy.log
-	@! grep -E '^(warning|error)' $(MO)/clippy.log
+	@mkdir -p $(MO)-clippy
+	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO)-clippy $(KMAKE_RUST) CLIPPY=1 W=1 modules 2>&1 | tee $(MO)-clippy/clippy.log
+	@! grep -E '^(warning|error)' $(MO)-clippy/clippy.log
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 
 fmt:
@@ -84,6 +85,11 @@ shell: guest
 clean:
 	rm -rf build rust-project.json
 	cargo clean
+
+# The benchmarks (printed, not asserted): host, and one default-kernel boot.
+.PHONY: bench
+bench: guest
+	@scripts/bench
 
 # The reliability suite alone (stress + bad input) on the debug kernel, full version
 # (STRESS_SCALE=5; scripts/stress --help for the options).
