@@ -1597,6 +1597,11 @@ impl Checks {
         ok
     }
 
+    /// Expects reading `fd` to its end to give the whole report `want`.
+    fn reads_whole(&mut self, what: impl Into<String>, fd: RawFd, want: &[u8]) -> bool {
+        self.eq(what, "the full report", describe_bytes(read_all(fd), want))
+    }
+
     /// Expects the call to fail with `want`.
     fn errno(&mut self, what: impl Into<String>, want: i32, got: Sys) -> bool {
         self.eq(what, ename(want), show(got))
@@ -1735,6 +1740,24 @@ fn open_ro(path: &str) -> Result<OwnedFd> {
     open(path, libc::O_RDONLY).map_err(|e| anyhow::anyhow!("open {path}: {}", ename(e)))
 }
 
+/// An idle process's report open read-only, and its whole content from another open.
+struct OpenReport {
+    _idle: Idle,
+    want: Vec<u8>,
+    fd: OwnedFd,
+}
+
+fn open_report() -> Result<OpenReport> {
+    let idle = idle()?;
+    let want = whole(&idle.path)?;
+    let fd = open_ro(&idle.path)?;
+    Ok(OpenReport {
+        _idle: idle,
+        want,
+        fd,
+    })
+}
+
 /// The whole report of `path` from one open.
 fn whole(path: &str) -> Result<Vec<u8>> {
     let fd = open_ro(path)?;
@@ -1776,11 +1799,7 @@ fn report_open_rdwr(c: &mut Checks) -> Result<()> {
         // SAFETY: the buffer is a valid 4-byte slice.
         let pw = sys(unsafe { libc::pwrite(fd, b"1234".as_ptr().cast(), 4, 0) });
         c.errno("pwrite 4 bytes at 0", libc::ESPIPE, pw);
-        c.eq(
-            "read after the refused writes",
-            "the full report",
-            describe_bytes(read_all(fd), &want),
-        );
+        c.reads_whole("read after the refused writes", fd, &want);
     }
     Ok(())
 }
@@ -1850,10 +1869,8 @@ fn report_read_bytewise(c: &mut Checks) -> Result<()> {
 }
 
 fn report_lseek_past_end(c: &mut Checks) -> Result<()> {
-    let t = idle()?;
-    let want = whole(&t.path)?;
-    let fd = open_ro(&t.path)?;
-    let fd = fd.as_raw_fd();
+    let r = open_report()?;
+    let (fd, want) = (r.fd.as_raw_fd(), &r.want);
     let past = want.len() as i64 + 1000;
     c.eq(
         "lseek(len + 1000, SEEK_SET)",
@@ -1880,19 +1897,13 @@ fn report_lseek_past_end(c: &mut Checks) -> Result<()> {
             Err(e) => ename(e),
         },
     );
-    c.eq(
-        "read from 0",
-        "the full report",
-        describe_bytes(read_all(fd), &want),
-    );
+    c.reads_whole("read from 0", fd, want);
     Ok(())
 }
 
 fn report_lseek_whence(c: &mut Checks) -> Result<()> {
-    let t = idle()?;
-    let want = whole(&t.path)?;
-    let fd = open_ro(&t.path)?;
-    let fd = fd.as_raw_fd();
+    let r = open_report()?;
+    let (fd, want) = (r.fd.as_raw_fd(), &r.want);
     for (what, whence) in [
         ("SEEK_END", libc::SEEK_END),
         ("SEEK_DATA", libc::SEEK_DATA),
@@ -1978,11 +1989,7 @@ fn report_pread(c: &mut Checks) -> Result<()> {
             Err(e) => c.eq(what, &want_s, ename(e)),
         };
     }
-    c.eq(
-        "read after the preads (file position 0)",
-        "the full report",
-        describe_bytes(read_all(fd), &want),
-    );
+    c.reads_whole("read after the preads (file position 0)", fd, &want);
     Ok(())
 }
 
@@ -2004,10 +2011,8 @@ fn report_pread_negative(c: &mut Checks) -> Result<()> {
 }
 
 fn report_read_zero_length(c: &mut Checks) -> Result<()> {
-    let t = idle()?;
-    let want = whole(&t.path)?;
-    let fd = open_ro(&t.path)?;
-    let fd = fd.as_raw_fd();
+    let r = open_report()?;
+    let (fd, want) = (r.fd.as_raw_fd(), &r.want);
     let mut b = [0u8; 0];
     c.eq(
         "read of 0 bytes",
@@ -2025,19 +2030,13 @@ fn report_read_zero_length(c: &mut Checks) -> Result<()> {
             Err(e) => ename(e),
         },
     );
-    c.eq(
-        "read after",
-        "the full report",
-        describe_bytes(read_all(fd), &want),
-    );
+    c.reads_whole("read after", fd, want);
     Ok(())
 }
 
 fn report_read_null(c: &mut Checks) -> Result<()> {
-    let t = idle()?;
-    let want = whole(&t.path)?;
-    let fd = open_ro(&t.path)?;
-    let fd = fd.as_raw_fd();
+    let r = open_report()?;
+    let (fd, want) = (r.fd.as_raw_fd(), &r.want);
     c.errno(
         "read 4096 bytes into NULL",
         libc::EFAULT,
@@ -2048,11 +2047,7 @@ fn report_read_null(c: &mut Checks) -> Result<()> {
         libc::EFAULT,
         read_raw(fd, 1, 4096),
     );
-    c.eq(
-        "read after the faults",
-        "the full report",
-        describe_bytes(read_all(fd), &want),
-    );
+    c.reads_whole("read after the faults", fd, want);
     Ok(())
 }
 

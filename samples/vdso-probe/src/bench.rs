@@ -430,35 +430,15 @@ impl Bench {
         let name = "gettimeofday vdso";
         rows.push(match vdso_gtod {
             Err(e) => Entry::skipped(name, e),
-            Ok(f) => self.checked_entry(
-                name,
-                || f.call(&mut vdso::zero_timeval()),
-                || {
-                    let mut tv = vdso::zero_timeval();
-                    black_box(f.call(black_box(&mut tv)));
-                },
-            ),
+            Ok(f) => self.gettimeofday_entry(name, |tv| f.call(tv)),
         });
-        let name = "gettimeofday syscall";
-        rows.push(self.checked_entry(
-            name,
-            || vdso::raw_syscall_gettimeofday(&mut vdso::zero_timeval()) as i32,
-            || {
-                let mut tv = vdso::zero_timeval();
-                black_box(vdso::raw_syscall_gettimeofday(black_box(&mut tv)));
-            },
-        ));
+        rows.push(self.gettimeofday_entry("gettimeofday syscall", |tv| {
+            vdso::raw_syscall_gettimeofday(tv) as libc::c_int
+        }));
         let name = "gettimeofday vsyscall";
         rows.push(match VsyscallGettimeofday::new() {
             Err(e) => Entry::skipped(name, e),
-            Ok(f) => self.checked_entry(
-                name,
-                || f.call(&mut vdso::zero_timeval()),
-                || {
-                    let mut tv = vdso::zero_timeval();
-                    black_box(f.call(black_box(&mut tv)));
-                },
-            ),
+            Ok(f) => self.gettimeofday_entry(name, |tv| f.call(tv)),
         });
 
         // clock_gettime, each clock via vDSO then syscall
@@ -490,6 +470,22 @@ impl Bench {
             ));
         }
         rows
+    }
+
+    /// A `gettimeofday` row: `call` is probed once, then measured.
+    fn gettimeofday_entry(
+        &self,
+        name: &str,
+        call: impl Fn(&mut libc::timeval) -> libc::c_int,
+    ) -> Entry {
+        self.checked_entry(
+            name,
+            || call(&mut vdso::zero_timeval()),
+            || {
+                let mut tv = vdso::zero_timeval();
+                black_box(call(black_box(&mut tv)));
+            },
+        )
     }
 
     /// Runs `probe` once; if it returns non-zero, skips the row, else measures `f`.

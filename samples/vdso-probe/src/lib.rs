@@ -3,6 +3,7 @@
 //! parsing `/sys/kernel/debug/vdso/<pid>` reports and reading the module's time page.
 
 pub mod bench;
+pub mod child;
 pub mod ptrace;
 pub mod report;
 pub mod timepage;

@@ -1810,62 +1810,23 @@ mod tests {
         eprintln!("{tested} of 3 classes tested");
     }
 
-    /// A running 32-bit static helper (`gcc -m32 -static`); killed on drop.
-    struct Helper32 {
-        child: std::process::Child,
-        /// `getauxval(AT_SYSINFO_EHDR)` as the helper printed it.
-        vdso: u64,
-    }
-
-    impl Helper32 {
-        /// Builds and starts `samples/guest-tests/c/static32.c`; `None` (reason printed) if
-        /// it cannot be built or run here.
-        fn start(dir: &TempDir) -> Option<Self> {
-            use std::io::BufRead;
-            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-tests/c/static32.c");
-            let exe = dir.0.join("static32");
-            gcc(
-                &[
-                    "-m32".as_ref(),
-                    "-static".as_ref(),
-                    "-O2".as_ref(),
-                    src.as_os_str(),
-                ],
-                &exe,
-            )?;
-            let mut child = match Command::new(&exe)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("skipped: cannot run a 32-bit binary ({e}): no IA32 emulation?");
-                    return None;
-                }
-            };
-            let mut line = String::new();
-            let stdout = child.stdout.take().unwrap();
-            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-            let mut helper = Helper32 { child, vdso: 0 };
-            match u64::from_str_radix(line.trim(), 16) {
-                Ok(addr) if addr != 0 => {
-                    helper.vdso = addr;
-                    Some(helper)
-                }
-                _ => {
-                    eprintln!("skipped: the 32-bit helper printed {line:?}, not a vDSO address");
-                    None
-                }
-            }
-        }
-    }
-
-    impl Drop for Helper32 {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    /// Builds and starts `samples/guest-tests/c/static32.c` (`gcc -m32 -static`), an ia32
+    /// process; `None` (reason printed) if it cannot be built or run here.
+    fn start_ia32(dir: &TempDir) -> Option<crate::child::VdsoChild> {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-tests/c/static32.c");
+        let exe = dir.0.join("static32");
+        gcc(
+            &[
+                "-m32".as_ref(),
+                "-static".as_ref(),
+                "-O2".as_ref(),
+                src.as_os_str(),
+            ],
+            &exe,
+        )?;
+        crate::child::VdsoChild::spawn(&exe)
+            .map_err(|e| eprintln!("skipped: {e}: no IA32 emulation?"))
+            .ok()
     }
 
     /// The ia32 vDSO of a running 32-bit process: an ELF32 `EM_386` image with the same
@@ -1873,11 +1834,11 @@ mod tests {
     #[test]
     fn ia32_process_vdso_parses() {
         let dir = TempDir::new("ia32");
-        let Some(helper) = Helper32::start(&dir) else {
+        let Some(helper) = start_ia32(&dir) else {
             return;
         };
-        let dump = dump_pid(helper.child.id() as libc::pid_t).unwrap();
-        assert_eq!(dump.address, helper.vdso);
+        let dump = dump_pid(helper.pid()).unwrap();
+        assert_eq!(dump.address, helper.vdso());
         let img = &dump.image;
         assert_eq!(dump.abi().unwrap(), VdsoAbi::Ia32);
         assert_eq!(elf_image_size(img).unwrap(), img.len());

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use vdso_probe::child::VdsoChild;
 
 fn run(bin: &str, args: &[&str]) -> Output {
     let out = Command::new(bin)
@@ -316,9 +317,7 @@ fn strace_demo_counts() {
 /// A running ia32 process: `samples/guest-tests/c/static32.c` built with `gcc -m32 -static`.
 /// It prints its `AT_SYSINFO_EHDR` and waits for stdin to close; killed on drop.
 struct Ia32Helper {
-    child: std::process::Child,
-    /// The vDSO address the helper printed.
-    vdso: u64,
+    child: VdsoChild,
     _exe: TempFile,
 }
 
@@ -326,7 +325,6 @@ impl Ia32Helper {
     /// Builds and starts the helper; `None`, with the reason printed, where that is not
     /// possible (no gcc, no 32-bit multilib, no IA32 emulation in the kernel).
     fn start() -> Option<Self> {
-        use std::io::BufRead;
         let Some(gcc) = tool("gcc") else {
             eprintln!("skipped: gcc not found in PATH");
             return None;
@@ -349,41 +347,13 @@ impl Ia32Helper {
             );
             return None;
         }
-        let mut child = match Command::new(exe.path())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-        {
-            Ok(child) => child,
+        match VdsoChild::spawn(exe.path()) {
+            Ok(child) => Some(Ia32Helper { child, _exe: exe }),
             Err(e) => {
-                eprintln!("skipped: cannot run a 32-bit binary ({e}); no IA32 emulation?");
-                return None;
-            }
-        };
-        let mut line = String::new();
-        let _ = std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
-        let mut helper = Ia32Helper {
-            child,
-            vdso: 0,
-            _exe: exe,
-        };
-        match u64::from_str_radix(line.trim(), 16) {
-            Ok(addr) if addr != 0 => {
-                helper.vdso = addr;
-                Some(helper)
-            }
-            _ => {
-                eprintln!("skipped: the 32-bit helper printed {line:?}, not a vDSO address");
+                eprintln!("skipped: {e}; no IA32 emulation?");
                 None
             }
         }
-    }
-}
-
-impl Drop for Ia32Helper {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -407,12 +377,12 @@ fn ia32_dump_syms_equal_objdump() {
         return;
     };
     let file = TempFile::new("ia32");
-    let pid = helper.child.id().to_string();
+    let pid = helper.child.pid().to_string();
     let text = stdout(&run(
         env!("CARGO_BIN_EXE_vdso-dump"),
         &["--pid", &pid, "-o", file.str()],
     ));
-    let vdso = helper.vdso;
+    let vdso = helper.child.vdso();
     drop(helper);
     let address = field(&text, "address")
         .and_then(|a| a.strip_prefix("0x"))
