@@ -317,6 +317,14 @@ fn lseek(fd: RawFd, off: i64, whence: i32) -> Sys {
     sys(unsafe { libc::lseek(fd, off, whence) } as isize)
 }
 
+/// `lseek`'s result as `ok <offset>` or the errno's name.
+fn seek_shown(fd: RawFd, off: i64, whence: i32) -> String {
+    match lseek(fd, off, whence) {
+        Ok(v) => format!("ok {v}"),
+        Err(e) => ename(e),
+    }
+}
+
 /// `ioctl(2)` with an argument that points at a zeroed 8-byte buffer.
 fn ioctl(fd: RawFd, cmd: u64) -> Sys {
     let mut arg = 0u64;
@@ -1599,7 +1607,28 @@ impl Checks {
 
     /// Expects reading `fd` to its end to give the whole report `want`.
     fn reads_whole(&mut self, what: impl Into<String>, fd: RawFd, want: &[u8]) -> bool {
-        self.eq(what, "the full report", describe_bytes(read_all(fd), want))
+        self.reads_rest(what, fd, want, 0)
+    }
+
+    /// Expects reading `fd` to its end to give the report `want` from byte `from` on.
+    fn reads_rest(&mut self, what: impl Into<String>, fd: RawFd, want: &[u8], from: usize) -> bool {
+        let expected = match from {
+            0 => "the full report".to_string(),
+            n => format!("the report from byte {n}"),
+        };
+        let got = match read_all(fd) {
+            Ok(v) if want.get(from..) == Some(&v[..]) => expected.clone(),
+            Ok(v) => format!("{} different bytes", v.len()),
+            Err(e) => ename(e),
+        };
+        self.eq(what, expected, got)
+    }
+
+    /// Expects every ioctl `(name, command)` on `fd` to fail with `ENOTTY` (no ioctl handler).
+    fn ioctls_refused(&mut self, fd: RawFd, cmds: &[(&str, u64)]) {
+        for (what, cmd) in cmds {
+            self.errno(format!("ioctl {what}"), libc::ENOTTY, ioctl(fd, *cmd));
+        }
     }
 
     /// Expects the call to fail with `want`.
@@ -1875,10 +1904,7 @@ fn report_lseek_past_end(c: &mut Checks) -> Result<()> {
     c.eq(
         "lseek(len + 1000, SEEK_SET)",
         format!("ok {past}"),
-        match lseek(fd, past, libc::SEEK_SET) {
-            Ok(v) => format!("ok {v}"),
-            Err(e) => ename(e),
-        },
+        seek_shown(fd, past, libc::SEEK_SET),
     );
     let mut b = [0u8; 256];
     c.eq(
@@ -1892,10 +1918,7 @@ fn report_lseek_past_end(c: &mut Checks) -> Result<()> {
     c.eq(
         "lseek(0, SEEK_SET)",
         "ok 0",
-        match lseek(fd, 0, libc::SEEK_SET) {
-            Ok(v) => format!("ok {v}"),
-            Err(e) => ename(e),
-        },
+        seek_shown(fd, 0, libc::SEEK_SET),
     );
     c.reads_whole("read from 0", fd, want);
     Ok(())
@@ -1921,20 +1944,9 @@ fn report_lseek_whence(c: &mut Checks) -> Result<()> {
     c.eq(
         "lseek(5, SEEK_CUR)",
         "ok 15",
-        match lseek(fd, 5, libc::SEEK_CUR) {
-            Ok(v) => format!("ok {v}"),
-            Err(e) => ename(e),
-        },
+        seek_shown(fd, 5, libc::SEEK_CUR),
     );
-    c.eq(
-        "read from 15",
-        "the rest from byte 15",
-        match read_all(fd) {
-            Ok(v) if v == want[15..] => "the rest from byte 15".to_string(),
-            Ok(v) => format!("{} different bytes", v.len()),
-            Err(e) => ename(e),
-        },
-    );
+    c.reads_rest("read from 15", fd, want, 15);
     Ok(())
 }
 
@@ -1957,10 +1969,7 @@ fn report_lseek_negative(c: &mut Checks) -> Result<()> {
     c.eq(
         "position after the refused seeks",
         "ok 10",
-        match lseek(fd, 0, libc::SEEK_CUR) {
-            Ok(v) => format!("ok {v}"),
-            Err(e) => ename(e),
-        },
+        seek_shown(fd, 0, libc::SEEK_CUR),
     );
     Ok(())
 }
@@ -2107,15 +2116,7 @@ fn report_read_partial_fault(c: &mut Checks) -> Result<()> {
             "different".to_string()
         },
     );
-    c.eq(
-        "the next read",
-        "the report from byte 100",
-        match read_all(fd) {
-            Ok(v) if v == want[100..] => "the report from byte 100".to_string(),
-            Ok(v) => format!("{} different bytes", v.len()),
-            Err(e) => ename(e),
-        },
-    );
+    c.reads_rest("the next read", fd, &want, 100);
     Ok(())
 }
 
@@ -2156,17 +2157,14 @@ const IOR_V1_U64: u64 = (2 << 30) | (8 << 16) | ((b'v' as u64) << 8) | 1;
 fn report_ioctl(c: &mut Checks) -> Result<()> {
     let t = idle()?;
     let fd = open_ro(&t.path)?;
-    for (what, cmd) in [
-        ("0", 0u64),
-        ("TCGETS", libc::TCGETS),
-        ("_IOR('v', 1, u64)", IOR_V1_U64),
-    ] {
-        c.errno(
-            format!("ioctl {what}"),
-            libc::ENOTTY,
-            ioctl(fd.as_raw_fd(), cmd),
-        );
-    }
+    c.ioctls_refused(
+        fd.as_raw_fd(),
+        &[
+            ("0", 0),
+            ("TCGETS", libc::TCGETS),
+            ("_IOR('v', 1, u64)", IOR_V1_U64),
+        ],
+    );
     Ok(())
 }
 
@@ -2410,18 +2408,15 @@ fn dev_write(c: &mut Checks) -> Result<()> {
 
 fn dev_ioctl(c: &mut Checks) -> Result<()> {
     let fd = dev_fd(libc::O_RDONLY)?;
-    for (what, cmd) in [
-        ("0", 0u64),
-        ("TCGETS", libc::TCGETS),
-        ("FIONREAD", libc::FIONREAD),
-        ("_IOR('v', 1, u64)", IOR_V1_U64),
-    ] {
-        c.errno(
-            format!("ioctl {what}"),
-            libc::ENOTTY,
-            ioctl(fd.as_raw_fd(), cmd),
-        );
-    }
+    c.ioctls_refused(
+        fd.as_raw_fd(),
+        &[
+            ("0", 0),
+            ("TCGETS", libc::TCGETS),
+            ("FIONREAD", libc::FIONREAD),
+            ("_IOR('v', 1, u64)", IOR_V1_U64),
+        ],
+    );
     Ok(())
 }
 
