@@ -86,9 +86,10 @@ clean:
 	rm -rf build rust-project.json
 	cargo clean
 
-# The benchmarks (printed, not asserted): host, and one default-kernel boot.
+# The benchmarks (printed, not asserted): host, a default-kernel and a debug-kernel boot.
 .PHONY: bench
 bench: guest
+	@$(MAKE) -s FLAVOUR=debug guest
 	@scripts/bench
 
 # The reliability suite alone (stress + bad input) on the debug kernel, full version

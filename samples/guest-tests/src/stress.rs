@@ -18,7 +18,7 @@
 //! one). `STRESS_SCALE` (default 1: the short version) multiplies the counts; the full version
 //! is `STRESS_SCALE=5` (`make stress`, `scripts/stress`). Each ends with a one-line summary. The
 //! deadline is checked between units of work, so one unit always completes: a 60k-VMA round
-//! (building the VMAs and the exit of the killed process cannot be cut short) takes about 4
+//! (building the VMAs and the exit of the killed process cannot be cut short) takes about 2
 //! minutes on the debug kernel under TCG, a few seconds on the default one.
 //!
 //! | test | short (scale 1) | full (scale 5) |
