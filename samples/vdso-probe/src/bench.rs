@@ -33,6 +33,10 @@ pub const DEFAULT_BATCHES: usize = 200;
 /// Default number of calls per batch.
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
 
+/// Why the vsyscall row is skipped on `vsyscall=xonly` unless asked for.
+pub const XONLY_SKIP: &str = "[vsyscall] is xonly (--xp, not readable); a call still works, \
+     faulting into the kernel's emulation as on emulate: --xonly-vsyscall measures it";
+
 /// Benchmark parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Config {
@@ -412,8 +416,9 @@ impl Bench {
     /// vsyscall, and `clock_gettime` via vDSO and syscall for every [`Clock`].
     ///
     /// Each entry point is called once before measuring; a failing call turns the row into a
-    /// skipped entry carrying the error.
-    pub fn standard_rows(&self) -> Vec<Entry> {
+    /// skipped entry carrying the error. The vsyscall row is measured on `vsyscall=emulate`,
+    /// and on `xonly` only if `xonly_vsyscall` (otherwise skipped with [`XONLY_SKIP`]).
+    pub fn standard_rows(&self, xonly_vsyscall: bool) -> Vec<Entry> {
         let mut rows = vec![self.entry("baseline (empty loop)", || black_box(()))];
 
         let live = LiveVdso::locate();
@@ -438,6 +443,11 @@ impl Bench {
         let name = "gettimeofday vsyscall";
         rows.push(match VsyscallGettimeofday::new() {
             Err(e) => Entry::skipped(name, e),
+            Ok(_)
+                if !xonly_vsyscall && VsyscallMode::detect().ok() == Some(VsyscallMode::Xonly) =>
+            {
+                Entry::skipped(name, XONLY_SKIP)
+            }
             Ok(f) => self.gettimeofday_entry(name, |tv| f.call(tv)),
         });
 
@@ -655,13 +665,14 @@ pub struct Report {
 }
 
 impl Report {
-    /// Runs the standard benchmark (optionally pinned to `cpu`).
-    pub fn run(config: Config, cpu: Option<usize>) -> Result<Self> {
+    /// Runs the standard benchmark (optionally pinned to `cpu`; `xonly_vsyscall`: see
+    /// [`Bench::standard_rows`]).
+    pub fn run(config: Config, cpu: Option<usize>, xonly_vsyscall: bool) -> Result<Self> {
         if let Some(cpu) = cpu {
             pin_to_cpu(cpu)?;
         }
         let bench = Bench::new(config)?;
-        let rows = bench.standard_rows();
+        let rows = bench.standard_rows(xonly_vsyscall);
         if rows.iter().all(|r| matches!(r, Entry::Skipped { .. })) {
             bail!("every benchmark row was skipped");
         }
@@ -839,7 +850,7 @@ mod tests {
     #[test]
     fn standard_rows_complete() {
         let bench = Bench::new(SMALL).unwrap();
-        let rows = bench.standard_rows();
+        let rows = bench.standard_rows(true);
         // baseline + 3 gettimeofday + 2 per clock
         assert_eq!(rows.len(), 1 + 3 + 2 * Clock::ALL.len());
         for r in &rows {
@@ -859,11 +870,26 @@ mod tests {
             .iter()
             .any(|r| matches!(r, Entry::Measured(row) if row.name == "gettimeofday vsyscall"));
         assert_eq!(measured, vsyscall.executable());
+        // Without the opt-in, xonly's row is skipped with its reason.
+        let rows = bench.standard_rows(false);
+        let row = rows
+            .iter()
+            .find(|r| r.name() == "gettimeofday vsyscall")
+            .unwrap();
+        match row {
+            Entry::Measured(_) => assert_eq!(vsyscall, VsyscallMode::Emulate),
+            Entry::Skipped { reason, .. } => {
+                assert!(vsyscall != VsyscallMode::Emulate, "{reason}");
+                if vsyscall == VsyscallMode::Xonly {
+                    assert_eq!(reason, XONLY_SKIP);
+                }
+            }
+        }
     }
 
     #[test]
     fn report_serialises() {
-        let report = Report::run(SMALL, None).unwrap();
+        let report = Report::run(SMALL, None, false).unwrap();
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["config"]["batches"], 5);
         assert!(json["rows"].as_array().unwrap().len() > 10);

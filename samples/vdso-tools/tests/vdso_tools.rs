@@ -261,18 +261,55 @@ fn bench_json_and_classic() {
         assert_eq!(r["status"], "measured", "{r}");
         assert!(r["min_ns"].as_f64().unwrap() <= r["median_ns"].as_f64().unwrap());
     }
+    // Measured on emulate only without --xonly-vsyscall (bench_xonly_vsyscall has the flag).
     let vsyscall = row("gettimeofday vsyscall");
-    let executable =
-        v["environment"]["vsyscall"] == "emulate" || v["environment"]["vsyscall"] == "xonly";
-    assert_eq!(vsyscall["status"] == "measured", executable, "{vsyscall}");
-    if v["environment"]["vsyscall"] == "none" {
+    let mode = &v["environment"]["vsyscall"];
+    assert_eq!(
+        vsyscall["status"] == "measured",
+        mode == "emulate",
+        "{vsyscall}"
+    );
+    if mode == "none" {
         assert_eq!(vsyscall["reason"], "no [vsyscall] mapping (vsyscall=none)");
+    }
+    if mode == "xonly" {
+        assert_eq!(vsyscall["reason"], vdso_probe::bench::XONLY_SKIP);
     }
     assert!(
         v["classic"]["libc_gettimeofday_ns_per_call"]
             .as_f64()
             .unwrap()
             > 0.0
+    );
+}
+
+/// `--xonly-vsyscall`: the vsyscall row is measured wherever the page is executable.
+#[test]
+fn bench_xonly_vsyscall() {
+    let out = run(
+        env!("CARGO_BIN_EXE_vdso-bench"),
+        &[
+            "--batches",
+            "3",
+            "--batch-size",
+            "10",
+            "--json",
+            "--xonly-vsyscall",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let mode = &v["environment"]["vsyscall"];
+    let row = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "gettimeofday vsyscall")
+        .expect("a vsyscall row")
+        .clone();
+    assert_eq!(
+        row["status"] == "measured",
+        mode == "emulate" || mode == "xonly",
+        "{row}"
     );
 }
 

@@ -21,6 +21,10 @@ struct Args {
     /// Pin to this CPU (sched_setaffinity).
     #[arg(long, value_name = "N")]
     cpu: Option<usize>,
+    /// Also measure the vsyscall `gettimeofday` on `vsyscall=xonly` (each call faults into
+    /// the kernel's emulation); by default that row is measured on `emulate` only.
+    #[arg(long)]
+    xonly_vsyscall: bool,
     /// Print JSON instead of the table.
     #[arg(long)]
     json: bool,
@@ -70,7 +74,7 @@ fn main() -> Result<()> {
         batches: args.batches,
         batch_size: args.batch_size,
     };
-    let mut report = Report::run(config, args.cpu)?;
+    let mut report = Report::run(config, args.cpu, args.xonly_vsyscall)?;
     // The time page rows (skipped with the reason when the module is not loaded).
     report
         .rows
