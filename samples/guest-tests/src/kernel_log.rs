@@ -116,17 +116,16 @@ impl Mark {
 
     /// The splat lines logged since the mark.
     pub fn splats(&self) -> Result<Vec<String>> {
-        Ok(records()?
-            .into_iter()
+        Ok(self.splats_in(&records()?))
+    }
+
+    /// The splat lines of `records` logged since the mark.
+    fn splats_in(&self, records: &[Record]) -> Vec<String> {
+        records
+            .iter()
             .filter(|r| r.seq >= self.next_seq)
-            .flat_map(|r| {
-                r.text
-                    .lines()
-                    .filter(|l| is_splat(l))
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .collect())
+            .flat_map(|r| r.text.lines().filter(|l| is_splat(l)).map(str::to_string))
+            .collect()
     }
 
     /// kmemleak reports that appeared since the mark, after a scan (None: no kmemleak here).
@@ -162,8 +161,8 @@ pub fn check_boot() -> Result<()> {
             println!("{l}");
         }
     }
-    let splats = mark.splats()?;
     let all = records()?;
+    let splats = mark.splats_in(&all);
     // The first splat with the records that follow it (the backtrace is logged separately).
     if let Some(first) = all.iter().position(|r| r.text.lines().any(is_splat)) {
         println!("kernel log has a splat:");

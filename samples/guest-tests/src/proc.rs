@@ -249,9 +249,17 @@ pub fn maps_vsyscall_mode() -> Result<&'static str> {
     )
 }
 
-/// In a forked child: maps `pages` pages and makes every other one `PROT_NONE`, one VMA per
-/// page. Returns "ready", or what failed.
-pub fn many_vmas(pages: usize) -> String {
+/// A forked child with one VMA per page of a `pages`-page mapping (every other page
+/// `PROT_NONE`), ready when this returns.
+pub fn spawn_many_vmas(pages: usize) -> Result<Forked> {
+    let child = Forked::spawn(|| many_vmas(pages))?;
+    anyhow::ensure!(child.line == "ready", "child: {}", child.line);
+    Ok(child)
+}
+
+/// In the forked child: maps `pages` pages and makes every other one `PROT_NONE`. Returns
+/// "ready", or what failed.
+fn many_vmas(pages: usize) -> String {
     // SAFETY: an anonymous mapping of fresh memory; mprotect of pages inside it.
     unsafe {
         let base = libc::mmap(

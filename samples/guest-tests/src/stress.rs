@@ -86,7 +86,8 @@
 use crate::{
     kernel_log::Mark,
     proc::{
-        ensure_module, many_vmas, report_path, reported_pids, run, user_pids, wait_until, Forked,
+        ensure_module, report_path, reported_pids, run, spawn_many_vmas, user_pids, wait_until,
+        Forked,
     },
     Outcome, TestFn,
 };
@@ -1431,14 +1432,6 @@ fn task_state(pid: i32, at: Duration) -> String {
     format!("at {:.0} s state {state}: {stack}", at.as_secs_f64())
 }
 
-/// A forked child with one VMA per page of a 60,000-page mapping.
-fn spawn_60k_vmas() -> Result<Forked> {
-    const PAGES: usize = 60_000;
-    let child = Forked::spawn(|| many_vmas(PAGES))?;
-    ensure!(child.line == "ready", "child: {}", child.line);
-    Ok(child)
-}
-
 fn vmas_exit_while_reading() -> Result<Outcome> {
     const READERS: usize = 4;
     ensure_module()?;
@@ -1455,7 +1448,7 @@ fn vmas_exit_while_reading() -> Result<Outcome> {
         }
         // Forked before any thread of this round exists (Forked needs a single thread).
         let tc = Instant::now();
-        let child = spawn_60k_vmas()?;
+        let child = spawn_many_vmas(60_000)?;
         let created = tc.elapsed();
         let pid = child.pid();
         let path = report_path(pid);
@@ -1616,11 +1609,7 @@ impl Checks {
             0 => "the full report".to_string(),
             n => format!("the report from byte {n}"),
         };
-        let got = match read_all(fd) {
-            Ok(v) if want.get(from..) == Some(&v[..]) => expected.clone(),
-            Ok(v) => format!("{} different bytes", v.len()),
-            Err(e) => ename(e),
-        };
+        let got = describe_bytes(read_all(fd), want.get(from..), &expected);
         self.eq(what, expected, got)
     }
 
@@ -1683,7 +1672,7 @@ fn run_case(name: &'static str, f: fn(&mut Checks) -> Result<()>) -> Result<Outc
         );
     }
     let splats = mark.splats()?;
-    c.eq("kernel log lines that are splats", 0, splats.len());
+    c.eq(SPLAT_CHECK, 0, splats.len());
     for l in splats.iter().take(20) {
         println!("splat: {l}");
     }
@@ -1716,6 +1705,9 @@ fn run_case(name: &'static str, f: fn(&mut Checks) -> Result<()>) -> Result<Outc
     ensure!(bad.is_empty(), "{}", bad.join("; "));
     Ok(Outcome::Pass)
 }
+
+/// The check of each bad-input case that counts the splats logged while it ran.
+const SPLAT_CHECK: &str = "kernel log lines that are splats";
 
 /// Runs one stress test, then takes the kernel's verdict on it: the splats logged while it ran
 /// and, where the kernel has kmemleak, the reports of a scan afterwards. Either fails it.
@@ -1793,9 +1785,14 @@ fn whole(path: &str) -> Result<Vec<u8>> {
     read_all(fd.as_raw_fd()).map_err(|e| anyhow::anyhow!("read {path}: {}", ename(e)))
 }
 
-fn describe_bytes(got: std::result::Result<Vec<u8>, i32>, want: &[u8]) -> String {
+/// `label` if `got` is `want` (None: nothing can match), else how it differs.
+fn describe_bytes(
+    got: std::result::Result<Vec<u8>, i32>,
+    want: Option<&[u8]>,
+    label: &str,
+) -> String {
     match got {
-        Ok(v) if v == want => "the full report".into(),
+        Ok(v) if want == Some(&v[..]) => label.into(),
         Ok(v) => format!("{} different bytes", v.len()),
         Err(e) => ename(e),
     }
@@ -1891,7 +1888,7 @@ fn report_read_bytewise(c: &mut Checks) -> Result<()> {
     c.eq(
         format!("{} one-byte reads of an idle process's report", calls),
         "the full report",
-        describe_bytes(res, &want),
+        describe_bytes(res, Some(&want), "the full report"),
     );
     c.eq("report length", want.len(), calls - 1);
     Ok(())
@@ -2887,7 +2884,7 @@ fn summary() -> Result<Outcome> {
             } else {
                 all = false;
             }
-            if what == "kernel log lines that are splats" {
+            if what == SPLAT_CHECK {
                 splats += got.parse::<usize>().unwrap_or(1);
             }
             println!("| {name} | {what} | {want} | {got} | {ok} |");

@@ -3,8 +3,8 @@
 
 use crate::{
     proc::{
-        check_against_proc, ensure_module, many_vmas, maps_vsyscall_mode, report_of, report_path,
-        reported_pids, run, user_pids, wait_until, Forked, Target,
+        check_against_proc, ensure_module, maps_vsyscall_mode, report_of, report_path,
+        reported_pids, run, spawn_many_vmas, user_pids, wait_until, Forked, Target,
     },
     Outcome, TestFn,
 };
@@ -226,8 +226,7 @@ fn report_timens() -> Result<Outcome> {
 fn report_60k_vmas() -> Result<Outcome> {
     ensure_module()?;
     const PAGES: usize = 60_000;
-    let child = Forked::spawn(|| many_vmas(PAGES))?;
-    ensure!(child.line == "ready", "child: {}", child.line);
+    let child = spawn_many_vmas(PAGES)?;
     let r = report_of(child.pid())?;
     ensure!(
         r.map_count.unwrap_or(0) >= PAGES as u64,

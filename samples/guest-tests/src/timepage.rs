@@ -7,7 +7,7 @@
 //! this program was compiled with.
 
 use crate::{
-    proc::{ensure_module, maps_vsyscall_mode, run, wait_until, Forked},
+    proc::{ensure_module, run, wait_until, Forked},
     Outcome, TestFn,
 };
 use anyhow::{bail, ensure, Context, Result};
@@ -26,7 +26,7 @@ use vdso_probe::{
         self, vdso_probe_time_page, ClockMode, Stats, TimePage, ABI_SIZE, ABI_VERSION, DEVICE,
         MAGIC, PAGE_SIZE,
     },
-    vdso::{self, Clock, LiveVdso, VsyscallGettimeofday},
+    vdso::{self, Clock, LiveVdso},
 };
 
 /// The time-page tests, run after [`crate::tests::ALL`].
@@ -1036,22 +1036,8 @@ fn timepage_bench() -> Result<Outcome> {
             black_box(&mut ts),
         ));
     }));
-    let name = "gettimeofday vsyscall";
-    let vsyscall = maps_vsyscall_mode()?;
-    rows.push(match VsyscallGettimeofday::new() {
-        Ok(f) if vsyscall == "emulate" => bench.entry(name, || {
-            let mut tv = vdso::zero_timeval();
-            black_box(f.call(black_box(&mut tv)));
-        }),
-        Ok(_) => Entry::Skipped {
-            name: name.to_string(),
-            reason: format!("[vsyscall] is {vsyscall}, not r-xp (boot with vsyscall=emulate)"),
-        },
-        Err(e) => Entry::Skipped {
-            name: name.to_string(),
-            reason: format!("{e:#}"),
-        },
-    });
+    // Measured on vsyscall=emulate, skipped with the reason elsewhere (as vdso-bench does).
+    rows.push(bench.vsyscall_row(false));
 
     let page = TimePage::open()?;
     let s = page.snapshot();

@@ -416,8 +416,7 @@ impl Bench {
     /// vsyscall, and `clock_gettime` via vDSO and syscall for every [`Clock`].
     ///
     /// Each entry point is called once before measuring; a failing call turns the row into a
-    /// skipped entry carrying the error. The vsyscall row is measured on `vsyscall=emulate`,
-    /// and on `xonly` only if `xonly_vsyscall` (otherwise skipped with [`XONLY_SKIP`]).
+    /// skipped entry carrying the error. `xonly_vsyscall`: see [`Bench::vsyscall_row`].
     pub fn standard_rows(&self, xonly_vsyscall: bool) -> Vec<Entry> {
         let mut rows = vec![self.entry("baseline (empty loop)", || black_box(()))];
 
@@ -440,16 +439,7 @@ impl Bench {
         rows.push(self.gettimeofday_entry("gettimeofday syscall", |tv| {
             vdso::raw_syscall_gettimeofday(tv) as libc::c_int
         }));
-        let name = "gettimeofday vsyscall";
-        rows.push(match VsyscallGettimeofday::new() {
-            Err(e) => Entry::skipped(name, e),
-            Ok(_)
-                if !xonly_vsyscall && VsyscallMode::detect().ok() == Some(VsyscallMode::Xonly) =>
-            {
-                Entry::skipped(name, XONLY_SKIP)
-            }
-            Ok(f) => self.gettimeofday_entry(name, |tv| f.call(tv)),
-        });
+        rows.push(self.vsyscall_row(xonly_vsyscall));
 
         // clock_gettime, each clock via vDSO then syscall
         for clock in Clock::ALL {
@@ -480,6 +470,17 @@ impl Bench {
             ));
         }
         rows
+    }
+
+    /// The legacy vsyscall `gettimeofday` row: measured on `vsyscall=emulate`, and on `xonly`
+    /// only if `xonly_vsyscall` (otherwise skipped with [`XONLY_SKIP`]); skipped on `none`.
+    pub fn vsyscall_row(&self, xonly_vsyscall: bool) -> Entry {
+        let name = "gettimeofday vsyscall";
+        match VsyscallGettimeofday::new() {
+            Err(e) => Entry::skipped(name, e),
+            Ok(f) if f.xonly() && !xonly_vsyscall => Entry::skipped(name, XONLY_SKIP),
+            Ok(f) => self.gettimeofday_entry(name, |tv| f.call(tv)),
+        }
     }
 
     /// A `gettimeofday` row: `call` is probed once, then measured.

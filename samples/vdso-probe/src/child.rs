@@ -28,18 +28,18 @@ impl VdsoChild {
         if let Some(out) = child.stdout.take() {
             let _ = BufReader::new(out).read_line(&mut line);
         }
-        // Built before the check so that a bad line still kills and reaps the child.
-        let mut this = Self { child, vdso: 0 };
-        match u64::from_str_radix(line.trim(), 16) {
-            Ok(addr) if addr != 0 => {
-                this.vdso = addr;
-                Ok(this)
-            }
-            _ => Err(format!(
+        let this = Self {
+            child,
+            vdso: u64::from_str_radix(line.trim(), 16).unwrap_or(0),
+        };
+        if this.vdso == 0 {
+            // `this` is dropped here: the child is killed and reaped.
+            return Err(format!(
                 "{} printed {line:?}, not a vDSO address",
                 exe.display()
-            )),
+            ));
         }
+        Ok(this)
     }
 
     /// Its pid.

@@ -1231,6 +1231,7 @@ impl fmt::Display for VsyscallMode {
 #[derive(Debug, Clone, Copy)]
 pub struct VsyscallGettimeofday {
     f: GettimeofdayFn,
+    xonly: bool,
 }
 
 impl VsyscallGettimeofday {
@@ -1255,7 +1256,15 @@ impl VsyscallGettimeofday {
         // and the kernel emulates `gettimeofday(struct timeval *, struct timezone *)`
         // (emulate_vsyscall()), returning to the caller like a normal SysV call.
         let f = unsafe { std::mem::transmute::<usize, GettimeofdayFn>(VSYSCALL_GETTIMEOFDAY_ADDR) };
-        Ok(VsyscallGettimeofday { f })
+        Ok(VsyscallGettimeofday {
+            f,
+            xonly: mode == VsyscallMode::Xonly,
+        })
+    }
+
+    /// Whether the page is execute-only (`vsyscall=xonly`), as `new()` found it.
+    pub fn xonly(&self) -> bool {
+        self.xonly
     }
 
     /// Calls the vsyscall `gettimeofday` with a NULL timezone.
