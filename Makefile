@@ -20,7 +20,7 @@ KO := $(MO)/rust/vdso_probe.ko
 TARGET := x86_64-unknown-linux-gnu
 export LIBCLANG_PATH := /usr/lib/llvm-19/lib
 
-.PHONY: all modules setup kernel samples guest clean rust-analyzer clippy fmt fmt-check \
+.PHONY: all modules setup kernel samples test guest clean rust-analyzer clippy fmt fmt-check \
 	check demo shell
 
 all: modules
@@ -42,9 +42,15 @@ modules: kernel
 	@mkdir -p $(MO)
 	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) $(KMAKE_RUST) modules
 
-# Static userspace programs for the guest (and the host).
+# Static userspace programs for the guest (and the host). `make test` runs the workspace's tests
+# with the same profile, target and flags: they test the code the guest runs, and share its
+# compiled dependencies (a cold build compiles them once).
+CARGO_STATIC := RUSTFLAGS="-C target-feature=+crt-static" cargo
 samples:
-	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --workspace --target $(TARGET)
+	$(CARGO_STATIC) build --release --locked --workspace --target $(TARGET)
+
+test:
+	$(CARGO_STATIC) test --release --locked --workspace --target $(TARGET)
 
 # Everything scripts/vm puts into the initramfs.
 guest: modules samples build/guest/static32

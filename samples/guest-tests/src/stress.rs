@@ -1671,11 +1671,8 @@ fn run_case(name: &'static str, f: fn(&mut Checks) -> Result<()>) -> Result<Outc
             after.unwrap_or_else(|e| format!("{e:#}")),
         );
     }
-    let splats = mark.splats()?;
+    let splats = splats_shown(&mark)?;
     c.eq(SPLAT_CHECK, 0, splats.len());
-    for l in splats.iter().take(20) {
-        println!("splat: {l}");
-    }
     let mut lines = vec![format!("begin\t{name}")];
     if let Some(n) = mark.leaks() {
         lines.push(format!("kmemleak-before\t{name}\t{n}"));
@@ -1709,21 +1706,27 @@ fn run_case(name: &'static str, f: fn(&mut Checks) -> Result<()>) -> Result<Outc
 /// The check of each bad-input case that counts the splats logged while it ran.
 const SPLAT_CHECK: &str = "kernel log lines that are splats";
 
+/// The splat lines logged since `mark`, the first 20 of them printed.
+fn splats_shown(mark: &Mark) -> Result<Vec<String>> {
+    let splats = mark.splats()?;
+    for l in splats.iter().take(20) {
+        println!("splat: {l}");
+    }
+    Ok(splats)
+}
+
 /// Runs one stress test, then takes the kernel's verdict on it: the splats logged while it ran
 /// and, where the kernel has kmemleak, the reports of a scan afterwards. Either fails it.
 fn run_stress(name: &'static str, f: TestFn) -> Result<Outcome> {
     let mark = Mark::now()?;
     let res = f();
-    let splats = mark.splats()?;
+    let splats = splats_shown(&mark)?;
     let leaks = if scan_each() { mark.new_leaks()? } else { None };
     let leaks_shown = leaks.map_or(NOT_SCANNED.into(), |n| n.to_string());
     println!(
         "{name}: kernel log: {} splat lines; kmemleak reports after a scan: {leaks_shown}",
         splats.len()
     );
-    for l in splats.iter().take(20) {
-        println!("splat: {l}");
-    }
     record(&[format!(
         "kernel\t{name}\t{}\t{}\t{}",
         if res.is_ok() { "ok" } else { "FAIL" },
