@@ -50,7 +50,7 @@ samples:
 	$(CARGO_STATIC) build --release --locked --workspace --target $(TARGET)
 
 test:
-	$(CARGO_STATIC) test --release --locked --workspace --target $(TARGET)
+	$(CARGO_STATIC) test --release --locked --workspace --target $(TARGET) $(TEST_ARGS)
 
 # Everything scripts/vm puts into the initramfs.
 guest: modules samples build/guest/static32
@@ -68,7 +68,7 @@ clippy: kernel
 	@mkdir -p $(MO)-clippy
 	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO)-clippy $(KMAKE_RUST) CLIPPY=1 W=1 modules 2>&1 | tee $(MO)-clippy/clippy.log
 	@! grep -E '^(warning|error)' $(MO)-clippy/clippy.log
-	cargo clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO_STATIC) clippy --release --locked --workspace --all-targets --target $(TARGET) -- -D warnings
 
 fmt:
 	rustfmt --edition 2021 --config-path .rustfmt.toml rust/vdso_probe_main.rs
