@@ -43,6 +43,64 @@ pub fn is_splat(line: &str) -> bool {
     SPLATS.iter().any(|p| line.contains(p)) || line.trim_start().starts_with("not ok ")
 }
 
+/// The one excuse: the fault-injection sweeps make the kernel report the failures they inject.
+/// A `Call Trace:` record is not a splat when it is the stack dump of `warn_alloc()` reporting an
+/// injected failure: a `warn_alloc()` header (`page allocation failure` from the page
+/// allocator's slow path, or `vmalloc error` from vmalloc, whose page allocations an injected
+/// failure reaches first: 7.3.4's `prepare_alloc_pages()` returns NULL without a report) at most
+/// [`HEADER_WINDOW`] records before it, a `FAULT_INJECTION: forcing a failure` record at most
+/// [`INJECTION_WINDOW`] records before that header, and `warn_alloc` in the stack that follows
+/// (up to its `</TASK>`, at most [`STACK_WINDOW`] records). Everything else stays a splat.
+const WARN_ALLOC_HEADERS: &[&str] = &["page allocation failure", "vmalloc error"];
+const INJECTED: &str = "FAULT_INJECTION: forcing a failure";
+const HEADER_WINDOW: usize = 6;
+const INJECTION_WINDOW: usize = 6;
+const STACK_WINDOW: usize = 12;
+
+/// Whether record `i` of `texts` (a `Call Trace:`) is `warn_alloc()`'s report of an injected
+/// failure (see [`WARN_ALLOC_HEADERS`]).
+fn injected_failure_trace(texts: &[&str], i: usize) -> bool {
+    let last_before = |end: usize, window: usize, pats: &[&str]| {
+        (end.saturating_sub(window)..end)
+            .rev()
+            .find(|&j| pats.iter().any(|p| texts[j].contains(p)))
+    };
+    let Some(header) = last_before(i, HEADER_WINDOW, WARN_ALLOC_HEADERS) else {
+        return false;
+    };
+    last_before(header, INJECTION_WINDOW, &[INJECTED]).is_some()
+        && texts[i + 1..]
+            .iter()
+            .take(STACK_WINDOW)
+            .take_while(|t| !t.contains("</TASK>"))
+            .any(|t| t.contains("warn_alloc"))
+}
+
+/// What [`splat_lines`] found.
+#[derive(Debug, Default, PartialEq)]
+struct Found {
+    /// `(record index, line)` of every splat line.
+    splats: Vec<(usize, String)>,
+    /// Stack dumps excused as `warn_alloc()` reports of injected failures.
+    excused: usize,
+}
+
+/// The splats of `texts` (whole records, oldest first) from record `first` on, the excused
+/// stack dumps left out. Records before `first` only serve as context.
+fn splat_lines(texts: &[&str], first: usize) -> Found {
+    let mut found = Found::default();
+    for (i, t) in texts.iter().enumerate().skip(first) {
+        for l in t.lines().filter(|l| is_splat(l)) {
+            if l.contains("Call Trace:") && injected_failure_trace(texts, i) {
+                found.excused += 1;
+            } else {
+                found.splats.push((i, l.to_string()));
+            }
+        }
+    }
+    found
+}
+
 const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
 
 /// One record of `/dev/kmsg`: its sequence number and its text (continuation lines joined).
@@ -116,16 +174,22 @@ impl Mark {
 
     /// The splat lines logged since the mark.
     pub fn splats(&self) -> Result<Vec<String>> {
-        Ok(self.splats_in(&records()?))
+        Ok(self
+            .splats_in(&records()?)
+            .splats
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect())
     }
 
-    /// The splat lines of `records` logged since the mark.
-    fn splats_in(&self, records: &[Record]) -> Vec<String> {
-        records
+    /// The splat lines of `records` logged since the mark, with their record's index.
+    fn splats_in(&self, records: &[Record]) -> Found {
+        let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
+        let first = records
             .iter()
-            .filter(|r| r.seq >= self.next_seq)
-            .flat_map(|r| r.text.lines().filter(|l| is_splat(l)).map(str::to_string))
-            .collect()
+            .position(|r| r.seq >= self.next_seq)
+            .unwrap_or(records.len());
+        splat_lines(&texts, first)
     }
 
     /// kmemleak reports that appeared since the mark, after a scan (None: no kmemleak here).
@@ -162,9 +226,9 @@ pub fn check_boot() -> Result<()> {
         }
     }
     let all = records()?;
-    let splats = mark.splats_in(&all);
+    let Found { splats, excused } = mark.splats_in(&all);
     // The first splat with the records that follow it (the backtrace is logged separately).
-    if let Some(first) = all.iter().position(|r| r.text.lines().any(is_splat)) {
+    if let Some(&(first, _)) = splats.first() {
         println!("kernel log has a splat:");
         for r in all.iter().skip(first).take(40) {
             println!("{}", r.text);
@@ -178,9 +242,124 @@ pub fn check_boot() -> Result<()> {
         leaks.map_or("no kmemleak".into(), |n| n.to_string())
     );
     println!(
-        "kernel log clean ({lines} records checked; kmemleak: {})",
+        "kernel log clean ({lines} records checked; {excused} stack dumps excused as warn_alloc() \
+         reports of injected allocation failures; kmemleak: {})",
         leaks.map_or("not in this kernel".into(), |_| "0 reports after a scan"
             .to_string())
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `warn_alloc()` report as 7.3.4 logs it after an injected slab failure in vmalloc, one
+    /// `/dev/kmsg` record per line (`\x0a`: an embedded newline as `/dev/kmsg` escapes it).
+    const INJECTED_REPORT: &[&str] = &[
+        "FAULT_INJECTION: forcing a failure.\\x0aname failslab, interval 1, probability 0, space 0, times 1",
+        "vdso-guest-test: vmalloc error: size 1245184, vm_struct allocation failed, mode:0xcc0(GFP_KERNEL), nodemask=(null),cpuset=/,mems_allowed=0",
+        "CPU: 1 UID: 0 PID: 245 Comm: vdso-guest-test Tainted: G           O        7.3.4 #1 PREEMPT(voluntary) ",
+        "Tainted: [O]=OOT_MODULE",
+        "Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS 1.16.2-debian-1.16.2-1 04/01/2014",
+        "Call Trace:",
+        " <TASK>",
+        " dump_stack_lvl+0x91/0xd0",
+        " warn_alloc+0x1b6/0x2d0",
+        " __vmalloc_node_range_noprof+0x1d9/0x8e0",
+        " </TASK>",
+        "Mem-Info:",
+    ];
+
+    fn found(texts: &[&str]) -> Found {
+        splat_lines(texts, 0)
+    }
+
+    fn lines(f: &Found) -> Vec<&str> {
+        f.splats.iter().map(|(_, l)| l.as_str()).collect()
+    }
+
+    #[test]
+    fn injected_failure_report_is_excused() {
+        assert_eq!(
+            found(INJECTED_REPORT),
+            Found {
+                splats: vec![],
+                excused: 1
+            }
+        );
+        // The page allocator's own header (its slow path) is excused the same way.
+        let mut page = INJECTED_REPORT.to_vec();
+        page[1] =
+            "modprobe: page allocation failure: order:0, mode:0xcc0(GFP_KERNEL), nodemask=(null)";
+        assert_eq!(found(&page).excused, 1);
+        assert!(found(&page).splats.is_empty());
+    }
+
+    #[test]
+    fn context_before_the_mark_counts() {
+        // The mark falls between the injection and the stack dump: still excused.
+        let f = splat_lines(INJECTED_REPORT, 3);
+        assert!(f.splats.is_empty(), "{f:?}");
+        assert_eq!(f.excused, 1);
+    }
+
+    #[test]
+    fn stack_dump_without_an_injection_is_a_splat() {
+        let t: Vec<&str> = INJECTED_REPORT[1..].to_vec();
+        assert_eq!(lines(&found(&t)), ["Call Trace:"]);
+    }
+
+    #[test]
+    fn stack_dump_without_a_header_is_a_splat() {
+        let mut t = INJECTED_REPORT.to_vec();
+        t[1] = "percpu: allocation failed, size=8 align=8 atomic=0, failed to populate";
+        assert_eq!(lines(&found(&t)), ["Call Trace:"]);
+    }
+
+    #[test]
+    fn stack_without_warn_alloc_is_a_splat() {
+        let mut t = INJECTED_REPORT.to_vec();
+        t[8] = " kobject_add_internal+0x2a0/0x6d0";
+        assert_eq!(lines(&found(&t)), ["Call Trace:"]);
+    }
+
+    #[test]
+    fn far_away_header_is_not_enough() {
+        let mut t = INJECTED_REPORT[..2].to_vec();
+        t.extend(["some other line"; HEADER_WINDOW]);
+        t.extend(&INJECTED_REPORT[5..]);
+        assert_eq!(lines(&found(&t)), ["Call Trace:"]);
+    }
+
+    #[test]
+    fn real_splats_next_to_an_injected_failure_stay_splats() {
+        let mut t = INJECTED_REPORT.to_vec();
+        t.extend([
+            "BUG: KASAN: slab-use-after-free in vdso_probe_open+0x1c/0x90 [vdso_probe]",
+            "Read of size 8 at addr ffff888104c2a418 by task vdso-guest-test/246",
+            "CPU: 0 UID: 0 PID: 246 Comm: vdso-guest-test Tainted: G           O        7.3.4 #1",
+            "Call Trace:",
+            " <TASK>",
+            " dump_stack_lvl+0x91/0xd0",
+            " print_report+0x174/0x4f0",
+            " </TASK>",
+        ]);
+        assert_eq!(
+            lines(&found(&t)),
+            [
+                "BUG: KASAN: slab-use-after-free in vdso_probe_open+0x1c/0x90 [vdso_probe]",
+                "Call Trace:"
+            ]
+        );
+        let warn = [
+            "FAULT_INJECTION: forcing a failure.\\x0aname failslab, interval 1",
+            "WARNING: CPU: 0 PID: 1 at lib/kobject.c:234 kobject_add_internal+0x2a0/0x6d0",
+            "Call Trace:",
+            " <TASK>",
+            " warn_alloc+0x1b6/0x2d0",
+            " </TASK>",
+        ];
+        assert_eq!(lines(&found(&warn)), [warn[1], "Call Trace:"]);
+    }
 }

@@ -3,10 +3,12 @@
 //!
 //! `vdso-guest-tests --list` prints the test names; `vdso-guest-tests NAME` runs one test and
 //! exits 0 (pass), 4 (skip) or 1 (fail, with the reason on stderr); `--kernel-log` checks the
-//! whole boot's kernel log and kmemleak (the runner's last test). Every assertion compares the
+//! whole boot's kernel log and kmemleak (the runner's last test); `--hold` is a target process
+//! of the hardening tests ([`hardening::hold`]). Every assertion compares the
 //! module's output with an independent source: `/proc/<pid>/maps`, `/proc/<pid>/auxv`,
 //! `getauxval`, `/proc/<pid>/timens_offsets`, the kernel's own access rules.
 
+mod hardening;
 mod kernel_log;
 mod proc;
 mod stress;
@@ -30,6 +32,7 @@ fn all() -> impl Iterator<Item = &'static (&'static str, TestFn)> {
         .iter()
         .chain(timepage::TESTS)
         .chain(stress::TESTS)
+        .chain(hardening::TESTS)
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("--hold") => hardening::hold(&args[1..]),
         Some("--list") => {
             for (name, _) in all() {
                 println!("{name}");

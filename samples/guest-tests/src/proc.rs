@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Process plumbing for the guest tests: the module, target processes, `/proc` reads.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::{
     fs,
     io::{BufRead, BufReader, Write},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -114,21 +115,94 @@ impl Drop for Target {
     }
 }
 
-/// A forked copy of this (single-threaded) test program that runs `f` and then blocks until the
-/// parent drops the handle. `f`'s one-line result is handed back through a pipe.
+/// A forked copy of this (single-threaded) test program. [`Forked::spawn`]: the child runs `f`,
+/// hands its one-line result back and blocks until the parent drops (or [`Forked::finish`]es)
+/// the handle. [`Forked::talk`]: the child converses with the parent over a [`Link`] (lines
+/// both ways) and exits with what its function returns.
 pub struct Forked {
     pid: i32,
-    release: i32,
+    /// Parent to child; closing it releases the child (end of file on its side).
+    tx: Option<OwnedFd>,
+    /// Child to parent (None once [`Forked::spawn`] has read its line).
+    rx: Option<BufReader<fs::File>>,
+    reaped: bool,
     /// When fork returned in the parent.
     pub forked_at: Instant,
-    /// What `f` returned.
+    /// What `f` returned ([`Forked::spawn`] only).
     pub line: String,
 }
 
-fn pipe() -> Result<(i32, i32)> {
+/// The child's end of a [`Forked::talk`] conversation: raw pipe descriptors.
+#[derive(Clone)]
+pub struct Link {
+    tx: i32,
+    rx: i32,
+}
+
+impl Link {
+    /// Sends one line to the parent (best effort: a parent that is gone cannot be told).
+    pub fn say(&self, line: &str) {
+        let line = format!("{line}\n");
+        let mut b = line.as_bytes();
+        while !b.is_empty() {
+            // SAFETY: `b` is a valid buffer; `tx` is this process's pipe end.
+            let n = unsafe { libc::write(self.tx, b.as_ptr().cast(), b.len()) };
+            if n <= 0 {
+                return;
+            }
+            b = &b[n as usize..];
+        }
+    }
+
+    /// The parent's next line (without the newline); None at end of file (the parent released
+    /// the child).
+    pub fn hear(&self) -> Option<String> {
+        let mut line = Vec::new();
+        loop {
+            let mut c = 0u8;
+            // SAFETY: reading one byte into a valid byte; `rx` is this process's pipe end.
+            let n = unsafe { libc::read(self.rx, (&mut c as *mut u8).cast(), 1) };
+            match n {
+                1 if c == b'\n' => return Some(String::from_utf8_lossy(&line).into_owned()),
+                1 => line.push(c),
+                _ if n < 0 && errno() == libc::EINTR => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// Whether the parent has sent something (or released the child), without waiting.
+    pub fn pending(&self) -> bool {
+        self.wait(Duration::ZERO)
+    }
+
+    /// Whether the parent sends something (or releases the child) within `timeout`.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        readable(self.rx, timeout)
+    }
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Whether `fd` is readable (data or end of file) within `timeout`.
+fn readable(fd: i32, timeout: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, ms) > 0 }
+}
+
+/// A pipe (read end, write end), both close-on-exec.
+pub fn pipe() -> Result<(i32, i32)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         bail!("pipe: {}", std::io::Error::last_os_error());
     }
     Ok((fds[0], fds[1]))
@@ -137,8 +211,22 @@ fn pipe() -> Result<(i32, i32)> {
 impl Forked {
     /// Forks; the child runs `f`, reports its result and waits to be released.
     pub fn spawn(f: impl FnOnce() -> String) -> Result<Self> {
-        let (res_r, res_w) = pipe()?;
-        let (rel_r, rel_w) = pipe()?;
+        let mut child = Self::talk(|link| {
+            link.say(&f());
+            while link.hear().is_some() {}
+            0
+        })?;
+        let line = child.recv()?;
+        child.rx = None;
+        child.line = line;
+        Ok(child)
+    }
+
+    /// Forks; the child runs `f` with its end of the conversation and exits with what `f`
+    /// returns.
+    pub fn talk(f: impl FnOnce(&mut Link) -> i32) -> Result<Self> {
+        let (up_r, up_w) = pipe()?;
+        let (down_r, down_w) = pipe()?;
         // SAFETY: the test program is single-threaded, so the child may run arbitrary code.
         let pid = unsafe { libc::fork() };
         let forked_at = Instant::now();
@@ -146,39 +234,36 @@ impl Forked {
             bail!("fork: {}", std::io::Error::last_os_error());
         }
         if pid == 0 {
-            // Keep only our two pipe ends: an inherited release pipe of a sibling would keep
-            // that sibling from ever seeing EOF.
-            let (lo, hi) = (res_w.min(rel_r) as u32, res_w.max(rel_r) as u32);
+            // Keep only our two pipe ends: an inherited pipe end of a sibling would keep that
+            // sibling from ever seeing end of file.
+            let (lo, hi) = (up_w.min(down_r) as u32, up_w.max(down_r) as u32);
             // SAFETY: closing descriptor ranges of this (child) process; none is in use.
             unsafe {
                 libc::syscall(libc::SYS_close_range, 3u32, lo - 1, 0u32);
                 libc::syscall(libc::SYS_close_range, lo + 1, hi - 1, 0u32);
                 libc::syscall(libc::SYS_close_range, hi + 1, u32::MAX, 0u32);
             }
-            let line = f() + "\n";
-            let mut b = [0u8; 1];
-            // SAFETY: plain fd I/O on descriptors this process owns; `_exit` never returns.
-            unsafe {
-                libc::write(res_w, line.as_ptr().cast(), line.len());
-                libc::close(rel_w);
-                libc::read(rel_r, b.as_mut_ptr().cast(), 1);
-                libc::_exit(0);
-            }
+            let code = f(&mut Link {
+                tx: up_w,
+                rx: down_r,
+            });
+            // SAFETY: `_exit` never returns; nothing of this copy of the program is needed.
+            unsafe { libc::_exit(code) };
         }
-        // SAFETY: closing the child's ends, which this process also owns.
-        unsafe {
-            libc::close(res_w);
-            libc::close(rel_r);
-        }
-        let mut line = String::new();
-        // SAFETY: `res_r` is an open pipe end owned by us, handed to the File exactly once.
-        let file = unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(res_r) };
-        BufReader::new(file).read_line(&mut line)?;
+        // SAFETY: the child's ends, which this process also owns, closed once; ours handed to
+        // owning types exactly once.
+        let (tx, rx) = unsafe {
+            libc::close(up_w);
+            libc::close(down_r);
+            (OwnedFd::from_raw_fd(down_w), fs::File::from_raw_fd(up_r))
+        };
         Ok(Forked {
             pid,
-            release: rel_w,
+            tx: Some(tx),
+            rx: Some(BufReader::new(rx)),
+            reaped: false,
             forked_at,
-            line: line.trim().to_string(),
+            line: String::new(),
         })
     }
 
@@ -186,14 +271,152 @@ impl Forked {
     pub fn pid(&self) -> i32 {
         self.pid
     }
+
+    /// The child's next line; fails at end of file (the child ended: how is in the error).
+    pub fn recv(&mut self) -> Result<String> {
+        let rx = self.rx.as_mut().context("no conversation")?;
+        let mut line = String::new();
+        if rx.read_line(&mut line)? == 0 {
+            let how = match self.wait_for(Duration::from_secs(5)) {
+                Ok(()) => "exited with status 0".to_string(),
+                Err(e) => format!("{e:#}"),
+            };
+            bail!("child {} ended the conversation: {how}", self.pid);
+        }
+        Ok(line.trim_end_matches('\n').to_string())
+    }
+
+    /// [`Forked::recv`], failing if no line comes within `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<String> {
+        let rx = self.rx.as_ref().context("no conversation")?;
+        if rx.buffer().is_empty() && !readable(rx.get_ref().as_raw_fd(), timeout) {
+            bail!("child {} said nothing within {timeout:?}", self.pid);
+        }
+        self.recv()
+    }
+
+    /// Sends one line to the child.
+    pub fn send(&mut self, line: &str) -> Result<()> {
+        let tx = self.tx.as_ref().context("child already released")?;
+        let mut f = fs::File::from(tx.try_clone()?);
+        f.write_all(format!("{line}\n").as_bytes())
+            .with_context(|| format!("telling child {}", self.pid))
+    }
+
+    /// Releases the child (end of file on its side) and waits for it: Ok if it exited with
+    /// status 0; its exit status or the signal that killed it otherwise, or that it did not exit
+    /// within 10 s (it is killed then).
+    pub fn finish(mut self) -> Result<()> {
+        self.tx = None;
+        self.wait_for(Duration::from_secs(10))
+    }
+
+    /// Waits up to `timeout` for the child to exit (then kills it and says so), and reaps it.
+    fn wait_for(&mut self, timeout: Duration) -> Result<()> {
+        if self.reaped {
+            return Ok(());
+        }
+        self.reaped = true;
+        reap_within(self.pid, timeout)
+    }
+}
+
+/// Waits up to `timeout` for our child `pid` to exit, reaps it, and says how it ended: Ok if
+/// with status 0; a child still running after `timeout` is killed (and that is the error).
+pub fn reap_within(pid: i32, timeout: Duration) -> Result<()> {
+    let t0 = Instant::now();
+    let mut killed = false;
+    let mut st = 0;
+    loop {
+        // SAFETY: polling our own child; `st` is a valid int.
+        let rc = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+        if rc == pid {
+            break;
+        }
+        if rc < 0 && errno() != libc::EINTR {
+            bail!("waitpid({pid}): {}", std::io::Error::last_os_error());
+        }
+        if !killed && t0.elapsed() > timeout {
+            // SAFETY: signalling our own child; it is reaped below.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    ensure!(
+        !killed,
+        "child {pid} did not exit within {timeout:?}: killed"
+    );
+    status_ok(pid, st).map_err(anyhow::Error::msg)
 }
 
 impl Drop for Forked {
     fn drop(&mut self) {
-        // SAFETY: closing our pipe end releases the child; waitpid reaps our own child.
-        unsafe {
-            libc::close(self.release);
-            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+        // Releases the child; one that does not exit within 5 s is killed. Either way it is
+        // reaped (an exit already under way, as of a 60,000-VMA process, is waited for).
+        self.tx = None;
+        let _ = self.wait_for(Duration::from_secs(5));
+    }
+}
+
+/// The name of a signal (`SIGSEGV`), or `signal N`.
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGSYS => "SIGSYS",
+        _ => return format!("signal {sig}"),
+    };
+    name.to_string()
+}
+
+/// A wait status: Ok if the child `pid` exited with status 0, else how it ended.
+pub fn status_ok(pid: i32, st: i32) -> std::result::Result<(), String> {
+    if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 {
+        Ok(())
+    } else if libc::WIFSIGNALED(st) {
+        Err(format!(
+            "child {pid} killed by {}{}",
+            signal_name(libc::WTERMSIG(st)),
+            if libc::WCOREDUMP(st) {
+                " (core dumped)"
+            } else {
+                ""
+            }
+        ))
+    } else {
+        Err(format!(
+            "child {pid} exited with status {}",
+            libc::WEXITSTATUS(st)
+        ))
+    }
+}
+
+/// `waitpid` on our own child: `Ok(())` if it exited with status 0, else how it ended.
+pub fn reap(pid: i32) -> std::result::Result<(), String> {
+    let mut st = 0;
+    loop {
+        // SAFETY: waiting for our own child; `st` is a valid int.
+        let rc = unsafe { libc::waitpid(pid, &mut st, 0) };
+        if rc == pid {
+            return status_ok(pid, st);
+        }
+        if errno() != libc::EINTR {
+            return Err(format!(
+                "waitpid({pid}): {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
 }

@@ -86,8 +86,8 @@
 use crate::{
     kernel_log::Mark,
     proc::{
-        ensure_module, report_path, reported_pids, run, spawn_many_vmas, user_pids, wait_until,
-        Forked,
+        ensure_module, reap, report_path, reported_pids, run, spawn_many_vmas, user_pids,
+        wait_until, Forked,
     },
     Outcome, TestFn,
 };
@@ -182,8 +182,8 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("badinput-summary", summary),
 ];
 
-const MODULE: &str = "vdso_probe";
-const KO: &str = "/lib/vdso_probe.ko";
+pub(crate) const MODULE: &str = "vdso_probe";
+pub(crate) const KO: &str = "/lib/vdso_probe.ko";
 /// Where the tests leave their results for `badinput-summary` (the guest's `/tmp` is a tmpfs).
 const RESULTS: &str = "/tmp/vdso-probe-reliability.txt";
 
@@ -211,7 +211,7 @@ fn scan_each() -> bool {
 const NOT_SCANNED: &str = "no scan of its own (no kmemleak in this kernel, or STRESS_KMEMLEAK=end)";
 
 /// Each stress test's time budget: `STRESS_DEADLINE` seconds, default 120 s x scale.
-fn budget() -> Duration {
+pub(crate) fn budget() -> Duration {
     let secs = std::env::var("STRESS_DEADLINE")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -219,12 +219,12 @@ fn budget() -> Duration {
     Duration::from_secs(secs)
 }
 
-fn errno() -> i32 {
+pub(crate) fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
 /// The symbolic name of an errno (`EINVAL`), or `errno N`.
-fn ename(e: i32) -> String {
+pub(crate) fn ename(e: i32) -> String {
     let name = match e {
         libc::EPERM => "EPERM",
         libc::ENOENT => "ENOENT",
@@ -249,15 +249,19 @@ fn ename(e: i32) -> String {
         libc::ENOSYS => "ENOSYS",
         libc::EOVERFLOW => "EOVERFLOW",
         libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::ESTALE => "ESTALE",
+        libc::E2BIG => "E2BIG",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::ECHILD => "ECHILD",
         _ => return format!("errno {e}"),
     };
     name.to_string()
 }
 
 /// A system call's result: the non-negative return value, or the errno.
-type Sys = std::result::Result<isize, i32>;
+pub(crate) type Sys = std::result::Result<isize, i32>;
 
-fn sys(rc: isize) -> Sys {
+pub(crate) fn sys(rc: isize) -> Sys {
     if rc < 0 {
         Err(errno())
     } else {
@@ -274,7 +278,7 @@ fn show(r: Sys) -> String {
 }
 
 /// `open(2)` with `O_CLOEXEC`.
-fn open(path: &str, flags: i32) -> std::result::Result<OwnedFd, i32> {
+pub(crate) fn open(path: &str, flags: i32) -> std::result::Result<OwnedFd, i32> {
     let c = CString::new(path).map_err(|_| libc::EINVAL)?;
     // SAFETY: `c` is a NUL-terminated path that outlives the call.
     let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, 0o600) };
@@ -286,7 +290,7 @@ fn open(path: &str, flags: i32) -> std::result::Result<OwnedFd, i32> {
 }
 
 /// `read(2)` into `buf`.
-fn read(fd: RawFd, buf: &mut [u8]) -> Sys {
+pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> Sys {
     // SAFETY: `buf` is a valid, exclusively borrowed buffer of `buf.len()` bytes.
     sys(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
 }
@@ -301,7 +305,7 @@ fn read_raw(fd: RawFd, addr: usize, len: usize) -> Sys {
 }
 
 /// `pread(2)` into `buf` at `off`.
-fn pread(fd: RawFd, buf: &mut [u8], off: i64) -> Sys {
+pub(crate) fn pread(fd: RawFd, buf: &mut [u8], off: i64) -> Sys {
     // SAFETY: `buf` is a valid, exclusively borrowed buffer of `buf.len()` bytes.
     sys(unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), off) })
 }
@@ -335,7 +339,7 @@ fn ioctl(fd: RawFd, cmd: u64) -> Sys {
 }
 
 /// Reads until end of file.
-fn read_all(fd: RawFd) -> std::result::Result<Vec<u8>, i32> {
+pub(crate) fn read_all(fd: RawFd) -> std::result::Result<Vec<u8>, i32> {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -359,7 +363,7 @@ fn mmap_at(addr: usize, len: usize, prot: i32, flags: i32, fd: RawFd, off: i64) 
     }
 }
 
-fn mmap(len: usize, prot: i32, flags: i32, fd: RawFd, off: i64) -> Sys {
+pub(crate) fn mmap(len: usize, prot: i32, flags: i32, fd: RawFd, off: i64) -> Sys {
     mmap_at(0, len, prot, flags, fd, off)
 }
 
@@ -369,13 +373,13 @@ fn map_page(fd: RawFd) -> Result<isize> {
         .map_err(|e| anyhow::anyhow!("mmap: {}", ename(e)))
 }
 
-fn munmap(addr: isize, len: usize) {
+pub(crate) fn munmap(addr: isize, len: usize) {
     // SAFETY: unmapping a mapping the calling test created; nothing refers into it.
     unsafe { libc::munmap(addr as *mut libc::c_void, len) };
 }
 
 /// Reads the `u32` at `addr` (the magic, at offset 0 of the time page).
-fn peek_u32(addr: isize) -> u32 {
+pub(crate) fn peek_u32(addr: isize) -> u32 {
     // SAFETY: callers pass the start of a live readable mapping of at least 4 bytes, which
     // the kernel may update concurrently (hence volatile). A failed fault is SIGBUS, a crash.
     unsafe { std::ptr::read_volatile(addr as *const u32) }
@@ -393,10 +397,10 @@ fn gettime(clock: libc::clockid_t) -> i128 {
 }
 
 /// A small xorshift generator for picking targets (no external crate needed).
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn new(salt: u64) -> Self {
+    pub(crate) fn new(salt: u64) -> Self {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -413,7 +417,7 @@ impl Rng {
         x
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 }
@@ -437,7 +441,7 @@ fn summary_line(test: &str, line: &str) {
 }
 
 /// The numeric counters of `/sys/kernel/debug/vdso/summary` (other lines are skipped).
-fn registry_counters() -> Result<BTreeMap<String, u64>> {
+pub(crate) fn registry_counters() -> Result<BTreeMap<String, u64>> {
     let text = fs::read_to_string(format!("{DEBUGFS_DIR}/summary"))?;
     Ok(text
         .lines()
@@ -528,7 +532,7 @@ fn check_report_text(pid: i32, text: &str, min_map_count: u64) -> std::result::R
 }
 
 /// Opens and reads a whole file: its bytes, or the errno of `open` or `read`.
-fn read_file(path: &str) -> std::result::Result<String, i32> {
+pub(crate) fn read_file(path: &str) -> std::result::Result<String, i32> {
     let fd = open(path, libc::O_RDONLY)?;
     let bytes = read_all(fd.as_raw_fd())?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
@@ -562,41 +566,16 @@ fn allowed_cpus() -> Result<Vec<usize>> {
         .collect())
 }
 
-/// `waitpid` on our own child: `Ok(())` if it exited with status 0.
-fn reap(pid: i32) -> std::result::Result<(), String> {
-    let mut st = 0;
-    loop {
-        // SAFETY: waiting for our own child; `st` is a valid int.
-        let rc = unsafe { libc::waitpid(pid, &mut st, 0) };
-        if rc == pid {
-            break;
-        }
-        if errno() != libc::EINTR {
-            return Err(format!("waitpid({pid}): {}", ename(errno())));
-        }
-    }
-    if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 {
-        Ok(())
-    } else if libc::WIFSIGNALED(st) {
-        Err(format!(
-            "child {pid} killed by signal {}",
-            libc::WTERMSIG(st)
-        ))
-    } else {
-        Err(format!("child {pid} exited with {}", libc::WEXITSTATUS(st)))
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Module loading
 // ---------------------------------------------------------------------------------------------
 
-fn module_loaded() -> bool {
+pub(crate) fn module_loaded() -> bool {
     Path::new(&format!("/sys/module/{MODULE}")).exists()
 }
 
 /// `finit_module(2)` of the module.
-fn load_module() -> Sys {
+pub(crate) fn load_module() -> Sys {
     let f = File::open(KO).map_err(|e| e.raw_os_error().unwrap_or(libc::ENOENT))?;
     // SAFETY: a valid descriptor and a NUL-terminated (empty) parameter string.
     let rc = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), c"".as_ptr(), 0) };
@@ -604,7 +583,7 @@ fn load_module() -> Sys {
 }
 
 /// `delete_module(2)` with `O_NONBLOCK`, as `rmmod` calls it.
-fn unload_module() -> Sys {
+pub(crate) fn unload_module() -> Sys {
     // SAFETY: a NUL-terminated module name; no other memory is passed.
     let rc = unsafe {
         libc::syscall(
@@ -617,7 +596,7 @@ fn unload_module() -> Sys {
 }
 
 /// Loads the module when dropped if it is not loaded (a failed test must not leave it out).
-struct Reload;
+pub(crate) struct Reload;
 
 impl Drop for Reload {
     fn drop(&mut self) {
@@ -1717,7 +1696,7 @@ fn splats_shown(mark: &Mark) -> Result<Vec<String>> {
 
 /// Runs one stress test, then takes the kernel's verdict on it: the splats logged while it ran
 /// and, where the kernel has kmemleak, the reports of a scan afterwards. Either fails it.
-fn run_stress(name: &'static str, f: TestFn) -> Result<Outcome> {
+pub(crate) fn run_stress(name: &'static str, f: TestFn) -> Result<Outcome> {
     let mark = Mark::now()?;
     let res = f();
     let splats = splats_shown(&mark)?;
