@@ -1446,9 +1446,10 @@ fn stalled_reader() -> Result<Outcome> {
 // ---------------------------------------------------------------------------------------------
 
 /// A forked process that, while told `go`, forks short-lived children in batches of 4 (each
-/// sleeps 0-2 ms and exits 0) and reaps them, until told `stop` (it answers `stopped <n>`); end
-/// of file ends it. A child that does not exit with status 0 ends it with `error ...`.
-fn churner() -> Result<Forked> {
+/// sleeps 0-2 ms and exits 0), reaps them and sleeps `pause`, until told `stop` (it answers
+/// `stopped <n>`); end of file ends it. A child that does not exit with status 0 ends it with
+/// `error ...`.
+fn churner(pause: Duration) -> Result<Forked> {
     Forked::talk(|link| {
         let mut rng = Rng::new(u64::from(std::process::id()));
         loop {
@@ -1486,6 +1487,7 @@ fn churner() -> Result<Forked> {
                     }
                     n += 1;
                 }
+                std::thread::sleep(pause);
             }
             match link.hear().as_deref() {
                 Some("stop") => link.say(&format!("stopped {n}")),
@@ -1504,8 +1506,8 @@ fn stop_churn(c: &mut Forked) -> Result<u64> {
         .with_context(|| format!("churner: {line}"))
 }
 
-/// A forked process that opens and closes the device in a loop until told anything (then says
-/// `stopped <opens>`).
+/// A forked process that opens and closes the device every millisecond until told anything
+/// (then says `stopped <opens>`).
 fn device_opener() -> Result<Forked> {
     Forked::talk(|link| {
         let mut opens = 0u64;
@@ -1513,7 +1515,7 @@ fn device_opener() -> Result<Forked> {
             if open(DEVICE, libc::O_RDONLY).is_ok() {
                 opens += 1;
             }
-            std::thread::sleep(Duration::from_micros(100));
+            std::thread::sleep(Duration::from_millis(1));
         }
         link.say(&format!("stopped {opens}"));
         0
@@ -1556,7 +1558,7 @@ fn settle() -> Result<Duration> {
 fn scan_vs_exit() -> Result<Outcome> {
     ensure_module()?;
     let _reload = Reload;
-    let mut churners = [churner()?, churner()?];
+    let mut churners = [churner(Duration::ZERO)?, churner(Duration::ZERO)?];
     let (cycles, end) = (20, Instant::now() + budget());
     let (mut done, mut forked, mut bad) = (0, 0, Vec::new());
     let mut rng = Rng::new(7);
@@ -1710,6 +1712,7 @@ struct Step {
 
 /// What a sweep did.
 struct Swept {
+    passes: u32,
     /// Injection sites swept: N = 1 ..= sites each failed one allocation.
     sites: u32,
     elapsed: Duration,
@@ -1723,15 +1726,20 @@ struct Swept {
 impl Swept {
     fn summary(&self, what: &str) -> String {
         format!(
-            "{what}: {} allocation sites swept (fail-nth 1..={}{}) in {:.1} s ({:.2} s per site); {} failures{}",
+            "{what}: {} allocation sites swept (fail-nth 1..={}{}{}) in {:.1} s ({:.2} s per site); {} failures{}",
             self.sites,
             self.sites,
+            if self.passes > 1 {
+                format!(", {} passes", self.passes)
+            } else {
+                String::new()
+            },
             match &self.stopped {
                 Some(why) => format!(", then stopped: {why}"),
-                None => format!("; fail-nth {} reached no allocation: the end", self.sites + 1),
+                None => format!("; fail-nth {} reached no allocation", self.sites + 1),
             },
             self.elapsed.as_secs_f64(),
-            self.elapsed.as_secs_f64() / f64::from(self.sites.max(1)),
+            self.elapsed.as_secs_f64() / f64::from((self.sites * self.passes).max(1)),
             self.failures.len(),
             if self.failures.is_empty() {
                 String::new()
@@ -1787,60 +1795,81 @@ fn sweep_deadline(default: u64) -> Duration {
 
 /// Runs `step(n)` for n = 1, 2, ... until a step reports no injection (every site swept), the
 /// deadline passes, a splat appears in the kernel log (checked after each step: the N is then
-/// known) or, with `stop_on_failure`, a step fails.
+/// known) or, with `stop_on_failure`, a step fails; `passes` times over (the count of
+/// allocations before a given one varies a little from run to run, so one pass can step over a
+/// site). The outcomes by N are those of the first pass. `HARDENING_SWEEP_KEEP_GOING=1` (to
+/// measure a whole sweep on a module that has the bugs) records splats as failures and goes on.
 fn sweep(
+    passes: u32,
     deadline: Duration,
     stop_on_failure: bool,
     mut step: impl FnMut(u32) -> Result<Step>,
 ) -> Result<Swept> {
-    let mark = Mark::now()?;
+    let keep_going = std::env::var("HARDENING_SWEEP_KEEP_GOING").as_deref() == Ok("1");
+    let mut mark = Mark::now()?;
     let t0 = Instant::now();
     let mut s = Swept {
+        passes,
         sites: 0,
         elapsed: Duration::ZERO,
         failures: Vec::new(),
         stopped: None,
         outcomes: Vec::new(),
     };
-    for n in 1.. {
-        if t0.elapsed() > deadline {
-            s.stopped = Some(format!(
-                "the {deadline:?} deadline passed before fail-nth {n}"
-            ));
-            break;
-        }
-        let st = step(n).with_context(|| format!("fail-nth {n}"))?;
-        let outcome = match st.failure {
-            Some(_) => format!("{} (FAIL)", st.outcome),
-            None => st.outcome,
+    'passes: for pass in 1..=passes {
+        let at = |n: u32| {
+            if passes > 1 {
+                format!("pass {pass}, fail-nth {n}")
+            } else {
+                format!("fail-nth {n}")
+            }
         };
-        match s.outcomes.last_mut() {
-            Some((_, last, o)) if *o == outcome => *last = n,
-            _ => s.outcomes.push((n, n, outcome)),
-        }
-        if let Some(f) = st.failure {
-            s.failures.push(format!("fail-nth {n}: {f}"));
-        }
-        let splats = mark.splats()?;
-        if !splats.is_empty() {
-            s.stopped = Some(format!(
-                "a splat in the kernel log after fail-nth {n}: {}",
-                splats
-                    .iter()
-                    .take(8)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            ));
-            break;
-        }
-        if !st.injected {
-            break;
-        }
-        s.sites = n;
-        if stop_on_failure && !s.failures.is_empty() {
-            s.stopped = Some(format!("the first failure, at fail-nth {n}"));
-            break;
+        for n in 1.. {
+            if t0.elapsed() > deadline {
+                s.stopped = Some(format!("the {deadline:?} deadline passed before {}", at(n)));
+                break 'passes;
+            }
+            let st = step(n).with_context(|| at(n))?;
+            if pass == 1 {
+                let outcome = match st.failure {
+                    Some(_) => format!("{} (FAIL)", st.outcome),
+                    None => st.outcome,
+                };
+                match s.outcomes.last_mut() {
+                    Some((_, last, o)) if *o == outcome => *last = n,
+                    _ => s.outcomes.push((n, n, outcome)),
+                }
+            }
+            if let Some(f) = st.failure {
+                s.failures.push(format!("{}: {f}", at(n)));
+            }
+            let splats = mark.splats()?;
+            if !splats.is_empty() {
+                let what = format!(
+                    "a splat in the kernel log after {}: {}",
+                    at(n),
+                    splats
+                        .iter()
+                        .take(8)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                );
+                if !keep_going {
+                    s.stopped = Some(what);
+                    break 'passes;
+                }
+                s.failures.push(what);
+                mark = Mark::now()?;
+            }
+            if !st.injected {
+                break;
+            }
+            s.sites = s.sites.max(n);
+            if stop_on_failure && !keep_going && !s.failures.is_empty() {
+                s.stopped = Some(format!("the first failure, at {}", at(n)));
+                break 'passes;
+            }
         }
     }
     s.elapsed = t0.elapsed();
@@ -1859,6 +1888,9 @@ fn field<T: std::str::FromStr>(line: &str, key: &str) -> Result<T> {
     }
     bail!("no {key} in {line:?}")
 }
+
+/// Passes of the short sweeps (fork, exit, report read, time page: seconds each).
+const PASSES: u32 = 3;
 
 /// Errnos with which an operation may fail cleanly when an allocation is failed.
 const CLEAN: [i32; 2] = [libc::ENOMEM, libc::EAGAIN];
@@ -1934,7 +1966,7 @@ fn fork_fault_injection() -> Result<Outcome> {
     let c0 = registry_counters()?;
     let mut f = Forked::talk(forker)?;
     let (mut forks, mut refused) = (0, 0);
-    let swept = sweep(sweep_deadline(600), false, |n| {
+    let swept = sweep(PASSES, sweep_deadline(600), false, |n| {
         f.send(&n.to_string())?;
         let line = f.recv_timeout(Duration::from_secs(60))?;
         let (pid, injected): (i32, u8) = (field(&line, "pid")?, field(&line, "injected")?);
@@ -1997,7 +2029,7 @@ fn exit_fault_injection() -> Result<Outcome> {
         Err(skip) => return Ok(skip),
     };
     let c0 = registry_counters()?;
-    let swept = sweep(sweep_deadline(600), false, |n| {
+    let swept = sweep(PASSES, sweep_deadline(600), false, |n| {
         let mut c = Forked::talk(move |link| {
             let fd = match open(FAIL_NTH, libc::O_RDWR) {
                 Ok(fd) => fd,
@@ -2087,7 +2119,7 @@ fn report_read_sweep() -> Result<Outcome> {
     let ipid = idle.pid();
     let path = wait_for_file(ipid)?;
     let (mut whole, mut clean) = (0, 0);
-    let swept = sweep(sweep_deadline(600), false, |n| {
+    let swept = sweep(PASSES, sweep_deadline(600), false, |n| {
         let path = path.clone();
         let mut c = Forked::talk(move |link| {
             let Ok(cpath) = CString::new(path) else {
@@ -2194,7 +2226,7 @@ fn timepage_fault_sweep() -> Result<Outcome> {
         Err(skip) => return Ok(skip),
     };
     let (mut mapped, mut refused) = (0, 0);
-    let swept = sweep(sweep_deadline(600), false, |n| {
+    let swept = sweep(PASSES, sweep_deadline(600), false, |n| {
         let mut c = Forked::talk(move |link| {
             let fd = match open(DEVICE, libc::O_RDONLY) {
                 Ok(fd) => fd,
@@ -2306,11 +2338,12 @@ fn insmod_sweep() -> Result<Outcome> {
     if module_loaded() {
         unload_retrying()?;
     }
-    let mut churn = churner()?;
+    // Paced, so that the two vCPUs are not all theirs: the sweep is long enough as it is.
+    let mut churn = churner(Duration::from_millis(5))?;
     churn.send("go")?;
     let opener = device_opener()?;
     let (mut failed, mut loaded) = (std::collections::BTreeMap::new(), 0);
-    let swept = sweep(sweep_deadline(1800), true, |n| {
+    let swept = sweep(1, sweep_deadline(1800), true, |n| {
         let mut c = Forked::talk(move |link| {
             let ko = match open(KO, libc::O_RDONLY) {
                 Ok(fd) => fd,
