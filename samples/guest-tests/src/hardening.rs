@@ -23,7 +23,10 @@
 
 use crate::{
     kernel_log::Mark,
-    proc::{ensure_module, report_path, reported_pids, run, user_pids, wait_until, Forked, Link},
+    proc::{
+        become_uid, ensure_module, report_path, reported_pids, run, user_pids, wait_until, Forked,
+        Link,
+    },
     stress::{
         budget, ename, errno, load_module, mmap, module_loaded, munmap, open, peek_u32, read_all,
         registry_counters, run_stress, unload_module, Reload, Rng, Sys, KO,
@@ -106,21 +109,6 @@ fn wait_for_file(pid: i32) -> Result<String> {
     let path = report_path(pid);
     wait_until(Duration::from_secs(5), &path, || Path::new(&path).exists())?;
     Ok(path)
-}
-
-/// `setgroups(0)`, `setgid(uid)`, `setuid(uid)`.
-fn become_uid(uid: u32) -> std::result::Result<(), String> {
-    // SAFETY: plain credential system calls of this (child) process.
-    let ok = unsafe {
-        libc::setgroups(0, std::ptr::null()) == 0
-            && libc::setgid(uid) == 0
-            && libc::setuid(uid) == 0
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("becoming uid {uid}: {}", ename(errno())))
-    }
 }
 
 /// `prctl(PR_SET_DUMPABLE, 0)`.
@@ -1497,6 +1485,15 @@ fn churner(pause: Duration) -> Result<Forked> {
     })
 }
 
+/// Tells a churner or the device opener to stop; returns what it said (`stopped <count>`) once it
+/// exited with status 0.
+fn stop(mut c: Forked) -> Result<String> {
+    c.send("stop")?;
+    let line = c.recv_timeout(Duration::from_secs(30))?;
+    c.finish()?;
+    Ok(line)
+}
+
 /// Stops a churner; returns how many processes it forked since `go`.
 fn stop_churn(c: &mut Forked) -> Result<u64> {
     c.send("stop")?;
@@ -2210,7 +2207,7 @@ fn report_read_sweep() -> Result<Outcome> {
             failure,
         })
     })?;
-    drop(idle);
+    idle.finish()?;
     println!(
         "{}; {whole} whole reports (checked against /proc/{ipid}/maps and auxv), {clean} clean errnos",
         swept.summary("open + read of a report with the reader's N-th allocation failed")
@@ -2329,12 +2326,42 @@ fn leftovers() -> Vec<&'static str> {
     left
 }
 
+/// Keeps KUnit from running the module's suites at load (`kunit.filter_glob` matching none)
+/// until dropped. With the suites run at load, in the loading task, the sweep fails their own
+/// allocations too and a case fails (`not ok`, a splat): a finding about the module's KUnit
+/// tests, which `kunit-module-suites` covers, not about its init and teardown.
+struct KunitOffAtLoad(Option<String>);
+
+const KUNIT_GLOB: &str = "/sys/module/kunit/parameters/filter_glob";
+
+impl KunitOffAtLoad {
+    fn new() -> Result<Self> {
+        let Ok(old) = fs::read_to_string(KUNIT_GLOB) else {
+            return Ok(Self(None));
+        };
+        fs::write(KUNIT_GLOB, "none_during_the_insmod_sweep")
+            .with_context(|| format!("writing {KUNIT_GLOB}"))?;
+        Ok(Self(Some(old.trim().to_string())))
+    }
+}
+
+impl Drop for KunitOffAtLoad {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            // Unset reads "(null)", which means every suite ("*.*").
+            let old = if old == "(null)" { "*.*" } else { old.as_str() };
+            let _ = fs::write(KUNIT_GLOB, old);
+        }
+    }
+}
+
 fn insmod_sweep() -> Result<Outcome> {
     let _fi = match FaultInjection::configure()? {
         Ok(fi) => fi,
         Err(skip) => return Ok(skip),
     };
     let _reload = Reload;
+    let _kunit = KunitOffAtLoad::new()?;
     if module_loaded() {
         unload_retrying()?;
     }
@@ -2407,20 +2434,24 @@ fn insmod_sweep() -> Result<Outcome> {
             },
             failure,
         })
-    })?;
-    let churned = stop_churn(&mut churn)?;
-    churn.finish()?;
-    let mut opener = opener;
-    opener.send("stop")?;
-    let opens = opener.recv_timeout(Duration::from_secs(30))?;
-    opener.finish()?;
+    });
+    // The helpers' ends are reported even when the sweep itself broke off.
+    let (churned, opened) = (stop(churn), stop(opener));
+    let shown = |r: &Result<String>| match r {
+        Ok(l) => l.clone(),
+        Err(e) => format!("failed: {e:#}"),
+    };
+    let swept = swept?;
     println!(
         "{}; failed loads by errno {failed:?}, {loaded} loads succeeded anyway (the failure was \
-         absorbed) and were unloaded; meanwhile {churned} processes forked and reaped, device \
-         opener {opens}",
-        swept.summary("finit_module with its N-th allocation failed")
+         absorbed) and were unloaded; meanwhile the churner {}, the device opener {}",
+        swept.summary("finit_module with its N-th allocation failed"),
+        shown(&churned),
+        shown(&opened)
     );
     swept.check("insmod sweep")?;
+    churned.context("the churner")?;
+    opened.context("the device opener")?;
     // Afterwards the module loads and unloads normally.
     load_module().map_err(|e| anyhow::anyhow!("finit_module after the sweep: {}", ename(e)))?;
     ensure!(

@@ -421,6 +421,24 @@ pub fn reap(pid: i32) -> std::result::Result<(), String> {
     }
 }
 
+/// `setgroups(0)`, `setgid(uid)`, `setuid(uid)`.
+pub fn become_uid(uid: u32) -> std::result::Result<(), String> {
+    // SAFETY: plain credential system calls of this (child) process.
+    let ok = unsafe {
+        libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setgid(uid) == 0
+            && libc::setuid(uid) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "becoming uid {uid}: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
 /// Pids of every user process now (kernel threads and zombies excluded), from `/proc`.
 pub fn user_pids() -> Result<Vec<i32>> {
     let mut out = Vec::new();

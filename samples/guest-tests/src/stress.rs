@@ -2225,16 +2225,12 @@ fn as_user(f: impl FnOnce() -> i32) -> Result<i32> {
     let pid = unsafe { libc::fork() };
     ensure!(pid >= 0, "fork: {}", ename(errno()));
     if pid == 0 {
-        // SAFETY: dropping privileges in the child, then `_exit`.
-        unsafe {
-            if libc::setgroups(0, std::ptr::null()) != 0
-                || libc::setgid(1000) != 0
-                || libc::setuid(1000) != 0
-            {
-                libc::_exit(255);
-            }
-            libc::_exit(f());
-        }
+        let code = match crate::proc::become_uid(1000) {
+            Ok(()) => f(),
+            Err(_) => 255,
+        };
+        // SAFETY: `_exit` never returns; nothing of this copy of the program is needed.
+        unsafe { libc::_exit(code) }
     }
     let mut st = 0;
     // SAFETY: reaping our own child.
