@@ -3,12 +3,16 @@
 //! The FFI layer: the only file that calls `bindings::` or the C shim (`shim.c`).
 //!
 //! Each C object the module holds is an owning type here whose `Drop` releases it; the rest of
-//! the module only sees safe methods and plain data.
+//! the module only sees safe methods and plain data. The C tables with callbacks
+//! (`file_operations`, `vm_operations_struct`) are Rust statics, one per implementing type (the
+//! pattern of `rust/kernel/debugfs/file_ops.rs` and binder's `BINDER_VM_OPS`); the tracepoint
+//! probes and the timekeeping notifier are C (their prototypes and the timekeeper are C-only) and
+//! reach their instance through the tracepoint's `data` argument and `container_of`.
 
 use core::{
     ffi::c_void,
-    fmt,
     marker::PhantomData,
+    mem::size_of,
     ptr::NonNull, //
 };
 use kernel::{
@@ -17,16 +21,25 @@ use kernel::{
         from_err_ptr,
         to_result, //
     },
-    mm::virt::{
-        VmaNew,
-        VmaRef, //
+    mm::{
+        virt::{
+            VmaNew,
+            VmaRef, //
+        },
+        Mm,
+        MmWithUser,
+        MmWithUserAsync, //
     },
     page::Page,
     prelude::*,
+    seq_file::SeqFile,
+    str::CString,
     sync::{
+        aref::ARef,
         Arc,
         ArcBorrow, //
     },
+    task::Task,
     workqueue::Queue,
 };
 
@@ -37,7 +50,8 @@ pub(crate) fn str_until_nul(buf: &[u8]) -> &str {
 }
 
 /// Length of `task_struct::comm`.
-pub(crate) const COMM_LEN: usize = 16;
+pub(crate) const COMM_LEN: usize = bindings::TASK_COMM_LEN as usize;
+const _: () = assert!(COMM_LEN == 16); // VP_COMM_LEN in shim.h
 
 /// Mirrors `struct vp_vma` (`shim.h`).
 #[repr(C)]
@@ -116,12 +130,39 @@ pub(crate) struct VvarLayout {
     pub(crate) hvclock: u32,
 }
 
-type FaultFn =
-    unsafe extern "C" fn(*mut c_void, *mut bindings::vm_area_struct, usize, usize) -> u32;
-type VmaFn = unsafe extern "C" fn(*mut c_void);
+/// Mirrors `struct vp_tp_stats` (`shim.h`): what the time page says about itself.
+#[repr(C)]
+pub(crate) struct TimePageStats {
+    /// Timekeeping updates published.
+    pub(crate) updates: u64,
+    /// `vdso_clock_mode` of the clocksource.
+    pub(crate) clock_mode: u32,
+    /// `sizeof(struct vdso_probe_time_page)` as compiled into the module.
+    pub(crate) abi_size: u32,
+    /// The clocksource's name, NUL-terminated.
+    pub(crate) clocksource: [u8; 32],
+}
+
+// The C side asserts the same sizes (`VP_SIZEOF_*` in shim.h).
+const _: () = assert!(size_of::<RawVma>() == 40);
+const _: () = assert!(size_of::<MmInfo>() == 40);
+const _: () = assert!(size_of::<Timens>() == 48);
+const _: () = assert!(size_of::<VvarLayout>() == 36);
+const _: () = assert!(size_of::<TimePageStats>() == 48);
+
+/// `struct vp_hooks` (`shim.c`): opaque.
+#[repr(C)]
+struct RawHooks {
+    _p: [u8; 0],
+}
+
+/// `struct vp_timepage` (`shim.c`): opaque.
+#[repr(C)]
+struct RawTimePage {
+    _p: [u8; 0],
+}
+
 type EventFn = unsafe extern "C" fn(*mut c_void, *mut bindings::task_struct, c_int);
-type OpenFn = unsafe extern "C" fn(*mut c_void) -> c_int;
-type ShowFn = unsafe extern "C" fn(*mut bindings::seq_file, *mut c_void) -> c_int;
 
 const EV_ADD: c_int = 0;
 const EV_REMOVE: c_int = 1;
@@ -130,47 +171,29 @@ const EV_REMOVE: c_int = 1;
 // prototypes, so bindgen's zero-sized placeholders inside `task_struct` do not matter.
 #[expect(improper_ctypes)]
 extern "C" {
-    fn vp_task_tgid_pid(t: *mut bindings::task_struct) -> *mut bindings::pid;
-    fn vp_pid_task(pid: *mut bindings::pid) -> *mut bindings::task_struct;
-    fn vp_put_task(t: *mut bindings::task_struct);
-    fn vp_put_pid(pid: *mut bindings::pid);
-    fn vp_pid_nr(pid: *mut bindings::pid) -> c_int;
-    fn vp_task_is_kthread(t: *mut bindings::task_struct) -> bool;
     fn vp_pid_alive(pid: *mut bindings::pid) -> bool;
     fn vp_next_tgid(nr: *mut c_int) -> *mut bindings::pid;
+    fn vp_tgid_live_thread(pid: *mut bindings::pid) -> *mut bindings::task_struct;
     fn vp_task_comm(t: *mut bindings::task_struct, out: *mut u8);
-    fn vp_may_inspect(t: *mut bindings::task_struct) -> c_int;
     fn vp_task_timens(t: *mut bindings::task_struct, out: *mut Timens) -> c_int;
     fn vp_task_addr32(t: *mut bindings::task_struct) -> bool;
-    fn vp_task_mm(t: *mut bindings::task_struct) -> *mut bindings::mm_struct;
-    fn vp_mmput(mm: *mut bindings::mm_struct);
     fn vp_mmap_read_lock(mm: *mut bindings::mm_struct) -> c_int;
-    fn vp_mmap_read_unlock(mm: *mut bindings::mm_struct);
-    fn vp_mm_info(mm: *mut bindings::mm_struct, out: *mut MmInfo);
+    fn vp_mm_info(mm: *mut bindings::mm_struct, addr32: bool, out: *mut MmInfo);
     fn vp_user_pfn(mm: *mut bindings::mm_struct, addr: usize) -> usize;
-    fn vp_vma_lookup(mm: *mut bindings::mm_struct, addr: usize) -> *mut bindings::vm_area_struct;
-    fn vp_vma_next(mm: *mut bindings::mm_struct, addr: usize) -> *mut bindings::vm_area_struct;
     fn vp_vma_info(vma: *mut bindings::vm_area_struct, out: *mut RawVma);
     fn vp_vvar_layout(out: *mut VvarLayout);
     fn vp_vsyscall_pte_user() -> bool;
-    fn vp_read_cmdline(buf: *mut u8, len: usize) -> isize;
-    fn vp_hooks_register(f: EventFn, data: *mut c_void) -> c_int;
-    fn vp_hooks_unregister();
-    fn vp_debugfs_set_ops(open: OpenFn, show: ShowFn);
-    fn vp_debugfs_file(
+    fn vp_read_file(path: *const c_char, buf: *mut u8, len: usize) -> isize;
+    fn vp_hooks_register(f: EventFn, data: *mut c_void) -> *mut RawHooks;
+    fn vp_hooks_unregister(h: *mut RawHooks);
+    fn vp_timepage_start(page: *mut bindings::page) -> *mut RawTimePage;
+    fn vp_timepage_stop(tp: *mut RawTimePage);
+    fn vp_timepage_stats(tp: *const RawTimePage, out: *mut TimePageStats);
+    fn vp_alloc_wq(
         name: *const c_char,
-        parent: *mut bindings::dentry,
-        data: *mut c_void,
-    ) -> *mut bindings::dentry;
-    fn vp_seq_write(m: *mut bindings::seq_file, s: *const u8, len: usize) -> c_int;
-    fn vp_timepage_start(page: *mut bindings::page) -> c_int;
-    fn vp_timepage_stop();
-    fn vp_timepage_stats(out: *mut TimePageStats);
-    fn vp_vm_set_ops(fault: FaultFn, open: VmaFn, close: VmaFn);
-    fn vp_vm_install(vma: *mut bindings::vm_area_struct, data: *mut c_void);
-    fn vp_vma_pgoff(vma: *mut bindings::vm_area_struct) -> usize;
-    fn vp_alloc_wq() -> *mut bindings::workqueue_struct;
-    fn vp_flush_wq(wq: *mut bindings::workqueue_struct);
+        flags: c_uint,
+        max_active: c_int,
+    ) -> *mut bindings::workqueue_struct;
 }
 
 // ------------------------------------------------------------------ pids and tasks
@@ -198,14 +221,27 @@ impl PidRef {
         NonNull::new(p).map(Self)
     }
 
+    /// The thread group id of `task`, in atomic context too.
+    ///
+    /// # Safety
+    ///
+    /// `task` must be a live task.
+    unsafe fn of_task(task: *mut bindings::task_struct) -> Option<Self> {
+        // SAFETY: `task` is live (caller); `get_task_pid` takes its own reference and does not
+        // sleep.
+        let p = unsafe { bindings::get_task_pid(task, bindings::pid_type_PIDTYPE_TGID) };
+        // INVARIANT: `get_task_pid` returns NULL or a pid with a reference taken for us.
+        NonNull::new(p).map(Self)
+    }
+
     /// The pid number in the initial pid namespace.
-    pub(crate) fn nr(&self) -> i32 {
-        // SAFETY: `self.0` is valid by the type invariant.
-        unsafe { vp_pid_nr(self.0.as_ptr()) }
+    pub(crate) fn nr_init_ns(&self) -> i32 {
+        // SAFETY: `self.0` is valid (invariant); `init_pid_ns` is a static that always exists.
+        unsafe { bindings::pid_nr_ns(self.0.as_ptr(), &raw mut bindings::init_pid_ns) }
     }
 
     /// Whether this is the same `struct pid` as `other`.
-    pub(crate) fn same(&self, other: &PidRef) -> bool {
+    pub(crate) fn ptr_eq(&self, other: &PidRef) -> bool {
         self.0 == other.0
     }
 
@@ -215,123 +251,149 @@ impl PidRef {
         unsafe { vp_pid_alive(self.0.as_ptr()) }
     }
 
-    /// The process's thread group leader, if it still exists.
-    pub(crate) fn task(&self) -> Option<TaskRef> {
+    /// The process's thread group leader, if it still exists (it may be a zombie).
+    pub(crate) fn leader(&self) -> Option<ARef<Task>> {
         // SAFETY: `self.0` is valid by the type invariant.
-        let t = unsafe { vp_pid_task(self.0.as_ptr()) };
-        // INVARIANT: `get_pid_task` returns NULL or a task with a reference taken for us.
-        NonNull::new(t).map(TaskRef)
+        let t = unsafe { bindings::get_pid_task(self.0.as_ptr(), bindings::pid_type_PIDTYPE_TGID) };
+        // SAFETY: `get_pid_task` returns NULL or a task with a reference taken for us, which the
+        // `ARef` now owns; `Task` is a transparent wrapper of `task_struct`.
+        NonNull::new(t).map(|t| unsafe { ARef::from_raw(t.cast::<Task>()) })
+    }
+
+    /// A thread of the process that still has its address space (the leader unless it exited
+    /// first, e.g. after `pthread_exit()` in `main`), or `None` once every thread is past
+    /// `exit_mm`.
+    pub(crate) fn live_thread(&self) -> Option<ARef<Task>> {
+        // SAFETY: `self.0` is valid by the type invariant.
+        let t = unsafe { vp_tgid_live_thread(self.0.as_ptr()) };
+        // SAFETY: as in `leader`: a task with a reference taken for us, or NULL.
+        NonNull::new(t).map(|t| unsafe { ARef::from_raw(t.cast::<Task>()) })
     }
 }
 
 impl Drop for PidRef {
     fn drop(&mut self) {
         // SAFETY: we own one reference (type invariant) and give it back exactly once.
-        unsafe { vp_put_pid(self.0.as_ptr()) };
+        unsafe { bindings::put_pid(self.0.as_ptr()) };
     }
 }
 
-/// A counted reference to a `task_struct`.
-///
-/// # Invariants
-///
-/// `self.0` is a valid task on which this object owns one reference.
-pub(crate) struct TaskRef(NonNull<bindings::task_struct>);
-
-impl TaskRef {
+/// What the module reads from a task beyond `kernel::task::Task`.
+pub(crate) trait TaskExt {
     /// The task's `comm`, NUL-padded.
-    pub(crate) fn comm(&self) -> [u8; COMM_LEN] {
+    fn comm(&self) -> [u8; COMM_LEN];
+    /// Whether the task has `TIF_ADDR32` (a compat address space: ia32 or x32).
+    fn addr32(&self) -> bool;
+    /// The task's time namespace (`ESRCH` once it has exited).
+    fn timens(&self) -> Result<Timens>;
+    /// The task's address space (`get_task_mm`); its last `mmput`, if it is ours, runs
+    /// asynchronously (`mmput_async`), never inside a debugfs read.
+    fn mm_async(&self) -> Option<ARef<MmWithUserAsync>>;
+}
+
+impl TaskExt for Task {
+    fn comm(&self) -> [u8; COMM_LEN] {
         let mut out = [0u8; COMM_LEN];
-        // SAFETY: `self.0` is valid (invariant); `out` has the `TASK_COMM_LEN` bytes written.
-        unsafe { vp_task_comm(self.0.as_ptr(), out.as_mut_ptr()) };
+        // SAFETY: the task is valid for the lifetime of `&self`; `out` has `TASK_COMM_LEN` bytes.
+        unsafe { vp_task_comm(self.as_ptr(), out.as_mut_ptr()) };
         out
     }
 
-    /// Whether the task is a kernel thread.
-    pub(crate) fn is_kthread(&self) -> bool {
-        // SAFETY: `self.0` is valid by the type invariant.
-        unsafe { vp_task_is_kthread(self.0.as_ptr()) }
+    fn addr32(&self) -> bool {
+        // SAFETY: the task is valid for the lifetime of `&self`.
+        unsafe { vp_task_addr32(self.as_ptr()) }
     }
 
-    /// Whether the task has `TIF_ADDR32` (a 32-bit address space: ia32).
-    pub(crate) fn addr32(&self) -> bool {
-        // SAFETY: `self.0` is valid by the type invariant.
-        unsafe { vp_task_addr32(self.0.as_ptr()) }
-    }
-
-    /// `Ok` when the current task may inspect this one as `/proc/<pid>/maps` requires
-    /// (`PTRACE_MODE_READ_FSCREDS`), `EACCES` otherwise.
-    pub(crate) fn may_inspect(&self) -> Result {
-        // SAFETY: `self.0` is valid by the type invariant; we run in process context.
-        to_result(unsafe { vp_may_inspect(self.0.as_ptr()) })
-    }
-
-    /// The task's time namespace (`ESRCH` once it has exited).
-    pub(crate) fn timens(&self) -> Result<Timens> {
+    fn timens(&self) -> Result<Timens> {
         let mut out = Timens::default();
-        // SAFETY: `self.0` is valid (invariant), `out` is a writable `struct vp_timens`.
-        to_result(unsafe { vp_task_timens(self.0.as_ptr(), &mut out) })?;
+        // SAFETY: the task is valid for `&self`, `out` is a writable `struct vp_timens`.
+        to_result(unsafe { vp_task_timens(self.as_ptr(), &mut out) })?;
         Ok(out)
     }
 
-    /// The task's address space, or `None` for kernel threads and exited tasks.
-    pub(crate) fn mm(&self) -> Option<MmRef> {
-        // SAFETY: `self.0` is valid by the type invariant.
-        let mm = unsafe { vp_task_mm(self.0.as_ptr()) };
-        // INVARIANT: `get_task_mm` returns NULL or an mm with `mm_users` raised for us.
-        NonNull::new(mm).map(MmRef)
+    fn mm_async(&self) -> Option<ARef<MmWithUserAsync>> {
+        // SAFETY: the task is valid for `&self`; `get_task_mm` takes `task_lock` (process context).
+        let mm = NonNull::new(unsafe { bindings::get_task_mm(self.as_ptr()) })?;
+        // SAFETY: `get_task_mm` raised `mm_users` for us; the `ARef` owns that reference and
+        // `MmWithUser` is a transparent wrapper of `mm_struct`.
+        let mm = unsafe { ARef::from_raw(mm.cast::<MmWithUser>()) };
+        Some(MmWithUser::into_mmput_async(mm))
     }
 }
 
-impl Drop for TaskRef {
-    fn drop(&mut self) {
-        // SAFETY: we own one reference (type invariant) and give it back exactly once.
-        unsafe { vp_put_task(self.0.as_ptr()) };
+/// Whether the current task may read the address space of `thread` (a thread of the process
+/// whose leader is `leader`): the kernel's own answer, obtained by opening
+/// `/proc/<tgid>/task/<tid>/maps` in the current task's context, so that `proc_maps_open` ->
+/// `proc_mem_open` -> `mm_access(PTRACE_MODE_READ_FSCREDS)` decides with the current task's
+/// credentials, LSMs (`security_ptrace_access_check`: SELinux, AppArmor, Landlock, ...) and
+/// audit included. `ptrace_may_access`, `mm_access` and the LSM hook are not exported.
+///
+/// The numbers are those of the current task's pid namespace and the path is resolved in its
+/// mount namespace: a task that cannot see the process there is refused (`EACCES`); without
+/// such an entry (no procfs at `/proc`, or the thread just exited) the result is `ENOENT`, for
+/// the caller to decide. Either is stricter than the kernel, never looser. Otherwise the errno
+/// is procfs's (`EACCES` for a refusal).
+pub(crate) fn proc_maps_allowed(leader: &Task, thread: &Task) -> Result {
+    // SAFETY: called from a file operation (process context), so `current` is valid;
+    // `task_active_pid_ns` takes no reference and the result lives as long as `current`.
+    let ns = unsafe { bindings::task_active_pid_ns(bindings::get_current()) };
+    if ns.is_null() {
+        return Err(EACCES);
     }
+    // SAFETY: both tasks are valid for the borrows; `ns` is the current task's pid namespace.
+    let (tgid, tid) = unsafe {
+        (
+            bindings::__task_pid_nr_ns(leader.as_ptr(), bindings::pid_type_PIDTYPE_TGID, ns),
+            bindings::__task_pid_nr_ns(thread.as_ptr(), bindings::pid_type_PIDTYPE_PID, ns),
+        )
+    };
+    if tgid <= 0 || tid <= 0 {
+        return Err(EACCES);
+    }
+    let path = CString::try_from_fmt(fmt!("/proc/{tgid}/task/{tid}/maps"))?;
+    // SAFETY: `path` is NUL-terminated; process context.
+    let f = unsafe { bindings::filp_open(path.as_char_ptr(), bindings::O_RDONLY as c_int, 0) };
+    let f = from_err_ptr(f)?;
+    // SAFETY: `f` is the file opened above, closed exactly once; no fd table owns it.
+    unsafe { bindings::filp_close(f, core::ptr::null_mut()) };
+    Ok(())
 }
 
 // ------------------------------------------------------------------ mm and VMAs
 
-/// A counted user of an address space (`mm_users`), released with `mmput`.
-///
-/// # Invariants
-///
-/// `self.0` is a valid `mm_struct` on which this object holds one `mm_users` reference.
-pub(crate) struct MmRef(NonNull<bindings::mm_struct>);
+/// An address space pinned (`mmgrab`: the struct, not its pages), to recognise it later: the
+/// address space a report file was opened on.
+pub(crate) struct MmIdentity(ARef<Mm>);
 
-impl MmRef {
-    /// Facts about the address space that need no lock.
-    pub(crate) fn info(&self) -> MmInfo {
-        let mut out = MmInfo::default();
-        // SAFETY: `self.0` is valid (invariant); `out` is a writable `struct vp_mm`.
-        unsafe { vp_mm_info(self.0.as_ptr(), &mut out) };
-        out
+impl MmIdentity {
+    /// The identity of `mm`.
+    pub(crate) fn of(mm: &MmWithUserAsync) -> Self {
+        let mm: &Mm = mm;
+        Self(ARef::from(mm))
     }
 
-    /// Takes the mmap lock for reading (`EINTR` if a fatal signal arrives while waiting).
-    pub(crate) fn read_lock(&self) -> Result<MmReadGuard<'_>> {
-        // SAFETY: `self.0` is valid (invariant); process context, no other mm lock held.
-        to_result(unsafe { vp_mmap_read_lock(self.0.as_ptr()) })?;
-        // INVARIANT: the lock was just taken.
-        Ok(MmReadGuard { mm: self })
+    /// Whether `mm` is this address space. Sound against reuse: the grabbed `mm_struct` cannot
+    /// be freed, so no other address space can have its address.
+    pub(crate) fn is(&self, mm: &MmWithUserAsync) -> bool {
+        core::ptr::eq(self.0.as_raw(), mm.as_raw())
     }
 }
 
-impl Drop for MmRef {
-    fn drop(&mut self) {
-        // SAFETY: we hold one `mm_users` reference (invariant) and drop it exactly once, in
-        // process context (mmput may sleep).
-        unsafe { vp_mmput(self.0.as_ptr()) };
-    }
-}
-
-/// The mmap read lock of an [`MmRef`].
+/// The mmap read lock of an address space.
 ///
 /// # Invariants
 ///
 /// The mmap lock of `self.mm` is held for reading until this guard is dropped.
 pub(crate) struct MmReadGuard<'a> {
-    mm: &'a MmRef,
+    mm: &'a MmWithUser,
+}
+
+/// Takes the mmap lock of `mm` for reading (`EINTR` if a fatal signal arrives while waiting).
+pub(crate) fn mmap_read_lock_killable(mm: &MmWithUser) -> Result<MmReadGuard<'_>> {
+    // SAFETY: `mm` has a user (`MmWithUser`), so its lock may be taken; process context.
+    to_result(unsafe { vp_mmap_read_lock(mm.as_raw()) })?;
+    // INVARIANT: the lock was just taken.
+    Ok(MmReadGuard { mm })
 }
 
 /// A copy of one VMA's description, taken under the mmap lock.
@@ -358,8 +420,8 @@ pub(crate) enum VmFlag {
     Write = 1 << 1,
     /// `VM_EXEC`.
     Exec = 1 << 2,
-    /// `VM_SHARED`.
-    Shared = 1 << 3,
+    /// `VM_MAYSHARE` (what `/proc/<pid>/maps` prints as `s`).
+    MayShare = 1 << 3,
     /// `VM_IO`.
     Io = 1 << 4,
     /// `VM_PFNMAP`.
@@ -419,8 +481,9 @@ impl MmReadGuard<'_> {
             name: [0; 32],
         };
         if !raw.name.is_null() {
-            // SAFETY: `vm_ops->name` returns a NUL-terminated string that lives at least as long
-            // as the VMA, which the lock keeps.
+            // SAFETY: `vm_ops->name` of a special mapping returns a NUL-terminated string (a
+            // static, or the `vm_special_mapping`'s name, which lives as long as the VMA);
+            // it is copied here, under the mmap lock that keeps the VMA.
             let name = unsafe { CStr::from_char_ptr(raw.name) }.to_bytes();
             let n = name.len().min(out.name.len() - 1);
             out.name[..n].copy_from_slice(&name[..n]);
@@ -428,23 +491,32 @@ impl MmReadGuard<'_> {
         Some(out)
     }
 
+    /// Facts about the address space (`mm->context` is written by `vdso_mremap` under the
+    /// mmap write lock, so it is read here, under the read lock).
+    pub(crate) fn info(&self, addr32: bool) -> MmInfo {
+        let mut out = MmInfo::default();
+        // SAFETY: the mm is live and locked (invariant); `out` is a writable `struct vp_mm`.
+        unsafe { vp_mm_info(self.mm.as_raw(), addr32, &mut out) };
+        out
+    }
+
     /// The VMA containing `addr`.
     pub(crate) fn vma_at(&self, addr: usize) -> Option<Vma> {
         // SAFETY: the mmap lock is held (invariant), as `vma_lookup` requires.
-        Self::describe(unsafe { vp_vma_lookup(self.mm.0.as_ptr(), addr) })
+        Self::describe(unsafe { bindings::vma_lookup(self.mm.as_raw(), addr) })
     }
 
     /// The first VMA that ends above `addr`.
     pub(crate) fn vma_after(&self, addr: usize) -> Option<Vma> {
         // SAFETY: the mmap lock is held (invariant), as `find_vma` requires.
-        Self::describe(unsafe { vp_vma_next(self.mm.0.as_ptr(), addr) })
+        Self::describe(unsafe { bindings::find_vma(self.mm.as_raw(), addr) })
     }
 
     /// The page frame mapped at `addr`, `None` when no page is populated there.
     pub(crate) fn pfn(&self, addr: usize) -> Option<usize> {
         // SAFETY: the mmap lock is held (invariant), so the upper page-table levels stay; the
         // shim walks the PTE level under RCU.
-        let pfn = unsafe { vp_user_pfn(self.mm.0.as_ptr(), addr) };
+        let pfn = unsafe { vp_user_pfn(self.mm.as_raw(), addr) };
         (pfn != 0).then_some(pfn)
     }
 }
@@ -452,7 +524,7 @@ impl MmReadGuard<'_> {
 impl Drop for MmReadGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: the lock is held for reading (invariant) and released exactly once.
-        unsafe { vp_mmap_read_unlock(self.mm.0.as_ptr()) };
+        unsafe { bindings::mmap_read_unlock(self.mm.as_raw()) };
     }
 }
 
@@ -472,10 +544,11 @@ pub(crate) fn vsyscall_pte_user() -> bool {
     unsafe { vp_vsyscall_pte_user() }
 }
 
-/// Reads `/proc/cmdline` into `buf`; returns the bytes read.
-pub(crate) fn read_cmdline(buf: &mut [u8]) -> Result<usize> {
-    // SAFETY: `buf` is writable for `buf.len()` bytes; process context.
-    let n = unsafe { vp_read_cmdline(buf.as_mut_ptr(), buf.len()) };
+/// Reads the file at `path` (resolved in the current task's context) into `buf`; returns the
+/// bytes read.
+pub(crate) fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: `path` is NUL-terminated, `buf` is writable for `buf.len()` bytes; process context.
+    let n = unsafe { vp_read_file(path.as_char_ptr(), buf.as_mut_ptr(), buf.len()) };
     if n < 0 {
         return Err(Error::from_errno(n as c_int));
     }
@@ -486,8 +559,7 @@ pub(crate) fn read_cmdline(buf: &mut [u8]) -> Result<usize> {
 
 /// What the lifecycle tracepoints report.
 pub(crate) enum TaskEvent {
-    /// A process appeared (fork of a thread group leader, or the first exec of a kernel-spawned
-    /// user process).
+    /// A process appeared (fork of a thread group leader).
     Add(PidRef),
     /// A process's last thread exited.
     Remove(PidRef),
@@ -499,16 +571,19 @@ pub(crate) trait TaskEvents: Send + Sync {
     fn on_event(this: ArcBorrow<'_, Self>, ev: TaskEvent);
 }
 
-/// The registered `sched_process_{fork,exec,exit}` probes; unregistered on drop.
+/// The registered `sched_process_{fork,exit}` probes; unregistered on drop.
 ///
 /// # Invariants
 ///
-/// The probes are registered with `Arc::into_raw(self.data)`'s reference as their data.
+/// `self.hooks` is a `struct vp_hooks` registered with `self.data`, the `Arc::into_raw` pointer
+/// of a `T`, as the data of its probes.
 pub(crate) struct Hooks<T: TaskEvents + 'static> {
+    hooks: NonNull<RawHooks>,
     data: *const T,
 }
 
-// SAFETY: the only state is a pointer to a `T: Send + Sync` held through an `Arc`.
+// SAFETY: the state is a C object usable from any thread and a pointer to a `T: Send + Sync`
+// held through an `Arc`.
 unsafe impl<T: TaskEvents> Send for Hooks<T> {}
 // SAFETY: as above, and `Hooks` has no `&self` methods.
 unsafe impl<T: TaskEvents> Sync for Hooks<T> {}
@@ -527,9 +602,7 @@ unsafe extern "C" fn on_task_event<T: TaskEvents + 'static>(
     // until `Hooks::drop` has unregistered the probes and waited for running ones.
     let this = unsafe { ArcBorrow::from_raw(data.cast::<T>().cast_const()) };
     // SAFETY: tracepoints pass a live task.
-    let pid = unsafe { vp_task_tgid_pid(task) };
-    // INVARIANT: `get_task_pid` returns NULL or a pid with a reference taken for us.
-    let Some(pid) = NonNull::new(pid).map(PidRef) else {
+    let Some(pid) = (unsafe { PidRef::of_task(task) }) else {
         return;
     };
     match ev {
@@ -540,25 +613,29 @@ unsafe extern "C" fn on_task_event<T: TaskEvents + 'static>(
 }
 
 impl<T: TaskEvents + 'static> Hooks<T> {
-    /// Attaches the probes; they call `T::on_event(target, ..)` until dropped.
+    /// Attaches the probes; they call `T::on_event(target, ..)` until dropped. Any number of
+    /// instances may exist: each is its own C object and tracepoint data.
     pub(crate) fn register(target: Arc<T>) -> Result<Self> {
         let data = Arc::into_raw(target);
         // SAFETY: `on_task_event::<T>` matches `vp_task_event_fn` and expects exactly this `data`.
-        let ret = unsafe { vp_hooks_register(on_task_event::<T>, data.cast_mut().cast()) };
-        if ret != 0 {
-            // SAFETY: `data` came from `Arc::into_raw` above and no probe is registered.
-            drop(unsafe { Arc::from_raw(data) });
-            return Err(Error::from_errno(ret));
+        let h = unsafe { vp_hooks_register(on_task_event::<T>, data.cast_mut().cast()) };
+        match from_err_ptr(h).and_then(|h| NonNull::new(h).ok_or(EINVAL)) {
+            // INVARIANT: registered with `data` just now.
+            Ok(hooks) => Ok(Self { hooks, data }),
+            Err(e) => {
+                // SAFETY: `data` came from `Arc::into_raw` above and no probe is registered.
+                drop(unsafe { Arc::from_raw(data) });
+                Err(e)
+            }
         }
-        // INVARIANT: registered with `data` just now.
-        Ok(Self { data })
     }
 }
 
 impl<T: TaskEvents + 'static> Drop for Hooks<T> {
     fn drop(&mut self) {
-        // SAFETY: the probes are registered (invariant); this waits until none is running.
-        unsafe { vp_hooks_unregister() };
+        // SAFETY: the probes are registered (invariant); this waits until none is running and
+        // frees the C object.
+        unsafe { vp_hooks_unregister(self.hooks.as_ptr()) };
         // SAFETY: `self.data` came from `Arc::into_raw` and no probe can use it any more.
         drop(unsafe { Arc::from_raw(self.data) });
     }
@@ -579,10 +656,16 @@ unsafe impl Send for WorkQueue {}
 unsafe impl Sync for WorkQueue {}
 
 impl WorkQueue {
-    /// Allocates an ordered, unbound, high-priority workqueue.
-    pub(crate) fn new() -> Result<Self> {
-        // SAFETY: no preconditions.
-        let wq = unsafe { vp_alloc_wq() };
+    /// An ordered workqueue: one item at a time, in queueing order.
+    pub(crate) fn ordered(name: &'static CStr) -> Result<Self> {
+        let flags = bindings::wq_flags_WQ_UNBOUND | bindings::wq_flags___WQ_ORDERED;
+        Self::alloc(name, flags, 1)
+    }
+
+    fn alloc(name: &'static CStr, flags: u32, max_active: c_int) -> Result<Self> {
+        // SAFETY: `name` is a NUL-terminated static; process context.
+        let wq = unsafe { vp_alloc_wq(name.as_char_ptr(), flags, max_active) };
+        // INVARIANT: allocated just now.
         NonNull::new(wq).map(Self).ok_or(ENOMEM)
     }
 
@@ -595,7 +678,7 @@ impl WorkQueue {
     /// Waits until every work item queued so far has run.
     pub(crate) fn flush(&self) {
         // SAFETY: `self.0` is live (invariant); process context.
-        unsafe { vp_flush_wq(self.0.as_ptr()) };
+        unsafe { bindings::__flush_workqueue(self.0.as_ptr()) };
     }
 }
 
@@ -608,133 +691,192 @@ impl Drop for WorkQueue {
 
 // ------------------------------------------------------------------ debugfs
 
-/// Output of a debugfs file (a `seq_file`).
-pub(crate) struct SeqWriter<'a> {
-    m: *mut bindings::seq_file,
-    _p: PhantomData<&'a mut bindings::seq_file>,
-}
-
-impl fmt::Write for SeqWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        // SAFETY: `self.m` is the `seq_file` of the `show` call this writer was made for.
-        match unsafe { vp_seq_write(self.m, s.as_ptr(), s.len()) } {
-            0 => Ok(()),
-            // Overflow: seq_file retries `show` with a bigger buffer.
-            _ => Err(fmt::Error),
-        }
-    }
-}
-
-/// The content of the files of a [`DebugfsDir`].
+/// The content of a debugfs file: an open-time decision with per-open state, and the text,
+/// computed at each read.
 pub(crate) trait SeqShow: Send + Sync + Sized + 'static {
+    /// What an open file remembers (e.g. the address space it was opened on).
+    type Open: Send + Sync;
     /// Decides whether the current task may open the file (process context).
-    fn open(&self) -> Result;
+    fn open(&self) -> Result<Self::Open>;
     /// Writes the file's content, computed now (process context, may sleep).
-    fn show(&self, out: &mut SeqWriter<'_>) -> Result;
+    fn show(&self, open: &Self::Open, out: &SeqFile) -> Result;
 }
 
-/// `open` of the files of a [`DebugfsDir<T>`].
+/// The private data of an open file: its own reference to the file's `T`, and the per-open
+/// state. Reads use only this, so they need no protection against the file's removal, and a
+/// removal never waits for a reader (a reader can stall inside `read()`, e.g. on a fault in its
+/// buffer that is never served).
+struct OpenFile<T: SeqShow> {
+    node: Arc<T>,
+    state: T::Open,
+}
+
+/// `open` of the files of type `T`.
 ///
 /// # Safety
 ///
-/// `data` must be the private data of a live file created by [`DebugfsDir::file`] for `T`.
-unsafe extern "C" fn seq_open<T: SeqShow>(data: *mut c_void) -> c_int {
-    // SAFETY: `data` is the `i_private` of a file created by `DebugfsDir::<T>::file`: a live `T`
-    // that debugfs keeps alive (proxied fops) during this call.
-    let this = unsafe { &*data.cast::<T>() };
-    match this.open() {
+/// Called by the VFS for a file created by [`DebugfsDir::file`] for `T`.
+unsafe extern "C" fn seq_open<T: SeqShow>(
+    inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
+    // SAFETY: `i_private` of a file created by `DebugfsDir::file::<T>` is the `Arc::into_raw` of
+    // a `T`; debugfs keeps the file, and so that reference, alive during `open` (its open proxy
+    // holds `debugfs_file_get` for "unsafe" files too).
+    let node: Arc<T> = unsafe { ArcBorrow::from_raw((*inode).i_private.cast::<T>()) }.into();
+    let state = match node.open() {
+        Ok(s) => s,
+        Err(e) => return e.to_errno(),
+    };
+    let of = match KBox::new(OpenFile { node, state }, GFP_KERNEL) {
+        Ok(b) => KBox::into_raw(b),
+        Err(_) => return ENOMEM.to_errno(),
+    };
+    // SAFETY: `file` is the file being opened; `seq_show::<T>` expects exactly this private data.
+    let ret = unsafe { bindings::single_open(file, Some(seq_show::<T>), of.cast()) };
+    if ret != 0 {
+        // SAFETY: `of` came from `KBox::into_raw` and `single_open` failed, so nothing uses it.
+        drop(unsafe { KBox::from_raw(of) });
+    }
+    ret
+}
+
+/// `show` of the files of type `T`.
+///
+/// # Safety
+///
+/// `m` must be the `seq_file` of a file opened by [`seq_open::<T>`], during a read.
+unsafe extern "C" fn seq_show<T: SeqShow>(m: *mut bindings::seq_file, _v: *mut c_void) -> c_int {
+    // SAFETY: `m->private` is the `OpenFile<T>` of `seq_open`, freed only at release.
+    let of = unsafe { &*(*m).private.cast::<OpenFile<T>>() };
+    // SAFETY: `m` is the live `seq_file` of this read.
+    let out = unsafe { SeqFile::from_raw(m) };
+    match of.node.show(&of.state, out) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
 }
 
-/// `show` of the files of a [`DebugfsDir<T>`].
+/// `release` of the files of type `T`.
 ///
 /// # Safety
 ///
-/// `m` must be the `seq_file` of the current read and `data` as for [`seq_open`].
-unsafe extern "C" fn seq_show<T: SeqShow>(m: *mut bindings::seq_file, data: *mut c_void) -> c_int {
-    // SAFETY: as in `seq_open`: `data` is the file's live `T` while debugfs runs our fops.
-    let this = unsafe { &*data.cast::<T>() };
-    let mut out = SeqWriter { m, _p: PhantomData };
-    match this.show(&mut out) {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
+/// `file` must be a file opened by [`seq_open::<T>`], being released.
+unsafe extern "C" fn seq_release<T: SeqShow>(
+    inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
+    // SAFETY: `single_open` made `private_data` a `seq_file` whose private data is our box.
+    let of = unsafe { (*(*file).private_data.cast::<bindings::seq_file>()).private };
+    // SAFETY: `of` came from `KBox::into_raw` in `seq_open`; released once, with its reference
+    // to the `T`.
+    drop(unsafe { KBox::from_raw(of.cast::<OpenFile<T>>()) });
+    // SAFETY: the file was opened with `single_open`.
+    unsafe { bindings::single_release(inode, file) }
 }
 
-/// A debugfs directory whose files all show a `T`; removed (recursively) on drop.
+/// A `file_operations` table made for `T`.
+struct SeqOps<T>(bindings::file_operations, PhantomData<T>);
+
+// SAFETY: the table is immutable and its functions may be called from any thread.
+unsafe impl<T> Sync for SeqOps<T> {}
+
+/// One static `file_operations` per [`SeqShow`] type (generic statics do not exist; associated
+/// constants are promoted to statics).
+trait HasSeqOps: SeqShow {
+    const OPS: SeqOps<Self>;
+}
+
+impl<T: SeqShow> HasSeqOps for T {
+    const OPS: SeqOps<T> = SeqOps(
+        bindings::file_operations {
+            // An open file pins the module.
+            owner: kernel::module::this_module::<crate::LocalModule>().as_ptr(),
+            open: Some(seq_open::<T>),
+            read: Some(bindings::seq_read),
+            llseek: Some(bindings::seq_lseek),
+            release: Some(seq_release::<T>),
+            ..pin_init::zeroed()
+        },
+        PhantomData,
+    );
+}
+
+/// A debugfs directory; removed (recursively) on drop. Its files borrow it, so they are removed
+/// first.
 ///
 /// # Invariants
 ///
-/// `self.dentry` is a directory created by `debugfs_create_dir`, and the shim's file operations
-/// dispatch to `T`.
-pub(crate) struct DebugfsDir<T: SeqShow> {
+/// `self.dentry` is a directory created by `debugfs_create_dir`.
+pub(crate) struct DebugfsDir {
     dentry: NonNull<bindings::dentry>,
-    _t: PhantomData<T>,
 }
 
 // SAFETY: debugfs functions may be called from any process context.
-unsafe impl<T: SeqShow> Send for DebugfsDir<T> {}
+unsafe impl Send for DebugfsDir {}
 // SAFETY: as above.
-unsafe impl<T: SeqShow> Sync for DebugfsDir<T> {}
+unsafe impl Sync for DebugfsDir {}
 
-impl<T: SeqShow> DebugfsDir<T> {
-    /// Creates `/sys/kernel/debug/<name>`. Only one `DebugfsDir` may exist at a time.
+impl DebugfsDir {
+    /// Creates `/sys/kernel/debug/<name>`.
     pub(crate) fn new(name: &CStr) -> Result<Self> {
-        // SAFETY: the trampolines match the shim's typedefs and expect `T` file data, which
-        // `file` is the only way to create.
-        unsafe { vp_debugfs_set_ops(seq_open::<T>, seq_show::<T>) };
         // SAFETY: `name` is NUL-terminated; a NULL parent means the debugfs root.
         let d = unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), core::ptr::null_mut()) };
         let d = from_err_ptr(d)?;
-        // INVARIANT: created above; the ops were set for `T`.
-        NonNull::new(d)
-            .map(|dentry| Self {
-                dentry,
-                _t: PhantomData,
-            })
-            .ok_or(ENODEV)
+        // INVARIANT: created above.
+        NonNull::new(d).map(|dentry| Self { dentry }).ok_or(ENODEV)
     }
 
     /// Creates a mode-0400 file `name` showing `data`.
-    pub(crate) fn file(&self, name: &CStr, data: KBox<T>) -> Result<DebugfsFile<T>> {
-        let data = KBox::into_raw(data);
-        // SAFETY: `name` is NUL-terminated, the parent is live (invariant), `data` outlives the
-        // file because `DebugfsFile::drop` removes the file before freeing it.
-        let d = unsafe { vp_debugfs_file(name.as_char_ptr(), self.dentry.as_ptr(), data.cast()) };
+    pub(crate) fn file<T: SeqShow>(&self, name: &CStr, data: Arc<T>) -> Result<DebugfsFile<T>> {
+        let data = Arc::into_raw(data);
+        // SAFETY: `name` is NUL-terminated, the parent is live (invariant); the file's reference
+        // `data` is released only after the file is removed (`DebugfsFile::drop`), and open files
+        // take their own (`seq_open`), so no file operation needs debugfs' removal protection:
+        // hence the "unsafe" variant. `T::OPS` is a static table for `T` data.
+        let d = unsafe {
+            bindings::debugfs_create_file_unsafe(
+                name.as_char_ptr(),
+                0o400,
+                self.dentry.as_ptr(),
+                data.cast_mut().cast(),
+                &<T as HasSeqOps>::OPS.0,
+            )
+        };
         match from_err_ptr(d).and_then(|d| NonNull::new(d).ok_or(ENODEV)) {
             // INVARIANT: the file was created with `data` as its private data.
             Ok(dentry) => Ok(DebugfsFile { dentry, data }),
             Err(e) => {
-                // SAFETY: `data` came from `KBox::into_raw` and no file refers to it.
-                drop(unsafe { KBox::from_raw(data) });
+                // SAFETY: `data` came from `Arc::into_raw` and no file refers to it.
+                drop(unsafe { Arc::from_raw(data) });
                 Err(e)
             }
         }
     }
 }
 
-impl<T: SeqShow> Drop for DebugfsDir<T> {
+impl Drop for DebugfsDir {
     fn drop(&mut self) {
-        // SAFETY: the dentry is live (invariant); its files were removed first (they borrow the
-        // directory through the owner of this `DebugfsDir`, which drops them before it).
+        // SAFETY: the dentry is live (invariant). Files still in it are removed with it; their
+        // `DebugfsFile`s are always dropped first by their owners (the registry's tree and the
+        // module's fields are declared before the directory they live in).
         unsafe { bindings::debugfs_remove(self.dentry.as_ptr()) };
     }
 }
 
-/// A debugfs file and the data it shows; the file is removed before the data is freed.
+/// A debugfs file and the data it shows; the file is removed before its reference to the data
+/// is dropped.
 ///
 /// # Invariants
 ///
-/// `self.dentry` is a live debugfs file whose private data is `self.data`, a `KBox<T>` leaked by
-/// [`DebugfsDir::file`].
+/// `self.dentry` is a live debugfs file whose private data is `self.data`, a reference leaked by
+/// `Arc::into_raw` in [`DebugfsDir::file`].
 pub(crate) struct DebugfsFile<T: SeqShow> {
     dentry: NonNull<bindings::dentry>,
-    data: *mut T,
+    data: *const T,
 }
 
-// SAFETY: `T: Send`, and removing a debugfs file may happen from any process context.
+// SAFETY: `T: Send + Sync`, and removing a debugfs file may happen from any process context.
 unsafe impl<T: SeqShow> Send for DebugfsFile<T> {}
 // SAFETY: `&self` only gives `&T`, and `T: Sync`.
 unsafe impl<T: SeqShow> Sync for DebugfsFile<T> {}
@@ -742,7 +884,7 @@ unsafe impl<T: SeqShow> Sync for DebugfsFile<T> {}
 impl<T: SeqShow> DebugfsFile<T> {
     /// The data the file shows.
     pub(crate) fn data(&self) -> &T {
-        // SAFETY: `self.data` is live until drop (invariant); nothing mutates it.
+        // SAFETY: `self.data` holds a reference until drop (invariant); nothing mutates it.
         unsafe { &*self.data }
     }
 }
@@ -750,47 +892,42 @@ impl<T: SeqShow> DebugfsFile<T> {
 impl<T: SeqShow> Drop for DebugfsFile<T> {
     fn drop(&mut self) {
         // SAFETY: the file is live (invariant). `debugfs_remove` sleeps (we are in process
-        // context) and returns only when no file operation runs any more.
+        // context) and waits only for opens in progress: readers hold references of their own.
         unsafe { bindings::debugfs_remove(self.dentry.as_ptr()) };
-        // SAFETY: the only other user of `data` was the file, which is gone.
-        drop(unsafe { KBox::from_raw(self.data) });
+        // SAFETY: no new open can take the file's reference any more; it is released once.
+        drop(unsafe { Arc::from_raw(self.data) });
     }
 }
 
 // ------------------------------------------------------------------ time page
 
-/// Mirrors `struct vp_tp_stats` (`shim.h`): what the time page says about itself.
-#[repr(C)]
-pub(crate) struct TimePageStats {
-    /// Timekeeping updates published.
-    pub(crate) updates: u64,
-    /// `vdso_clock_mode` of the clocksource.
-    pub(crate) clock_mode: u32,
-    /// `sizeof(struct vdso_probe_time_page)` as compiled into the module.
-    pub(crate) abi_size: u32,
-    /// The clocksource's name, NUL-terminated.
-    pub(crate) clocksource: [u8; 32],
-}
-
 /// A zeroed page that the shim fills with `struct vdso_probe_time_page` (`uapi/vdso_probe.h`) on
-/// every timekeeping update, from the pvclock_gtod notifier.
+/// every timekeeping update, from a pvclock_gtod notifier of its own.
 ///
 /// # Invariants
 ///
-/// The notifier is registered and writes into `self.page`; only one `PublishedPage` exists.
+/// `self.tp` is a `struct vp_timepage` whose registered notifier writes into `self.page`.
 pub(crate) struct PublishedPage {
     page: Page,
+    tp: NonNull<RawTimePage>,
 }
+
+// SAFETY: the page and the C object may be used and released from any thread; the C object is
+// only read (`stats`) through `&self`.
+unsafe impl Send for PublishedPage {}
+// SAFETY: as above.
+unsafe impl Sync for PublishedPage {}
 
 impl PublishedPage {
     /// Allocates the page and starts publishing (it is filled once before this returns).
     pub(crate) fn new() -> Result<Self> {
         let page = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
-        // SAFETY: `page` is a live, zeroed page that outlives the registration: `Drop`
-        // unregisters before the page is freed.
-        to_result(unsafe { vp_timepage_start(page.as_ptr()) })?;
-        // INVARIANT: registered above.
-        Ok(Self { page })
+        // SAFETY: `page` is a live, zeroed page that outlives the registration: `Drop` stops the
+        // notifier before the page is freed.
+        let tp = unsafe { vp_timepage_start(page.as_ptr()) };
+        let tp = from_err_ptr(tp).and_then(|tp| NonNull::new(tp).ok_or(EINVAL))?;
+        // INVARIANT: registered above, writing into `page`.
+        Ok(Self { page, tp })
     }
 
     /// The page, for mapping into userspace.
@@ -806,17 +943,17 @@ impl PublishedPage {
             abi_size: 0,
             clocksource: [0; 32],
         };
-        // SAFETY: publishing is active (invariant); `out` is a writable `struct vp_tp_stats`.
-        unsafe { vp_timepage_stats(&mut out) };
+        // SAFETY: `self.tp` is live (invariant); `out` is a writable `struct vp_tp_stats`.
+        unsafe { vp_timepage_stats(self.tp.as_ptr(), &mut out) };
         out
     }
 }
 
 impl Drop for PublishedPage {
     fn drop(&mut self) {
-        // SAFETY: registered (invariant); after this returns the notifier no longer runs, so the
-        // page can be freed when `self.page` drops.
-        unsafe { vp_timepage_stop() };
+        // SAFETY: registered (invariant); after this returns the notifier no longer runs and the
+        // C object is freed, so the page can be freed when `self.page` drops.
+        unsafe { vp_timepage_stop(self.tp.as_ptr()) };
     }
 }
 
@@ -832,7 +969,8 @@ pub(crate) enum Fault {
 
 /// Handles faults and the lifetime events of the VMAs it is installed on.
 pub(crate) trait VmaHandler: Sync + Sized + 'static {
-    /// A fault at `address` (page `pgoff` of the file) in `vma`; may sleep.
+    /// A fault by the mapping's own process at `address` (page `pgoff` of the file) in `vma`,
+    /// under the mmap read lock or the VMA lock; may sleep.
     fn fault(&self, vma: &VmaRef, pgoff: usize, address: usize) -> Fault;
     /// A VMA was duplicated (fork, split, move).
     fn open(&self);
@@ -842,19 +980,25 @@ pub(crate) trait VmaHandler: Sync + Sized + 'static {
 
 /// # Safety
 ///
-/// `data` must be the `T` given to [`install`] for `vma`, and `vma` a VMA in a fault.
+/// Called by the fault path for a VMA whose `vm_ops` are `T`'s and whose private data is the `T`
+/// given to [`install`].
 unsafe extern "C" fn vma_fault<T: VmaHandler>(
-    data: *mut c_void,
-    vma: *mut bindings::vm_area_struct,
-    pgoff: usize,
-    address: usize,
-) -> u32 {
-    // SAFETY: `install`'s caller guarantees `data` is a live `T` for as long as the VMA exists.
-    let this = unsafe { &*data.cast::<T>() };
-    // SAFETY: the fault path holds the mmap lock or the VMA lock for reading, so `vma` is valid
-    // for the duration of the call.
-    let vma = unsafe { VmaRef::from_raw(vma) };
-    match this.fault(vma, pgoff, address) {
+    vmf: *mut bindings::vm_fault,
+) -> bindings::vm_fault_t {
+    // SAFETY: the fault path passes a valid `vm_fault` for the duration of the call.
+    let vmf = unsafe { &*vmf };
+    // As `vvar_fault` (lib/vdso/datastore.c): a page only the mapping's own process may fault in
+    // (ptrace, /proc/<pid>/mem and process_vm_readv of an unpopulated page get SIGBUS -> EFAULT).
+    if vmf.flags & bindings::fault_flag_FAULT_FLAG_REMOTE != 0 {
+        return bindings::vm_fault_reason_VM_FAULT_SIGBUS;
+    }
+    let f = &vmf.__bindgen_anon_1;
+    // SAFETY: `install`'s caller guarantees the private data is a live `T` while the VMA exists.
+    let this = unsafe { &*(*f.vma).vm_private_data.cast::<T>() };
+    // SAFETY: in 7.3, `->fault` of a VMA without `->map_pages` runs under the mmap read lock (or
+    // the per-VMA lock), so `vma` is valid for the duration of the call.
+    let vma = unsafe { VmaRef::from_raw(f.vma) };
+    match this.fault(vma, f.pgoff, f.address) {
         Fault::NoPage => bindings::vm_fault_reason_VM_FAULT_NOPAGE,
         Fault::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,
         Fault::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
@@ -863,36 +1007,67 @@ unsafe extern "C" fn vma_fault<T: VmaHandler>(
 
 /// # Safety
 ///
-/// `data` must be the `T` given to [`install`] for the VMA being opened or closed.
-unsafe extern "C" fn vma_open<T: VmaHandler>(data: *mut c_void) {
-    // SAFETY: as in `vma_fault`.
-    unsafe { &*data.cast::<T>() }.open();
+/// Called by mm for a VMA whose `vm_ops` are `T`'s, as for [`vma_fault`].
+unsafe extern "C" fn vma_open<T: VmaHandler>(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: as in `vma_fault`: the private data is a live `T`.
+    unsafe { &*(*vma).vm_private_data.cast::<T>() }.open();
 }
 
 /// # Safety
 ///
 /// As for [`vma_open`].
-unsafe extern "C" fn vma_close<T: VmaHandler>(data: *mut c_void) {
-    // SAFETY: as in `vma_fault`.
-    unsafe { &*data.cast::<T>() }.close();
+unsafe extern "C" fn vma_close<T: VmaHandler>(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: as in `vma_fault`: the private data is a live `T`.
+    unsafe { &*(*vma).vm_private_data.cast::<T>() }.close();
+}
+
+/// A `vm_operations_struct` made for `T`.
+struct VmOps<T>(bindings::vm_operations_struct, PhantomData<T>);
+
+// SAFETY: the table is immutable and its functions may be called from any thread.
+unsafe impl<T> Sync for VmOps<T> {}
+
+/// One static `vm_operations_struct` per [`VmaHandler`] type.
+trait HasVmOps: VmaHandler {
+    const OPS: VmOps<Self>;
+}
+
+impl<T: VmaHandler> HasVmOps for T {
+    const OPS: VmOps<T> = VmOps(
+        bindings::vm_operations_struct {
+            fault: Some(vma_fault::<T>),
+            open: Some(vma_open::<T>),
+            close: Some(vma_close::<T>),
+            ..pin_init::zeroed()
+        },
+        PhantomData,
+    );
 }
 
 /// The file offset of a new mapping, in pages.
 pub(crate) fn vma_pgoff(vma: &VmaNew) -> usize {
-    // SAFETY: `vma` is a VMA being set up by `mmap`, valid for this call.
-    unsafe { vp_vma_pgoff(vma.as_ptr()) }
+    // SAFETY: `vma` is a VMA being set up by `mmap`, valid for this call; nothing else writes it.
+    unsafe { (*vma.as_ptr()).vm_pgoff }
 }
 
-/// Makes `handler` the `vm_ops` of `vma` (one handler type per module).
+/// Makes `handler` the `vm_ops` and private data of `vma`.
 ///
 /// # Safety
 ///
 /// `handler` must stay valid until every VMA derived from `vma` (fork, split, mremap) is closed.
 pub(crate) unsafe fn install<T: VmaHandler>(vma: &VmaNew, handler: &T) {
-    // SAFETY: the trampolines match the shim's typedefs and take `T` data, which is what every
-    // VMA with these ops carries.
-    unsafe { vp_vm_set_ops(vma_fault::<T>, vma_open::<T>, vma_close::<T>) };
-    // SAFETY: `vma` is being set up by `mmap` (no one else sees it yet); `handler` outlives it
-    // by the caller's guarantee.
-    unsafe { vp_vm_install(vma.as_ptr(), core::ptr::from_ref(handler).cast_mut().cast()) };
+    let raw = vma.as_ptr();
+    // SAFETY: `vma` is being set up by `mmap` (no one else sees it yet, the mmap write lock is
+    // held); `T::OPS` is a static table for `T` private data; `handler` outlives the VMA by the
+    // caller's guarantee.
+    unsafe {
+        (*raw).vm_private_data = core::ptr::from_ref(handler).cast_mut().cast();
+        (*raw).vm_ops = &<T as HasVmOps>::OPS.0;
+    }
+}
+
+/// Whether the current task has a compat address space (`TIF_ADDR32`).
+pub(crate) fn current_addr32() -> bool {
+    // SAFETY: `current` is valid in process context, where the module's init runs.
+    unsafe { vp_task_addr32(bindings::get_current()) }
 }

@@ -2,41 +2,63 @@
 
 //! The pid → debugfs file registry, fed by the lifecycle hooks.
 //!
-//! Tracepoint probes run in atomic context, so they only take a `struct pid` reference and queue
-//! the change on the module's workqueue; the work item creates or removes the file (debugfs
-//! sleeps). An add is applied only while the process is still alive, and a remove only to the
-//! entry of the same `struct pid`: with events that may arrive late or out of order, a file
-//! never outlives its process nor names another one after pid reuse.
+//! Tracepoint probes run in atomic context, so they only take a `struct pid` reference and put
+//! the event into a queue allocated at load (the probes never allocate); one work item drains it
+//! and creates or removes files (debugfs sleeps). When the queue is full the event is not lost:
+//! a flag asks the work item for a rescan of all processes (an add) or a sweep of all files (a
+//! removal) instead. An add is applied only while the process is still alive, checked under the
+//! registry's mutex, and a remove only to the entry of the same `struct pid`: with events that
+//! may arrive late, out of order or coalesced, a file never outlives its process nor names
+//! another one after pid reuse.
+//!
+//! A removal never waits for a reader: the files are debugfs "unsafe" files whose readers hold
+//! their own reference to the file's data (`ffi::DebugfsFile`), so `debugfs_remove` waits only
+//! for opens in progress, and a reader stalled inside `read()` (a page fault in its destination
+//! buffer that is never served) holds up nothing but itself.
 
 use crate::{
     ffi::{
         DebugfsDir,
         DebugfsFile,
+        MmIdentity,
         PidRef,
         SeqShow,
-        SeqWriter,
         TaskEvent,
         TaskEvents,
         WorkQueue, //
     },
-    report::TaskView,
+    report::{self, TaskView},
     timepage::TimeState,
     vsyscall,
 };
-use core::fmt::Write;
 use kernel::{
     new_mutex,
+    new_spinlock,
     prelude::*,
     rbtree::RBTree,
+    seq_file::SeqFile,
     str::CString,
     sync::{
         atomic::{
             Atomic,
             Relaxed, //
         },
-        Arc, ArcBorrow, Mutex,
+        Arc,
+        ArcBorrow,
+        Mutex,
+        SpinLock, //
     },
+    workqueue::{
+        impl_has_work,
+        new_work,
+        Work,
+        WorkItem, //
+    }, //
 };
+
+/// Events the probes can queue between two runs of the work item before falling back to a
+/// rescan or sweep.
+const QUEUE_LEN: usize = 1024;
 
 /// What a file in `/sys/kernel/debug/vdso/` shows.
 pub(crate) enum Node {
@@ -55,23 +77,41 @@ pub(crate) enum Node {
     TimePage(Arc<TimeState>),
 }
 
-impl SeqShow for Node {
-    fn open(&self) -> Result {
+impl Node {
+    fn task_pid(&self) -> Option<&PidRef> {
         match self {
-            // As /proc/<pid>/maps: the reader must be allowed to inspect the target.
-            Node::Task { pid, .. } => pid.task().ok_or(ESRCH)?.may_inspect(),
-            Node::Vsyscall(_) | Node::Summary(..) | Node::TimePage(_) => Ok(()),
+            Node::Task { pid, .. } => Some(pid),
+            _ => None,
+        }
+    }
+}
+
+// The content is formatted with `core::fmt` (`Display`) and printed with `seq_printf("%pA")`;
+// seq_file retries with a larger buffer when it overflows.
+impl SeqShow for Node {
+    /// A report file is bound to the address space it was opened on.
+    type Open = Option<MmIdentity>;
+
+    fn open(&self) -> Result<Option<MmIdentity>> {
+        match self {
+            Node::Task { pid, .. } => report::open(pid).map(Some),
+            Node::Vsyscall(_) | Node::Summary(..) | Node::TimePage(_) => Ok(None),
         }
     }
 
-    fn show(&self, out: &mut SeqWriter<'_>) -> Result {
-        // A formatting error is a full seq_file buffer: seq_file retries with a larger one.
-        let _ = match self {
-            Node::Task { pid, vsyscall } => write!(out, "{}", TaskView::gather(pid, *vsyscall)?),
-            Node::Vsyscall(info) => write!(out, "{info}"),
-            Node::Summary(stats, time) => write!(out, "{}{}", &**stats, time.clocksource()),
-            Node::TimePage(state) => write!(out, "{}", &**state),
-        };
+    fn show(&self, open: &Option<MmIdentity>, out: &SeqFile) -> Result {
+        match (self, open) {
+            (Node::Task { pid, vsyscall }, Some(bound)) => {
+                let view = TaskView::gather(pid, bound, *vsyscall)?;
+                out.call_printf(format_args!("{view}"));
+            }
+            (Node::Task { .. }, None) => return Err(EINVAL),
+            (Node::Vsyscall(info), _) => out.call_printf(format_args!("{info}")),
+            (Node::Summary(stats, time), _) => {
+                out.call_printf(format_args!("{}{}", &**stats, time.clocksource()))
+            }
+            (Node::TimePage(state), _) => out.call_printf(format_args!("{}", &**state)),
+        }
         Ok(())
     }
 }
@@ -86,8 +126,30 @@ pub(crate) struct Stats {
     removed: Atomic<usize>,
     /// Adds skipped because the process was already gone.
     stale: Atomic<usize>,
-    /// Events lost because the work item could not be allocated.
-    dropped: Atomic<usize>,
+    /// Events that did not fit into the queue (a rescan or sweep made up for them).
+    overflowed: Atomic<usize>,
+    /// Adds that failed (an allocation in debugfs or the tree): the file is missing until the
+    /// next rescan.
+    add_failures: Atomic<usize>,
+    /// Full rescans of the processes.
+    rescans: Atomic<usize>,
+    /// Full sweeps of the files.
+    sweeps: Atomic<usize>,
+}
+
+impl Stats {
+    fn new() -> Self {
+        Self {
+            tracked: Atomic::new(0),
+            added: Atomic::new(0),
+            removed: Atomic::new(0),
+            stale: Atomic::new(0),
+            overflowed: Atomic::new(0),
+            add_failures: Atomic::new(0),
+            rescans: Atomic::new(0),
+            sweeps: Atomic::new(0),
+        }
+    }
 }
 
 impl core::fmt::Display for Stats {
@@ -96,8 +158,23 @@ impl core::fmt::Display for Stats {
         writeln!(f, "added: {}", self.added.load(Relaxed))?;
         writeln!(f, "removed: {}", self.removed.load(Relaxed))?;
         writeln!(f, "stale_events: {}", self.stale.load(Relaxed))?;
-        writeln!(f, "dropped_events: {}", self.dropped.load(Relaxed))
+        // Kept from ABI v1 of this file: events lost. None can be lost any more.
+        writeln!(f, "dropped_events: 0")?;
+        writeln!(f, "overflowed_events: {}", self.overflowed.load(Relaxed))?;
+        writeln!(f, "add_failures: {}", self.add_failures.load(Relaxed))?;
+        writeln!(f, "rescans: {}", self.rescans.load(Relaxed))?;
+        writeln!(f, "sweeps: {}", self.sweeps.load(Relaxed))
     }
+}
+
+/// The events queued by the probes since the work item last ran.
+struct Pending {
+    /// Allocated at load with room for [`QUEUE_LEN`] events; never grows.
+    events: KVec<TaskEvent>,
+    /// An add did not fit: scan all processes.
+    rescan: bool,
+    /// A removal did not fit: check every file's process.
+    sweep: bool,
 }
 
 /// The registry: one debugfs file per live user process.
@@ -106,29 +183,45 @@ pub(crate) struct Registry {
     /// Files by tgid (initial pid namespace). Dropped before `dir`, which contains them.
     #[pin]
     files: Mutex<RBTree<i32, DebugfsFile<Node>>>,
-    queue: WorkQueue,
-    dir: DebugfsDir<Node>,
+    /// Filled by the probes (atomic context: a spinlock, no allocation).
+    #[pin]
+    pending: SpinLock<Pending>,
+    /// The work item's own buffer, swapped with `pending.events` (same capacity).
+    #[pin]
+    batch: Mutex<KVec<TaskEvent>>,
+    #[pin]
+    work: Work<Registry>,
+    /// Set at teardown: the work item stops creating anything.
+    closing: Atomic<bool>,
+    /// Runs `work`.
+    events: WorkQueue,
+    dir: DebugfsDir,
     stats: Arc<Stats>,
     vsyscall: vsyscall::Info,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Registry { self.work }
 }
 
 impl Registry {
     /// Creates `/sys/kernel/debug/vdso/` and an empty registry.
     pub(crate) fn new(vsyscall: vsyscall::Info) -> Result<Arc<Self>> {
-        let stats = Arc::new(
-            Stats {
-                tracked: Atomic::new(0),
-                added: Atomic::new(0),
-                removed: Atomic::new(0),
-                stale: Atomic::new(0),
-                dropped: Atomic::new(0),
-            },
-            GFP_KERNEL,
-        )?;
+        let stats = Arc::new(Stats::new(), GFP_KERNEL)?;
+        let pending = Pending {
+            events: KVec::with_capacity(QUEUE_LEN, GFP_KERNEL)?,
+            rescan: false,
+            sweep: false,
+        };
+        let batch = KVec::with_capacity(QUEUE_LEN, GFP_KERNEL)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 files <- new_mutex!(RBTree::new()),
-                queue: WorkQueue::new()?,
+                pending <- new_spinlock!(pending),
+                batch <- new_mutex!(batch),
+                work <- new_work!("vdso_probe::Registry::work"),
+                closing: Atomic::new(false),
+                events: WorkQueue::ordered(c"vdso_probe")?,
                 dir: DebugfsDir::new(c"vdso")?,
                 stats,
                 vsyscall,
@@ -139,7 +232,7 @@ impl Registry {
 
     /// Creates a global file (`vsyscall`, `summary`) in the directory.
     pub(crate) fn global_file(&self, name: &CStr, node: Node) -> Result<DebugfsFile<Node>> {
-        self.dir.file(name, KBox::new(node, GFP_KERNEL)?)
+        self.dir.file(name, Arc::new(node, GFP_KERNEL)?)
     }
 
     /// The registry's counters.
@@ -164,29 +257,31 @@ impl Registry {
 
     /// Creates the file of `pid` unless the process is gone or already has it.
     fn add(&self, pid: PidRef) -> Result {
+        let nr = pid.nr_init_ns();
+        let mut files = self.files.lock();
+        // Under the mutex: the exit probe queues a removal only after the last thread's exit,
+        // and the removal takes this mutex, so a process seen alive here is removed later.
         if !pid.alive() {
             self.stats.stale.fetch_add(1, Relaxed);
             return Ok(());
         }
-        let nr = pid.nr();
-        let mut files = self.files.lock();
-        if let Some(old) = files.get(&nr) {
-            match old.data() {
-                Node::Task { pid: old, .. } if old.same(&pid) || old.alive() => return Ok(()),
-                // A dead process's entry whose remove has not run yet: the pid was reused.
-                _ => {}
+        if let Some(old) = files.get(&nr).and_then(|f| f.data().task_pid()) {
+            if old.ptr_eq(&pid) || old.alive() {
+                return Ok(());
             }
+            // A dead process's entry whose removal has not run yet: the pid was reused.
         }
         let name = CString::try_from_fmt(fmt!("{nr}"))?;
-        let node = KBox::new(
+        let node = Arc::new(
             Node::Task {
                 pid,
                 vsyscall: self.vsyscall,
             },
             GFP_KERNEL,
         )?;
-        // A dead process's entry goes first, which frees the name. Removing sleeps: the mutex
-        // allows it, and neither probes nor readers take it.
+        // A dead process's entry goes first, which frees the name. Removing sleeps (briefly:
+        // only opens in progress are waited for); the mutex allows it, and neither probes nor
+        // readers take it.
         if let Some(stale) = files.remove(&nr) {
             drop(stale);
             self.stats.tracked.fetch_sub(1, Relaxed);
@@ -199,12 +294,21 @@ impl Registry {
         Ok(())
     }
 
-    /// Removes the file of `pid`, if it is that process's.
-    fn remove(&self, pid: PidRef) {
-        let nr = pid.nr();
+    /// `add` from the work item: a failure is counted, the next rescan retries.
+    fn add_counted(&self, pid: PidRef) {
+        if self.add(pid).is_err() {
+            self.stats.add_failures.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Removes the file of `nr` if `is_gone` says it is to go; outside the mutex.
+    fn remove_if(&self, nr: i32, is_gone: impl Fn(&PidRef) -> bool) {
         let mut files = self.files.lock();
-        let ours = matches!(files.get(&nr).map(|f| f.data()), Some(Node::Task { pid: p, .. }) if p.same(&pid));
-        if ours {
+        let gone = files
+            .get(&nr)
+            .and_then(|f| f.data().task_pid())
+            .is_some_and(is_gone);
+        if gone {
             let file = files.remove(&nr);
             drop(files);
             drop(file);
@@ -213,26 +317,91 @@ impl Registry {
         }
     }
 
-    /// Waits until every queued event has been applied.
-    pub(crate) fn flush(&self) {
-        self.queue.flush();
+    /// Removes the file of `pid`, if it is that process's.
+    fn remove(&self, pid: &PidRef) {
+        self.remove_if(pid.nr_init_ns(), |p| p.ptr_eq(pid));
+    }
+
+    /// Removes every file whose process is gone.
+    fn sweep(&self) {
+        self.stats.sweeps.fetch_add(1, Relaxed);
+        let mut dead = KVec::new();
+        {
+            let files = self.files.lock();
+            for (nr, f) in files.iter() {
+                let gone = f.data().task_pid().is_some_and(|p| !p.alive());
+                if gone && dead.push(*nr, GFP_KERNEL).is_err() {
+                    break;
+                }
+            }
+        }
+        for nr in dead.drain_all() {
+            self.remove_if(nr, |p| !p.alive());
+        }
+    }
+
+    /// Applies what the probes queued.
+    fn drain(&self) {
+        let mut batch = self.batch.lock();
+        let (rescan, sweep) = {
+            let mut p = self.pending.lock();
+            core::mem::swap(&mut p.events, &mut *batch);
+            (
+                core::mem::take(&mut p.rescan),
+                core::mem::take(&mut p.sweep),
+            )
+        };
+        for ev in batch.drain_all() {
+            match ev {
+                TaskEvent::Add(pid) => self.add_counted(pid),
+                TaskEvent::Remove(pid) => self.remove(&pid),
+            }
+        }
+        drop(batch);
+        if sweep {
+            self.sweep();
+        }
+        if rescan {
+            self.stats.rescans.fetch_add(1, Relaxed);
+            if self.scan().is_err() {
+                self.stats.add_failures.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Stops the registry's background work: afterwards no work item runs or holds a reference.
+    /// Call after the hooks are gone.
+    pub(crate) fn shutdown(&self) {
+        self.closing.store(true, Relaxed);
+        self.events.flush();
+    }
+}
+
+impl WorkItem for Registry {
+    type Pointer = Arc<Registry>;
+
+    fn run(this: Arc<Registry>) {
+        if !this.closing.load(Relaxed) {
+            this.drain();
+        }
     }
 }
 
 impl TaskEvents for Registry {
     fn on_event(this: ArcBorrow<'_, Self>, ev: TaskEvent) {
-        let reg: Arc<Self> = this.into();
-        let stats = reg.stats.clone();
-        let spawned = this.queue.queue().try_spawn(GFP_ATOMIC, move || match ev {
-            TaskEvent::Add(pid) => {
-                if reg.add(pid).is_err() {
-                    reg.stats.dropped.fetch_add(1, Relaxed);
+        {
+            let mut p = this.pending.lock();
+            if let Err(full) = p.events.push_within_capacity(ev) {
+                match full.0 {
+                    TaskEvent::Add(_) => p.rescan = true,
+                    TaskEvent::Remove(_) => p.sweep = true,
                 }
+                this.stats.overflowed.fetch_add(1, Relaxed);
+                // The event's pid reference is put here: `put_pid` does not sleep.
             }
-            TaskEvent::Remove(pid) => reg.remove(pid),
-        });
-        if spawned.is_err() {
-            stats.dropped.fetch_add(1, Relaxed);
         }
+        let reg: Arc<Self> = this.into();
+        // Already queued: the run that is pending will see this event too.
+        let _ = this.events.queue().enqueue(reg);
     }
 }

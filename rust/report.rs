@@ -9,9 +9,11 @@
 use crate::{
     ffi::{
         self,
+        MmIdentity,
         MmInfo,
         MmReadGuard,
         PidRef,
+        TaskExt,
         Timens,
         VmFlag,
         Vma,
@@ -20,7 +22,10 @@ use crate::{
     vsyscall,
 };
 use core::fmt;
-use kernel::prelude::*;
+use kernel::{
+    mm::MmWithUser,
+    prelude::*, //
+};
 
 /// The most special mappings one report lists.
 const MAX_MAPPINGS: usize = 8;
@@ -45,6 +50,7 @@ enum Abi {
 
 impl Abi {
     fn of(mm: &MmInfo, addr32: bool) -> Self {
+        // The image class says ia32 or x32; without an image (vdso=0) only TIF_ADDR32 is known.
         match (mm.image_class, mm.image_machine) {
             (ELFCLASS64, EM_X86_64) => Abi::X86_64,
             (ELFCLASS32, EM_386) => Abi::Ia32,
@@ -73,14 +79,19 @@ enum Lookup {
     Walk { vmas: usize },
 }
 
+/// Pages of a mapping whose population is tracked (bits of [`Mapping::present`]).
+const TRACKED_PAGES: usize = u64::BITS as usize;
+/// Pages of a mapping whose page frame is kept (the `[vvar]` time page is among them).
+const KEPT_PFNS: usize = 8;
+
 /// One special mapping and its populated pages.
 #[derive(Clone, Copy, Default)]
 struct Mapping {
     vma: Vma,
-    /// Bit `i` set: page `i` is populated (only the first 64 pages are tracked).
+    /// Bit `i` set: page `i` is populated (only the first [`TRACKED_PAGES`] are tracked).
     present: u64,
-    /// Page frame of page `i` (only the first 8 pages are kept).
-    pfns: [usize; 8],
+    /// Page frame of page `i` (only the first [`KEPT_PFNS`] are kept).
+    pfns: [usize; KEPT_PFNS],
 }
 
 impl Mapping {
@@ -89,7 +100,7 @@ impl Mapping {
             vma,
             ..Default::default()
         };
-        for i in 0..vma.pages().min(64) {
+        for i in 0..vma.pages().min(TRACKED_PAGES) {
             if let Some(pfn) = guard.pfn(vma.start + (i << kernel::page::PAGE_SHIFT)) {
                 m.present |= 1 << i;
                 if let Some(slot) = m.pfns.get_mut(i) {
@@ -101,7 +112,7 @@ impl Mapping {
     }
 
     fn populated(&self, page: u32) -> bool {
-        page < 64 && self.present & (1 << page) != 0
+        (page as usize) < TRACKED_PAGES && self.present & (1 << page) != 0
     }
 }
 
@@ -117,7 +128,7 @@ pub(crate) struct TaskView {
     pid: i32,
     comm: [u8; ffi::COMM_LEN],
     abi: Abi,
-    mm: Option<MmView>,
+    mm: MmView,
     timens: Timens,
     vsyscall: vsyscall::Info,
     layout: VvarLayout,
@@ -150,10 +161,10 @@ fn by_walk(guard: &MmReadGuard<'_>, out: &mut KVec<Mapping>) -> Result<usize> {
 }
 
 impl MmView {
-    fn gather(mm: &ffi::MmRef) -> Result<Self> {
-        let info = mm.info();
+    fn gather(mm: &MmWithUser, addr32: bool) -> Result<Self> {
         let mut maps = KVec::with_capacity(3, GFP_KERNEL)?;
-        let guard = mm.read_lock()?;
+        let guard = ffi::mmap_read_lock_killable(mm)?;
+        let info = guard.info(addr32);
         let lookup = match by_neighbours(&guard, info.vdso_base) {
             Some(found) => {
                 for vma in found {
@@ -174,23 +185,59 @@ impl MmView {
     }
 }
 
+/// The open-time part of a report file: the access decision and the address space the file is
+/// bound to (as `proc_mem_open` binds `/proc/<pid>/maps`): a file opened before its process
+/// execs never shows the new image (a setuid exec's layout included). The decision is the
+/// kernel's own for `/proc/<pid>/maps` ([`ffi::proc_maps_allowed`]), taken between two reads of
+/// the address space: if the process exec'd meanwhile, the open fails with `EAGAIN`.
+pub(crate) fn open(pid: &PidRef) -> Result<MmIdentity> {
+    // A thread may exit between being picked and procfs looking it up (ENOENT): pick again.
+    for _ in 0..3 {
+        let leader = pid.leader().ok_or(ESRCH)?;
+        let thread = pid.live_thread().ok_or(ESRCH)?;
+        let before = thread.mm_async().ok_or(ESRCH)?;
+        match ffi::proc_maps_allowed(&leader, &thread) {
+            Ok(()) => {}
+            Err(e) if e == ENOENT => continue,
+            Err(e) => return Err(e),
+        }
+        let after = thread.mm_async().ok_or(ESRCH)?;
+        let bound = MmIdentity::of(&before);
+        if !bound.is(&after) {
+            return Err(EAGAIN);
+        }
+        return Ok(bound);
+    }
+    // Still no such procfs entry: the process is gone, or the opener cannot see it.
+    Err(if pid.alive() { EACCES } else { ESRCH })
+}
+
 impl TaskView {
-    /// Computes the report of the process `pid` (`ESRCH` once it is gone).
-    pub(crate) fn gather(pid: &PidRef, vsyscall: vsyscall::Info) -> Result<Self> {
-        let task = pid.task().ok_or(ESRCH)?;
-        let mm = match task.mm() {
-            Some(mm) => Some(MmView::gather(&mm)?),
-            // A user process without an mm is exiting: it is gone for our purposes.
-            None if !task.is_kthread() => return Err(ESRCH),
-            None => None,
-        };
-        let info = mm.as_ref().map(|m| m.info).unwrap_or_default();
+    /// Computes the report of the process `pid`, whose file was opened on the address space
+    /// `bound`: `ESRCH` once the process is gone, `ESTALE` once it has exec'd.
+    pub(crate) fn gather(
+        pid: &PidRef,
+        bound: &MmIdentity,
+        vsyscall: vsyscall::Info,
+    ) -> Result<Self> {
+        let leader = pid.leader().ok_or(ESRCH)?;
+        // The leader may be a zombie (pthread_exit() in main) while other threads run.
+        let thread = pid.live_thread().ok_or(ESRCH)?;
+        let mm = thread.mm_async().ok_or(ESRCH)?;
+        if !bound.is(&mm) {
+            return Err(ESTALE);
+        }
+        let addr32 = thread.addr32();
+        let view = MmView::gather(&mm, addr32)?;
+        // If the process exited meanwhile, this is the last reference: `mmput_async` hands the
+        // teardown of the address space to a worker, outside this read.
+        drop(mm);
         Ok(TaskView {
-            pid: pid.nr(),
-            comm: task.comm(),
-            abi: Abi::of(&info, task.addr32()),
-            mm,
-            timens: task.timens()?,
+            pid: pid.nr_init_ns(),
+            comm: leader.comm(),
+            abi: Abi::of(&view.info, addr32),
+            mm: view,
+            timens: thread.timens()?,
             vsyscall,
             layout: ffi::vvar_layout(),
         })
@@ -206,12 +253,18 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 /// Writes `sec.nsec` of a timespec offset, with the sign in front.
-struct Offset(i64, i64);
+struct Offset {
+    sec: i64,
+    nsec: i64,
+}
 
 impl fmt::Display for Offset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Time namespace offsets are bounded by KTIME_MAX / 2, so nanoseconds fit an i64.
-        let ns = self.0.saturating_mul(1_000_000_000).saturating_add(self.1);
+        let ns = self
+            .sec
+            .saturating_mul(1_000_000_000)
+            .saturating_add(self.nsec);
         let sign = if ns < 0 { "-" } else { "" };
         let ns = ns.unsigned_abs();
         write!(f, "{sign}{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
@@ -223,7 +276,7 @@ fn perms(v: &Vma) -> [u8; 4] {
         if v.has(VmFlag::Read) { b'r' } else { b'-' },
         if v.has(VmFlag::Write) { b'w' } else { b'-' },
         if v.has(VmFlag::Exec) { b'x' } else { b'-' },
-        if v.has(VmFlag::Shared) { b's' } else { b'p' },
+        if v.has(VmFlag::MayShare) { b's' } else { b'p' },
     ]
 }
 
@@ -272,7 +325,7 @@ impl TaskView {
         }
         writeln!(f)?;
         writeln!(f, "{key}.populated: {}", m.present.count_ones())?;
-        for page in 0..v.pages().min(64) as u32 {
+        for page in 0..v.pages().min(TRACKED_PAGES) as u32 {
             writeln!(
                 f,
                 "{key}.page{page}: {} {}",
@@ -293,7 +346,7 @@ impl TaskView {
         if self.timens.is_root {
             return "none (root namespace)";
         }
-        let Some(vvar) = self.mm.as_ref().and_then(|m| m.find("[vvar]")) else {
+        let Some(vvar) = self.mm.find("[vvar]") else {
             return "no [vvar] mapping";
         };
         match vvar.pfns.get(self.layout.time as usize) {
@@ -329,7 +382,7 @@ impl TaskView {
         }
         writeln!(f, "vdso_image.size: {}", i.image_size)?;
         writeln!(f, "vsyscall.mode: {}", self.vsyscall.mode.name())?;
-        let usable = i.has_vsyscall && self.vsyscall.mode != vsyscall::Mode::None;
+        let usable = i.has_vsyscall && self.vsyscall.mode != vsyscall::Mode::Disabled;
         writeln!(f, "vsyscall.usable: {}", yes_no(usable))
     }
 }
@@ -339,18 +392,28 @@ impl fmt::Display for TaskView {
         writeln!(f, "pid: {}", self.pid)?;
         writeln!(f, "comm: {}", ffi::str_until_nul(&self.comm))?;
         writeln!(f, "abi: {}", self.abi.name())?;
-        match &self.mm {
-            Some(mm) => {
-                writeln!(f, "mm: yes")?;
-                self.fmt_mm(f, mm)?;
-            }
-            None => writeln!(f, "mm: none (kernel thread)")?,
-        }
+        // Files exist for user processes only, and a report needs the address space.
+        writeln!(f, "mm: yes")?;
+        self.fmt_mm(f, &self.mm)?;
         let t = &self.timens;
         writeln!(f, "timens.root: {}", yes_no(t.is_root))?;
         writeln!(f, "timens.inum: {}", t.inum)?;
-        writeln!(f, "timens.monotonic: {}", Offset(t.mono_sec, t.mono_nsec))?;
-        writeln!(f, "timens.boottime: {}", Offset(t.boot_sec, t.boot_nsec))?;
+        writeln!(
+            f,
+            "timens.monotonic: {}",
+            Offset {
+                sec: t.mono_sec,
+                nsec: t.mono_nsec
+            }
+        )?;
+        writeln!(
+            f,
+            "timens.boottime: {}",
+            Offset {
+                sec: t.boot_sec,
+                nsec: t.boot_nsec
+            }
+        )?;
         writeln!(f, "timens.page: {}", self.timens_page())
     }
 }

@@ -1,70 +1,52 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * C half of the FFI layer of vdso_probe: only what Rust cannot reach through `kernel::bindings`
- * (inline functions, macros, headers outside bindings_helper.h, x86-only structures). Every
- * function here is declared once in rust/ffi.rs, which is its only caller. No policy lives here:
- * these are accessors that copy kernel state into plain structs (struct vp_* in shim.h).
+ * C half of the FFI layer of vdso_probe: only what Rust cannot do in 7.3, each function with its
+ * reason. Every function here is declared once in rust/ffi.rs, its only caller. No policy lives
+ * here, and no C global holds a callback or per-instance data: the tracepoint probes and the
+ * timekeeping notifier find their instance through the tracepoint's data argument and
+ * container_of() on an embedded notifier_block.
  */
 
-#include <linux/cred.h>
-#include <linux/debugfs.h>
+#include <linux/build_bug.h>
+#include <linux/elf.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/pgtable.h>
 #include <linux/pid.h>
 #include <linux/pvclock_gtod.h>
-#include <linux/ptrace.h>
 #include <linux/sched.h>
-#include <linux/sched/exec_state.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
-#include <linux/seq_file.h>
+#include <linux/slab.h>
 #include <linux/time_namespace.h>
 #include <linux/timekeeper_internal.h>
 #include <linux/tracepoint.h>
-#include <linux/uaccess.h>
 #include <linux/workqueue.h>
 #include <asm/pgtable_types.h>
 #include <asm/vdso.h>
 #include <asm/vdso/vsyscall.h>
 #include <asm/vsyscall.h>
+#include <vdso/clocksource.h>
 #include <vdso/datapage.h>
 
 #include "shim.h"
 #include "uapi/vdso_probe.h"
 
-/* ---------------------------------------------------------------- tasks and pids ---------- */
+/* The mirrors in rust/ffi.rs assert the same sizes. */
+static_assert(sizeof(struct vp_vma) == VP_SIZEOF_VMA);
+static_assert(sizeof(struct vp_mm) == VP_SIZEOF_MM);
+static_assert(sizeof(struct vp_timens) == VP_SIZEOF_TIMENS);
+static_assert(sizeof(struct vp_vvar_layout) == VP_SIZEOF_VVAR_LAYOUT);
+static_assert(sizeof(struct vp_tp_stats) == VP_SIZEOF_TP_STATS);
+/* The UAPI clock modes are the kernel's (include/vdso/clocksource.h, asm/vdso/clocksource.h). */
+static_assert((int)VDSO_PROBE_CLOCK_NONE == (int)VDSO_CLOCKMODE_NONE);
+static_assert((int)VDSO_PROBE_CLOCK_TSC == (int)VDSO_CLOCKMODE_TSC);
+static_assert((int)VDSO_PROBE_CLOCK_PVCLOCK == (int)VDSO_CLOCKMODE_PVCLOCK);
+static_assert((int)VDSO_PROBE_CLOCK_HVCLOCK == (int)VDSO_CLOCKMODE_HVCLOCK);
+static_assert(VP_COMM_LEN == TASK_COMM_LEN);
 
-struct pid *vp_task_tgid_pid(struct task_struct *t)
-{
-	return get_task_pid(t, PIDTYPE_TGID);
-}
-
-struct task_struct *vp_pid_task(struct pid *pid)
-{
-	return get_pid_task(pid, PIDTYPE_TGID);
-}
-
-void vp_put_task(struct task_struct *t)
-{
-	put_task_struct(t);
-}
-
-void vp_put_pid(struct pid *pid)
-{
-	put_pid(pid);
-}
-
-int vp_pid_nr(struct pid *pid)
-{
-	return pid_nr(pid);
-}
-
-bool vp_task_is_kthread(struct task_struct *t)
-{
-	return t->flags & PF_KTHREAD;
-}
+/* Tasks and pids: RCU walks over pid and thread lists (macros and inline helpers). */
 
 /* A user process that has not finished exiting: some thread of it is still alive. */
 bool vp_pid_alive(struct pid *pid)
@@ -102,47 +84,44 @@ struct pid *vp_next_tgid(int *nr)
 	return pid;
 }
 
+/*
+ * A thread of the process that still has its mm, with a reference: the leader when it is alive,
+ * else another thread (the leader of a process whose main thread called pthread_exit() is a
+ * zombie without mm or nsproxy). The idea of find_lock_task_mm(), which is not exported;
+ * for_each_thread() is a macro over an RCU list.
+ */
+struct task_struct *vp_tgid_live_thread(struct pid *pid)
+{
+	struct task_struct *leader, *t, *found = NULL;
+
+	rcu_read_lock();
+	leader = pid_task(pid, PIDTYPE_TGID);
+	if (leader && !(leader->flags & PF_KTHREAD)) {
+		for_each_thread(leader, t) {
+			task_lock(t);
+			if (t->mm && t->nsproxy) {
+				found = t;
+				get_task_struct(found);
+			}
+			task_unlock(t);
+			if (found)
+				break;
+		}
+	}
+	rcu_read_unlock();
+	return found;
+}
+
+/* get_task_comm() is a macro (a racy read is best left to it). */
 void vp_task_comm(struct task_struct *t, char *out)
 {
 	char comm[TASK_COMM_LEN];
 
-	BUILD_BUG_ON(TASK_COMM_LEN != VP_COMM_LEN);
 	get_task_comm(comm, t);
 	memcpy(out, comm, VP_COMM_LEN);
 }
 
-/*
- * What /proc/<pid>/maps requires (PTRACE_MODE_READ_FSCREDS), rebuilt from exported pieces because
- * ptrace_may_access() is not exported: same thread group, or matching fs credentials and a
- * dumpable task, or CAP_SYS_PTRACE in the target's user namespace.
- */
-int vp_may_inspect(struct task_struct *t)
-{
-	const struct cred *cred = current_cred(), *tcred;
-	const struct task_exec_state *es;
-	bool ok;
-
-	if (same_thread_group(t, current))
-		return 0;
-	rcu_read_lock();
-	tcred = __task_cred(t);
-	ok = uid_eq(cred->fsuid, tcred->euid) && uid_eq(cred->fsuid, tcred->suid) &&
-	     uid_eq(cred->fsuid, tcred->uid) && gid_eq(cred->fsgid, tcred->egid) &&
-	     gid_eq(cred->fsgid, tcred->sgid) && gid_eq(cred->fsgid, tcred->gid);
-	if (!ok)
-		ok = ns_capable_noaudit(tcred->user_ns, CAP_SYS_PTRACE);
-	rcu_read_unlock();
-	if (!ok)
-		return -EACCES;
-	smp_rmb(); /* dumpability after credentials, as __ptrace_may_access() */
-	rcu_read_lock();
-	es = rcu_dereference(t->exec_state);
-	ok = READ_ONCE(es->dumpable) == TASK_DUMPABLE_OWNER ||
-	     ns_capable_noaudit(es->user_ns, CAP_SYS_PTRACE);
-	rcu_read_unlock();
-	return ok ? 0 : -EACCES;
-}
-
+/* struct time_namespace and nsproxy are not in the bindings; task_lock() is inline. */
 int vp_task_timens(struct task_struct *t, struct vp_timens *out)
 {
 	struct time_namespace *ns;
@@ -168,32 +147,24 @@ int vp_task_timens(struct task_struct *t, struct vp_timens *out)
 	return 0;
 }
 
-/* ---------------------------------------------------------------- mm and VMAs ------------- */
-
-struct mm_struct *vp_task_mm(struct task_struct *t)
+/* Thread flags are arch macros. */
+bool vp_task_addr32(struct task_struct *t)
 {
-	return get_task_mm(t);
+	return test_tsk_thread_flag(t, TIF_ADDR32);
 }
 
-void vp_mmput(struct mm_struct *mm)
-{
-	mmput(mm);
-}
+/* mm and VMAs: the x86 mm context, the page-table walk and vm_flags macros. */
 
+/* No killable variant in kernel::mm (MmWithUser::mmap_read_lock is not killable). */
 int vp_mmap_read_lock(struct mm_struct *mm)
 {
 	return mmap_read_lock_killable(mm);
 }
 
-void vp_mmap_read_unlock(struct mm_struct *mm)
-{
-	mmap_read_unlock(mm);
-}
-
-void vp_mm_info(struct mm_struct *mm, struct vp_mm *out)
+/* mm->context is x86's; called with the mmap lock held (vdso_mremap() writes context.vdso). */
+void vp_mm_info(struct mm_struct *mm, bool addr32, struct vp_mm *out)
 {
 	const struct vdso_image *image = mm->context.vdso_image;
-	const unsigned char *ehdr;
 	int i;
 
 	out->vdso_base = (unsigned long)mm->context.vdso;
@@ -203,17 +174,19 @@ void vp_mm_info(struct mm_struct *mm, struct vp_mm *out)
 	out->image_class = 0;
 	out->image_machine = 0;
 	if (image) {
-		ehdr = image->data;
-		out->image_class = ehdr[EI_CLASS];
-		out->image_machine = ehdr[18] | (ehdr[19] << 8); /* e_machine, little endian */
+		const struct elf32_hdr *ehdr = image->data; /* e_ident, e_machine: same offsets */
+
+		out->image_class = ehdr->e_ident[EI_CLASS];
+		out->image_machine = ehdr->e_machine;
 	}
 	/*
-	 * saved_auxv is read locklessly, as /proc/<pid>/auxv does. A compat (32-bit) ELF loader
-	 * stores 32-bit words in it (compat_binfmt_elf.c: elf_addr_t is u32).
+	 * saved_auxv is read locklessly, as /proc/<pid>/auxv does. A compat ELF loader (ia32 and
+	 * x32 both: TIF_ADDR32) stores 32-bit words in it (compat_binfmt_elf.c: elf_addr_t is u32),
+	 * whether or not a vDSO image was mapped.
 	 */
 	out->auxv_sysinfo_ehdr = 0;
 	out->auxv_has_sysinfo_ehdr = false;
-	if (out->image_class == ELFCLASS32) {
+	if (addr32) {
 		const u32 *a = (const u32 *)mm->saved_auxv;
 
 		for (i = 0; i + 1 < 2 * AT_VECTOR_SIZE && a[i] != AT_NULL; i += 2) {
@@ -232,36 +205,34 @@ void vp_mm_info(struct mm_struct *mm, struct vp_mm *out)
 	}
 }
 
-bool vp_task_addr32(struct task_struct *t)
-{
-	return test_tsk_thread_flag(t, TIF_ADDR32);
-}
-
 /*
- * The leaf PTE of a user address, or 0 when nothing is mapped there. Called with the mmap lock
- * held (VMAs and upper page-table levels stay); PTE tables can be reclaimed under RCU only.
+ * The leaf PTE of a user address, or 0 when nothing is mapped there: __pte_offset_map()
+ * (mm/pgtable-generic.c) open-coded, because it is not exported. Called with the mmap lock held,
+ * which keeps the VMA and the upper page-table levels; PTE tables can be freed under the read
+ * lock (PT_RECLAIM, khugepaged) but only after an RCU grace period, hence the RCU section.
  */
 static pte_t vp_user_pte(struct mm_struct *mm, unsigned long addr)
 {
-	pgd_t *pgd = pgd_offset(mm, addr);
-	p4d_t *p4d;
-	pud_t *pud;
-	pmd_t *pmd, pmdval;
+	pgd_t *pgdp = pgd_offset(mm, addr), pgd = pgdp_get(pgdp);
+	p4d_t *p4dp, p4d;
+	pud_t *pudp, pud;
+	pmd_t pmd;
 	pte_t pte = __pte(0);
 
-	if (pgd_none(*pgd) || pgd_bad(*pgd))
+	if (pgd_none(pgd) || pgd_bad(pgd))
 		return pte;
-	p4d = p4d_offset(pgd, addr);
-	if (p4d_none(*p4d) || p4d_bad(*p4d))
+	p4dp = p4d_offset(pgdp, addr);
+	p4d = p4dp_get(p4dp);
+	if (p4d_none(p4d) || p4d_bad(p4d))
 		return pte;
-	pud = pud_offset(p4d, addr);
-	if (pud_none(*pud) || pud_leaf(*pud) || pud_bad(*pud))
+	pudp = pud_offset(p4dp, addr);
+	pud = pudp_get(pudp);
+	if (pud_none(pud) || pud_leaf(pud) || pud_bad(pud))
 		return pte;
-	pmd = pmd_offset(pud, addr);
 	rcu_read_lock();
-	pmdval = pmdp_get_lockless(pmd);
-	if (!pmd_none(pmdval) && !pmd_leaf(pmdval) && !pmd_bad(pmdval))
-		pte = ptep_get_lockless(pte_offset_kernel(&pmdval, addr));
+	pmd = pmdp_get_lockless(pmd_offset(pudp, addr));
+	if (!pmd_none(pmd) && pmd_present(pmd) && !pmd_trans_huge(pmd) && !pmd_bad(pmd))
+		pte = ptep_get_lockless(pte_offset_kernel(&pmd, addr));
 	rcu_read_unlock();
 	return pte;
 }
@@ -276,45 +247,47 @@ unsigned long vp_user_pfn(struct mm_struct *mm, unsigned long addr)
 	return pte_pfn(pte) ?: 1;
 }
 
-/* The VMA containing addr, or NULL. */
-struct vm_area_struct *vp_vma_lookup(struct mm_struct *mm, unsigned long addr)
-{
-	return vma_lookup(mm, addr);
-}
+static const struct {
+	vm_flags_t vm;
+	u32 vp;
+} vp_vm_flags[] = {
+	{ VM_READ, VP_VM_READ },	   { VM_WRITE, VP_VM_WRITE },
+	{ VM_EXEC, VP_VM_EXEC },	   { VM_MAYSHARE, VP_VM_MAYSHARE },
+	{ VM_IO, VP_VM_IO },		   { VM_PFNMAP, VP_VM_PFNMAP },
+	{ VM_MIXEDMAP, VP_VM_MIXEDMAP },   { VM_DONTEXPAND, VP_VM_DONTEXPAND },
+	{ VM_DONTDUMP, VP_VM_DONTDUMP },   { VM_MAYWRITE, VP_VM_MAYWRITE },
+	{ VM_MAYEXEC, VP_VM_MAYEXEC },
+};
 
-/* The first VMA ending above addr, or NULL: the walk used when the fast path fails. */
-struct vm_area_struct *vp_vma_next(struct mm_struct *mm, unsigned long addr)
-{
-	return find_vma(mm, addr);
-}
-
+/*
+ * vm_flags bits are macros (VM_SEALED is absent from kernel::mm::virt::flags). The name is what
+ * /proc/<pid>/maps prints for a VMA without a file (fs/proc/task_mmu.c, get_vma_name()): only
+ * such VMAs' vm_ops->name is consulted. Called under the mmap lock, which keeps the name valid
+ * until the caller has copied it.
+ */
 void vp_vma_info(struct vm_area_struct *vma, struct vp_vma *out)
 {
 	vm_flags_t f = vma->vm_flags;
-	const char *name = NULL;
+	int i;
 
 	out->start = vma->vm_start;
 	out->end = vma->vm_end;
 	out->pgoff = vma->vm_pgoff;
 	out->has_file = vma->vm_file != NULL;
-	/* Exactly what /proc/<pid>/maps prints for a special mapping (fs/proc/task_mmu.c). */
-	if (vma->vm_ops && vma->vm_ops->name)
-		name = vma->vm_ops->name(vma);
-	out->name = name;
-	out->flags = (f & VM_READ ? VP_VM_READ : 0) | (f & VM_WRITE ? VP_VM_WRITE : 0) |
-		     (f & VM_EXEC ? VP_VM_EXEC : 0) | (f & VM_SHARED ? VP_VM_SHARED : 0) |
-		     (f & VM_IO ? VP_VM_IO : 0) | (f & VM_PFNMAP ? VP_VM_PFNMAP : 0) |
-		     (f & VM_MIXEDMAP ? VP_VM_MIXEDMAP : 0) |
-		     (f & VM_DONTEXPAND ? VP_VM_DONTEXPAND : 0) |
-		     (f & VM_DONTDUMP ? VP_VM_DONTDUMP : 0) |
-		     (f & VM_MAYWRITE ? VP_VM_MAYWRITE : 0) |
-		     (f & VM_MAYEXEC ? VP_VM_MAYEXEC : 0);
+	out->name = NULL;
+	if (!vma->vm_file && vma->vm_ops && vma->vm_ops->name)
+		out->name = vma->vm_ops->name(vma);
+	out->flags = 0;
+	for (i = 0; i < ARRAY_SIZE(vp_vm_flags); i++)
+		if (f & vp_vm_flags[i].vm)
+			out->flags |= vp_vm_flags[i].vp;
 #ifdef CONFIG_64BIT
 	if (VM_SEALED != VM_NONE && (f & VM_SEALED))
 		out->flags |= VP_VM_SEALED;
 #endif
 }
 
+/* enum vdso_pages and the vclock page offsets are x86 vDSO headers, not in the bindings. */
 void vp_vvar_layout(struct vp_vvar_layout *out)
 {
 	out->nr_pages = VDSO_NR_PAGES;
@@ -328,7 +301,7 @@ void vp_vvar_layout(struct vp_vvar_layout *out)
 	out->hvclock = VDSO_PAGE_HVCLOCK_OFFSET;
 }
 
-/* ---------------------------------------------------------------- vsyscall ---------------- */
+/* vsyscall: fixmap and pte macros. */
 
 /* true when the fixmap vsyscall page has a user-accessible PTE: only vsyscall=emulate maps it. */
 bool vp_vsyscall_pte_user(void)
@@ -339,163 +312,145 @@ bool vp_vsyscall_pte_user(void)
 	return pte && pte_present(*pte) && (pte_flags(*pte) & _PAGE_USER);
 }
 
-/* Reads /proc/cmdline (saved_command_line is not exported). Returns bytes read or -errno. */
-ssize_t vp_read_cmdline(char *buf, size_t len)
+/* Reads a file from the caller's context (no kernel::fs wrapper for kernel_read in 7.3). */
+ssize_t vp_read_file(const char *path, char *buf, size_t len)
 {
-	struct file *f = filp_open("/proc/cmdline", O_RDONLY, 0);
+	struct file *f = filp_open(path, O_RDONLY, 0);
 	loff_t pos = 0;
-	ssize_t n;
+	ssize_t n, total = 0;
 
 	if (IS_ERR(f))
 		return PTR_ERR(f);
-	n = kernel_read(f, buf, len, &pos);
+	while (total < len) {
+		n = kernel_read(f, buf + total, len - total, &pos);
+		if (n <= 0) {
+			if (n < 0 && !total)
+				total = n;
+			break;
+		}
+		total += n;
+	}
 	filp_close(f, NULL);
-	return n;
+	return total;
 }
 
-/* ---------------------------------------------------------------- lifecycle hooks --------- */
+/*
+ * Lifecycle hooks. The probes' prototypes must match the tracepoints' (kCFI type hashes), and
+ * tracepoint internals are macros: the probes stay in C. Their instance is the data argument.
+ */
 
-static vp_task_event_fn vp_event_fn;
-static void *vp_event_data;
+enum { VP_HOOK_FORK, VP_HOOK_EXIT, VP_NR_HOOKS };
+
+struct vp_hooks {
+	vp_task_event_fn fn;
+	void *data;
+	struct tracepoint *tp[VP_NR_HOOKS];
+};
 
 static void vp_probe_fork(void *data, struct task_struct *parent, struct task_struct *child)
 {
-	if (child->pid == child->tgid && !(child->flags & PF_KTHREAD))
-		vp_event_fn(vp_event_data, child, VP_EV_ADD);
-}
+	struct vp_hooks *h = data;
 
-static void vp_probe_exec(void *data, struct task_struct *p, pid_t old_pid,
-			  struct linux_binprm *bprm)
-{
-	/* The first exec of a kernel-spawned user process (usermode helper) creates its entry. */
-	vp_event_fn(vp_event_data, p, VP_EV_ADD);
+	/*
+	 * Every new user process, usermode helpers included (user_mode_thread() does not set
+	 * PF_KTHREAD): so no exec probe is needed; processes that existed at load come from the scan.
+	 */
+	if (child->pid == child->tgid && !(child->flags & PF_KTHREAD))
+		h->fn(h->data, child, VP_EV_ADD);
 }
 
 static void vp_probe_exit(void *data, struct task_struct *p, bool group_dead)
 {
+	struct vp_hooks *h = data;
+
 	if (group_dead && !(p->flags & PF_KTHREAD))
-		vp_event_fn(vp_event_data, p, VP_EV_REMOVE);
+		h->fn(h->data, p, VP_EV_REMOVE);
 }
 
-static struct {
+static const struct {
 	const char *name;
 	void *probe;
-	struct tracepoint *tp;
-} vp_hooks[] = {
-	{ "sched_process_fork", vp_probe_fork },
-	{ "sched_process_exec", vp_probe_exec },
-	{ "sched_process_exit", vp_probe_exit },
+} vp_hook_defs[VP_NR_HOOKS] = {
+	[VP_HOOK_FORK] = { "sched_process_fork", vp_probe_fork },
+	[VP_HOOK_EXIT] = { "sched_process_exit", vp_probe_exit },
 };
 
 static void vp_find_tp(struct tracepoint *tp, void *priv)
 {
+	struct vp_hooks *h = priv;
 	int i;
 
-	for (i = 0; i < ARRAY_SIZE(vp_hooks); i++)
-		if (!strcmp(tp->name, vp_hooks[i].name))
-			vp_hooks[i].tp = tp;
+	for (i = 0; i < VP_NR_HOOKS; i++)
+		if (!strcmp(tp->name, vp_hook_defs[i].name))
+			h->tp[i] = tp;
 }
 
-void vp_hooks_unregister(void)
+static void vp_hooks_detach(struct vp_hooks *h, int registered)
 {
 	int i;
 
-	for (i = 0; i < ARRAY_SIZE(vp_hooks); i++) {
-		if (vp_hooks[i].tp)
-			tracepoint_probe_unregister(vp_hooks[i].tp, vp_hooks[i].probe, NULL);
-		vp_hooks[i].tp = NULL;
-	}
+	for (i = 0; i < registered; i++)
+		tracepoint_probe_unregister(h->tp[i], vp_hook_defs[i].probe, h);
 	/* No probe runs after this returns. */
 	tracepoint_synchronize_unregister();
 }
 
-int vp_hooks_register(vp_task_event_fn fn, void *data)
+/* Attaches the probes; they call fn(data, task, VP_EV_*) until vp_hooks_unregister(). */
+struct vp_hooks *vp_hooks_register(vp_task_event_fn fn, void *data)
 {
-	int i, err;
+	struct vp_hooks *h = kzalloc(sizeof(*h), GFP_KERNEL);
+	int i, err = 0;
 
-	vp_event_fn = fn;
-	vp_event_data = data;
-	for_each_kernel_tracepoint(vp_find_tp, NULL);
-	for (i = 0; i < ARRAY_SIZE(vp_hooks); i++) {
-		if (!vp_hooks[i].tp) {
-			pr_err("vdso_probe: tracepoint %s not found\n", vp_hooks[i].name);
+	if (!h)
+		return ERR_PTR(-ENOMEM);
+	h->fn = fn;
+	h->data = data;
+	for_each_kernel_tracepoint(vp_find_tp, h);
+	for (i = 0; i < VP_NR_HOOKS && !err; i++) {
+		if (!h->tp[i]) {
+			pr_err("vdso_probe: tracepoint %s not found\n", vp_hook_defs[i].name);
 			err = -ENOENT;
-			goto fail;
+			break;
 		}
+		err = tracepoint_probe_register(h->tp[i], vp_hook_defs[i].probe, h);
+		if (err)
+			break;
 	}
-	for (i = 0; i < ARRAY_SIZE(vp_hooks); i++) {
-		err = tracepoint_probe_register(vp_hooks[i].tp, vp_hooks[i].probe, NULL);
-		if (err) {
-			/* Only the ones registered so far are unregistered. */
-			for (; i < ARRAY_SIZE(vp_hooks); i++)
-				vp_hooks[i].tp = NULL;
-			goto fail;
-		}
+	if (err) {
+		vp_hooks_detach(h, i);
+		kfree(h);
+		return ERR_PTR(err);
 	}
-	return 0;
-fail:
-	vp_hooks_unregister();
-	return err;
+	return h;
 }
 
-/* ---------------------------------------------------------------- debugfs files ----------- */
-
-static vp_show_fn vp_show;
-static vp_open_fn vp_open_check;
-
-static int vp_seq_show(struct seq_file *m, void *v)
+void vp_hooks_unregister(struct vp_hooks *h)
 {
-	return vp_show(m, m->private);
+	vp_hooks_detach(h, VP_NR_HOOKS);
+	kfree(h);
 }
 
-static int vp_open(struct inode *inode, struct file *file)
+/* alloc_workqueue() is a macro with a format string. */
+struct workqueue_struct *vp_alloc_wq(const char *name, unsigned int flags, int max_active)
 {
-	int err = vp_open_check(inode->i_private);
-
-	return err ?: single_open(file, vp_seq_show, inode->i_private);
+	return alloc_workqueue("%s", flags, max_active, name);
 }
 
-static const struct file_operations vp_fops = {
-	.owner = THIS_MODULE,
-	.open = vp_open,
-	.read = seq_read,
-	.llseek = seq_lseek,
-	.release = single_release,
+/*
+ * The time page: struct timekeeper and the pvclock_gtod notifier chain are not in the bindings
+ * (timekeeper_internal.h), and the notifier runs with tk_core.lock held and interrupts off.
+ */
+
+struct vp_timepage {
+	struct notifier_block nb;
+	struct vdso_probe_time_page *p;
+	/*
+	 * Set before registering and consumed by the first notifier call, which is the synchronous
+	 * one of pvclock_gtod_register_notifier(): both run under tk_core.lock, so this flag is only
+	 * ever touched under that lock (registration and every later call are serialised by it).
+	 */
+	bool registering;
 };
-
-void vp_debugfs_set_ops(vp_open_fn open, vp_show_fn show)
-{
-	vp_open_check = open;
-	vp_show = show;
-}
-
-struct dentry *vp_debugfs_file(const char *name, struct dentry *parent, void *data)
-{
-	return debugfs_create_file(name, 0400, parent, data, &vp_fops);
-}
-
-int vp_seq_write(struct seq_file *m, const char *s, size_t len)
-{
-	seq_write(m, s, len);
-	return seq_has_overflowed(m) ? -EOVERFLOW : 0;
-}
-
-/* ---------------------------------------------------------------- workqueue --------------- */
-
-struct workqueue_struct *vp_alloc_wq(void)
-{
-	return alloc_ordered_workqueue("vdso_probe", WQ_HIGHPRI);
-}
-
-void vp_flush_wq(struct workqueue_struct *wq)
-{
-	flush_workqueue(wq);
-}
-
-/* ---------------------------------------------------------------- time page --------------- */
-
-static struct vdso_probe_time_page *vp_tp;
-static bool vp_registering; /* the synchronous call of pvclock_gtod_register_notifier() */
 
 static void vp_ts_add_ns(struct vdso_probe_timespec *out, const struct vdso_probe_timespec *a,
 			 s64 ns)
@@ -518,27 +473,31 @@ static void vp_copy_clock(struct vdso_probe_clock *out, const struct tk_read_bas
 }
 
 /*
- * The pvclock_gtod notifier: called with tk_core.lock held, interrupts off and inside the write
- * side of tk_core.seq (timekeeping_update_from_shadow()), with the new (shadow) timekeeper. So:
- * plain stores under the page's own sequence counter, nothing that sleeps or reads the clock.
- * Calls are serialised by tk_core.lock. The copy mirrors update_vsyscall() (kernel/time/vsyscall.c).
+ * The pvclock_gtod notifier. Called with tk_core.lock held and interrupts off: at registration
+ * with the live timekeeper, afterwards from timekeeping_update_from_shadow() inside the write
+ * side of tk_core.seq with the new (shadow) timekeeper. So: plain stores under the page's own
+ * sequence counter, nothing that sleeps or reads the clock. The copy mirrors update_vsyscall()
+ * (kernel/time/vsyscall.c).
  */
 static int vp_tk_notify(struct notifier_block *nb, unsigned long was_set, void *priv)
 {
+	struct vp_timepage *tp = container_of(nb, struct vp_timepage, nb);
 	const struct timekeeper *tk = priv;
-	struct vdso_probe_time_page *p = vp_tp;
+	struct vdso_probe_time_page *p = tp->p;
 	u32 seq = p->seq;
+	bool registering = tp->registering;
 
+	tp->registering = false;
 	WRITE_ONCE(p->seq, seq + 1);
 	smp_wmb();
 
 	p->update_count++;
 	p->clock_mode = tk->tkr_mono.clock->vdso_clock_mode;
 	/*
-	 * timekeeping_update_from_shadow() increments it only after calling us; registration
-	 * passes was_set without incrementing anything.
+	 * timekeeping_update_from_shadow() increments clock_was_set_seq only after calling us;
+	 * registration passes was_set without incrementing anything.
 	 */
-	p->clock_was_set_seq = tk->clock_was_set_seq + (was_set && !vp_registering ? 1 : 0);
+	p->clock_was_set_seq = tk->clock_was_set_seq + (was_set && !registering ? 1 : 0);
 	strscpy_pad(p->clocksource, tk->tkr_mono.clock->name);
 
 	p->realtime_coarse.sec = tk->xtime_sec;
@@ -559,85 +518,55 @@ static int vp_tk_notify(struct notifier_block *nb, unsigned long was_set, void *
 	return NOTIFY_OK;
 }
 
-static struct notifier_block vp_tk_nb = { .notifier_call = vp_tk_notify };
-
 /* Starts publishing into the (zeroed) page; fills it once before returning. */
-int vp_timepage_start(struct page *page)
+struct vp_timepage *vp_timepage_start(struct page *page)
 {
+	struct vp_timepage *tp = kzalloc(sizeof(*tp), GFP_KERNEL);
 	struct vdso_probe_time_page *p = page_address(page);
 	int ret;
 
 	BUILD_BUG_ON(sizeof(*p) > VDSO_PROBE_PAGE_SIZE || VDSO_PROBE_PAGE_SIZE != PAGE_SIZE);
+	if (!tp)
+		return ERR_PTR(-ENOMEM);
 	p->magic = VDSO_PROBE_MAGIC;
 	p->abi_version = VDSO_PROBE_ABI_VERSION;
 	p->size = sizeof(*p);
-	vp_tp = p;
-	vp_registering = true;
-	ret = pvclock_gtod_register_notifier(&vp_tk_nb);
-	vp_registering = false;
-	return ret;
+	tp->p = p;
+	tp->nb.notifier_call = vp_tk_notify;
+	tp->registering = true;
+	ret = pvclock_gtod_register_notifier(&tp->nb);
+	if (ret) {
+		kfree(tp);
+		return ERR_PTR(ret);
+	}
+	return tp;
 }
 
-/* After this returns no notifier call runs (unregistration takes tk_core.lock). */
-void vp_timepage_stop(void)
+/* After unregistering no notifier call runs (unregistration takes tk_core.lock). */
+void vp_timepage_stop(struct vp_timepage *tp)
 {
-	pvclock_gtod_unregister_notifier(&vp_tk_nb);
+	pvclock_gtod_unregister_notifier(&tp->nb);
+	kfree(tp);
 }
 
-/* A consistent copy of the statistics the page carries. */
-void vp_timepage_stats(struct vp_tp_stats *out)
+/* A consistent copy of the statistics the page carries (the writer is the notifier). */
+void vp_timepage_stats(const struct vp_timepage *tp, struct vp_tp_stats *out)
 {
-	const struct vdso_probe_time_page *p = vp_tp;
+	const struct vdso_probe_time_page *p = tp->p;
 	u32 seq;
 
-	do {
+	for (;;) {
 		seq = smp_load_acquire(&p->seq);
-		out->updates = p->update_count;
-		out->clock_mode = p->clock_mode;
+		if (seq & 1) {
+			cpu_relax();
+			continue;
+		}
+		out->updates = data_race(p->update_count);
+		out->clock_mode = data_race(p->clock_mode);
 		memcpy(out->clocksource, p->clocksource, sizeof(out->clocksource));
 		smp_rmb();
-	} while ((seq & 1) || READ_ONCE(p->seq) != seq);
+		if (READ_ONCE(p->seq) == seq)
+			break;
+	}
 	out->abi_size = sizeof(*p);
-}
-
-static vp_fault_fn vp_fault_cb;
-static vp_vma_fn vp_vma_open_cb, vp_vma_close_cb;
-
-static vm_fault_t vp_vm_fault(struct vm_fault *vmf)
-{
-	return vp_fault_cb(vmf->vma->vm_private_data, vmf->vma, vmf->pgoff, vmf->address);
-}
-
-static void vp_vm_open(struct vm_area_struct *vma)
-{
-	vp_vma_open_cb(vma->vm_private_data);
-}
-
-static void vp_vm_close(struct vm_area_struct *vma)
-{
-	vp_vma_close_cb(vma->vm_private_data);
-}
-
-static const struct vm_operations_struct vp_vm_ops = {
-	.fault = vp_vm_fault,
-	.open = vp_vm_open,
-	.close = vp_vm_close,
-};
-
-void vp_vm_set_ops(vp_fault_fn fault, vp_vma_fn open, vp_vma_fn close)
-{
-	vp_fault_cb = fault;
-	vp_vma_open_cb = open;
-	vp_vma_close_cb = close;
-}
-
-void vp_vm_install(struct vm_area_struct *vma, void *data)
-{
-	vma->vm_private_data = data;
-	vma->vm_ops = &vp_vm_ops;
-}
-
-unsigned long vp_vma_pgoff(struct vm_area_struct *vma)
-{
-	return vma->vm_pgoff;
 }

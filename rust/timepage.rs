@@ -115,12 +115,19 @@ impl TimeState {
     }
 }
 
+/// `enum vdso_probe_clock_mode` (`uapi/vdso_probe.h`); `shim.c` asserts that each equals the
+/// kernel's `VDSO_CLOCKMODE_*`.
+const CLOCK_NONE: u32 = 0;
+const CLOCK_TSC: u32 = 1;
+const CLOCK_PVCLOCK: u32 = 2;
+const CLOCK_HVCLOCK: u32 = 3;
+
 fn clock_mode_name(mode: u32) -> &'static str {
     match mode {
-        0 => "none",
-        1 => "tsc",
-        2 => "pvclock",
-        3 => "hvclock",
+        CLOCK_NONE => "none",
+        CLOCK_TSC => "tsc",
+        CLOCK_PVCLOCK => "pvclock",
+        CLOCK_HVCLOCK => "hvclock",
         _ => "unknown",
     }
 }
@@ -134,7 +141,11 @@ impl fmt::Display for Clocksource {
         writeln!(f, "clocksource: {}", clocksource_name(&self.0))?;
         writeln!(f, "vdso_clock_mode: {}", clock_mode_name(self.0.clock_mode))?;
         // VDSO_CLOCKMODE_NONE: the vDSO falls back to the syscall for the precise clocks.
-        let readable = if self.0.clock_mode != 0 { "yes" } else { "no" };
+        let readable = if self.0.clock_mode != CLOCK_NONE {
+            "yes"
+        } else {
+            "no"
+        };
         writeln!(f, "vdso_readable: {readable}")
     }
 }
@@ -152,19 +163,10 @@ impl fmt::Display for TimeState {
     }
 }
 
-/// The misc device and the state its files share.
-#[pin_data]
-pub(crate) struct TimeDevice {
-    /// Initialised after `state`, so an `open` racing with registration finds it.
-    state: Arc<TimeState>,
-    #[pin]
-    reg: MiscDeviceRegistration<TimeFile>,
-}
-
-impl TimeDevice {
-    /// Allocates the page, starts publishing and registers `/dev/vdso_probe`.
-    pub(crate) fn new() -> Result<Pin<KBox<Self>>> {
-        let state = Arc::new(
+impl TimeState {
+    /// Allocates the page and starts publishing.
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Ok(Arc::new(
             TimeState {
                 page: PublishedPage::new()?,
                 mappings: Atomic::new(0),
@@ -172,7 +174,25 @@ impl TimeDevice {
                 faults: Atomic::new(0),
             },
             GFP_KERNEL,
-        )?;
+        )?)
+    }
+}
+
+/// The misc device and the state its files share.
+#[pin_data]
+pub(crate) struct TimeDevice {
+    /// Declared first, so dropped first: `misc_deregister` runs while `state` is still alive, and
+    /// an `open` racing the teardown (possible while a failing init unwinds) never sees a
+    /// dropped `state`.
+    #[pin]
+    reg: MiscDeviceRegistration<TimeFile>,
+    /// Initialised before `reg`, so an `open` racing the registration finds it.
+    state: Arc<TimeState>,
+}
+
+impl TimeDevice {
+    /// Registers `/dev/vdso_probe` for `state`.
+    pub(crate) fn new(state: Arc<TimeState>) -> Result<Pin<KBox<Self>>> {
         KBox::try_pin_init(
             try_pin_init!(Self {
                 state,
@@ -182,11 +202,6 @@ impl TimeDevice {
             }),
             GFP_KERNEL,
         )
-    }
-
-    /// The shared state, for the debugfs statistics.
-    pub(crate) fn state(&self) -> Arc<TimeState> {
-        self.state.clone()
     }
 }
 
@@ -199,9 +214,10 @@ impl MiscDevice for TimeFile {
 
     fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Arc<TimeState>> {
         let reg = core::ptr::from_ref(misc);
-        // SAFETY: every `MiscDeviceRegistration<TimeFile>` is the `reg` field of a pinned,
-        // live `TimeDevice` (`TimeDevice::new` is the only constructor), which outlives the
-        // registration and so this call.
+        // SAFETY: every `MiscDeviceRegistration<TimeFile>` is the `reg` field of a pinned
+        // `TimeDevice` (`TimeDevice::new` is the only constructor). `misc_open` calls us only
+        // while the device is registered; `state` is initialised before and dropped after the
+        // registration (field order), so it is alive for this call.
         let dev = unsafe { &*kernel::container_of!(reg, TimeDevice, reg) };
         Ok(dev.state.clone())
     }

@@ -38,48 +38,55 @@ module! {
     },
 }
 
-/// The module state. Teardown: hooks first (no new events), then queued events are flushed, then
-/// the fields drop in order: the global files, then the registry (which removes every
-/// per-process file and the directory).
+/// The module state. `init` builds it step by step, the user-visible interfaces last (the hooks,
+/// the scan, then `/dev/vdso_probe`), so that a failure at any step drops what exists through the
+/// same `Drop` as `rmmod`: nothing stays queued, registered or allocated. Teardown: the device,
+/// then the hooks (no new events), then the registry's background work is stopped; then the
+/// fields drop in order: the global files, the registry (every per-process file and the
+/// directory), the time page.
 struct VdsoProbe {
+    device: Option<Pin<KBox<timepage::TimeDevice>>>,
     hooks: Option<ffi::Hooks<Registry>>,
-    _vsyscall: ffi::DebugfsFile<Node>,
-    _summary: ffi::DebugfsFile<Node>,
-    _timepage_stats: ffi::DebugfsFile<Node>,
-    _timepage: Pin<KBox<timepage::TimeDevice>>,
+    globals: KVec<ffi::DebugfsFile<Node>>,
     registry: Arc<Registry>,
+    time: Arc<timepage::TimeState>,
 }
 
 impl kernel::Module for VdsoProbe {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         kernel::warn_on!(module_parameters::selftest_warn.value());
         let registry = Registry::new(vsyscall::detect())?;
-        let vsyscall = registry.global_file(c"vsyscall", Node::Vsyscall(registry.vsyscall()))?;
-        let timepage = timepage::TimeDevice::new()?;
-        let summary = registry.global_file(
-            c"summary",
-            Node::Summary(registry.stats(), timepage.state()),
-        )?;
-        let timepage_stats = registry.global_file(c"timepage", Node::TimePage(timepage.state()))?;
-        // Hooks before the scan: a process forked during the scan is seen by one or the other.
-        let hooks = ffi::Hooks::register(registry.clone())?;
-        registry.scan()?;
-        Ok(VdsoProbe {
-            hooks: Some(hooks),
-            _vsyscall: vsyscall,
-            _summary: summary,
-            _timepage_stats: timepage_stats,
-            _timepage: timepage,
+        let time = timepage::TimeState::new()?;
+        let mut this = VdsoProbe {
+            device: None,
+            hooks: None,
+            globals: KVec::with_capacity(3, GFP_KERNEL)?,
             registry,
-        })
+            time,
+        };
+        let reg = &this.registry;
+        for (name, node) in [
+            (c"vsyscall", Node::Vsyscall(reg.vsyscall())),
+            (c"summary", Node::Summary(reg.stats(), this.time.clone())),
+            (c"timepage", Node::TimePage(this.time.clone())),
+        ] {
+            let file = reg.global_file(name, node)?;
+            this.globals.push(file, GFP_KERNEL)?;
+        }
+        // Hooks before the scan: a process forked during the scan is seen by one or the other.
+        this.hooks = Some(ffi::Hooks::register(this.registry.clone())?);
+        this.registry.scan()?;
+        this.device = Some(timepage::TimeDevice::new(this.time.clone())?);
+        Ok(this)
     }
 }
 
 impl Drop for VdsoProbe {
     fn drop(&mut self) {
-        // No probe runs once the hooks are gone; after the flush no work item holds the registry,
-        // so the last reference, and the registry's teardown, is ours.
+        drop(self.device.take());
+        // No probe runs once the hooks are gone; after the shutdown no work item runs or holds
+        // the registry, so the last reference, and the registry's teardown, is ours.
         drop(self.hooks.take());
-        self.registry.flush();
+        self.registry.shutdown();
     }
 }

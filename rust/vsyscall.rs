@@ -2,24 +2,27 @@
 
 //! The vsyscall mode (`emulate`, `xonly`, `none`) and how it was determined.
 //!
-//! Nothing in `arch/x86/entry/vsyscall/vsyscall_64.c` is exported, so the mode is inferred:
-//! only `emulate` installs a user-accessible PTE for the fixmap page at `VSYSCALL_ADDR` (a
-//! runtime fact); `xonly` and `none` differ only in static data, so they come from the last
-//! `vsyscall=` token of `/proc/cmdline`, else from the Kconfig default.
+//! Nothing in `arch/x86/entry/vsyscall/vsyscall_64.c` is exported, so the mode is observed:
+//! only `emulate` installs a user-accessible PTE for the fixmap page at `VSYSCALL_ADDR`; `xonly`
+//! and `none` differ in the gate VMA (`get_gate_vma()`: `VM_EXEC` only for `xonly`, none for
+//! `none`), which the kernel shows as the `[vsyscall] --xp` line, or no line, of a 64-bit task's
+//! `/proc/<pid>/maps`: the loading task's own maps are read. Only when that cannot tell (a
+//! 32-bit loader, no procfs) does the last `vsyscall=` option before `--` in `/proc/cmdline`
+//! decide, else the Kconfig default.
 
 use crate::ffi;
 use core::fmt;
 use kernel::prelude::*;
 
 /// The vsyscall mode of the running kernel.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Mode {
     /// Readable and executable page, calls emulated on fault.
     Emulate,
     /// Execute-only: calls emulated, reads fault.
     Xonly,
     /// No vsyscall page.
-    None,
+    Disabled,
 }
 
 /// Where the mode was learned.
@@ -27,6 +30,8 @@ pub(crate) enum Mode {
 pub(crate) enum Source {
     /// The user-accessible fixmap PTE, present only in `emulate` mode.
     PteProbe,
+    /// The gate VMA in the loading task's `/proc/self/maps`.
+    GateVma,
     /// A `vsyscall=` boot option.
     Cmdline,
     /// The Kconfig default (`LEGACY_VSYSCALL_*`, or no `X86_VSYSCALL_EMULATION`).
@@ -52,7 +57,7 @@ impl Mode {
         match self {
             Mode::Emulate => "emulate",
             Mode::Xonly => "xonly",
-            Mode::None => "none",
+            Mode::Disabled => "none",
         }
     }
 
@@ -60,7 +65,7 @@ impl Mode {
         match s {
             b"emulate" => Some(Mode::Emulate),
             b"xonly" => Some(Mode::Xonly),
-            b"none" => Some(Mode::None),
+            b"none" => Some(Mode::Disabled),
             _ => None,
         }
     }
@@ -70,46 +75,101 @@ impl Source {
     fn name(self) -> &'static str {
         match self {
             Source::PteProbe => "pte-probe",
+            Source::GateVma => "gate-vma",
             Source::Cmdline => "cmdline",
             Source::KconfigDefault => "kconfig-default",
         }
     }
 }
 
-/// The mode selected by the last valid `vsyscall=` token, as the kernel's early_param parses it.
+/// The mode selected by the last valid `vsyscall=` option, as the kernel's early_param parses
+/// it: tokens after `--` belong to init, a quoted value is unquoted (`next_arg()`).
 fn mode_from_cmdline(cmdline: &[u8]) -> Option<Mode> {
     cmdline
         .split(|c| c.is_ascii_whitespace())
+        .take_while(|tok| *tok != b"--")
         .filter_map(|tok| tok.strip_prefix(b"vsyscall="))
+        .map(|v| {
+            v.strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(v)
+        })
         .filter_map(Mode::parse)
-        .next_back()
+        .last()
+}
+
+/// What a 64-bit task's maps show of the gate area.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Gate {
+    /// A `[vsyscall]` line without read permission: `xonly`.
+    ExecOnly,
+    /// A readable `[vsyscall]` line: `emulate`.
+    Readable,
+    /// No `[vsyscall]` line: `none`.
+    Absent,
+}
+
+/// The gate VMA as `/proc/<pid>/maps` shows it (`None` when the text is cut short).
+fn gate_from_maps(maps: &[u8], complete: bool) -> Option<Gate> {
+    let line = maps
+        .split(|&c| c == b'\n')
+        .find(|l| l.ends_with(b"[vsyscall]"));
+    match line {
+        Some(l) => match l.split(|&c| c == b' ').nth(1) {
+            Some([b'r', ..]) => Some(Gate::Readable),
+            Some(_) => Some(Gate::ExecOnly),
+            None => None,
+        },
+        None if complete => Some(Gate::Absent),
+        None => None,
+    }
+}
+
+/// The loading task's view of the gate area, when it can show it: a 64-bit task (the gate VMA
+/// is never shown to compat tasks) whose `/proc/self/maps` can be read whole.
+fn gate_of_current() -> Option<Gate> {
+    if ffi::current_addr32() {
+        return None;
+    }
+    let mut buf = KVec::<u8>::new();
+    buf.resize(64 * 1024, 0, GFP_KERNEL).ok()?;
+    let n = ffi::read_file(c"/proc/self/maps", &mut buf).ok()?;
+    gate_from_maps(&buf[..n], n < buf.len())
 }
 
 /// The Kconfig default of this kernel.
 fn kconfig_default() -> Mode {
     if cfg!(not(CONFIG_X86_VSYSCALL_EMULATION)) {
-        Mode::None
+        Mode::Disabled
     } else if cfg!(CONFIG_LEGACY_VSYSCALL_XONLY) {
         Mode::Xonly
     } else {
-        Mode::None
+        Mode::Disabled
     }
 }
 
-/// Determines the mode (process context: reads `/proc/cmdline`).
+/// Determines the mode (process context: reads `/proc/self/maps` and `/proc/cmdline`).
 pub(crate) fn detect() -> Info {
     let pte_user = ffi::vsyscall_pte_user();
     let mut buf = KVec::<u8>::new();
     let cmdline = match buf.resize(4096, 0, GFP_KERNEL) {
-        Ok(()) => ffi::read_cmdline(&mut buf)
+        Ok(()) => ffi::read_file(c"/proc/cmdline", &mut buf)
             .ok()
             .and_then(|n| mode_from_cmdline(&buf[..n])),
         Err(_) => None,
     };
+    let gate = gate_of_current();
     let (mode, source) = if !cfg!(CONFIG_X86_VSYSCALL_EMULATION) {
-        (Mode::None, Source::KconfigDefault)
+        (Mode::Disabled, Source::KconfigDefault)
     } else if pte_user {
         (Mode::Emulate, Source::PteProbe)
+    } else if let Some(g) = gate.filter(|&g| g != Gate::Readable) {
+        let mode = if g == Gate::ExecOnly {
+            Mode::Xonly
+        } else {
+            Mode::Disabled
+        };
+        (mode, Source::GateVma)
     } else if let Some(m) = cmdline.filter(|&m| m != Mode::Emulate) {
         (m, Source::Cmdline)
     } else {
@@ -138,11 +198,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cmdline_last_valid_token_wins() {
-        assert!(mode_from_cmdline(b"console=ttyS0 vsyscall=emulate") == Some(Mode::Emulate));
-        assert!(mode_from_cmdline(b"vsyscall=none quiet vsyscall=xonly") == Some(Mode::Xonly));
-        assert!(mode_from_cmdline(b"vsyscall=xonly vsyscall=bogus") == Some(Mode::Xonly));
-        assert!(mode_from_cmdline(b"novsyscall=none") == None);
-        assert!(mode_from_cmdline(b"") == None);
+    fn cmdline_last_valid_option_before_dashdash_wins() {
+        assert_eq!(
+            mode_from_cmdline(b"console=ttyS0 vsyscall=emulate"),
+            Some(Mode::Emulate)
+        );
+        assert_eq!(
+            mode_from_cmdline(b"vsyscall=none quiet vsyscall=xonly"),
+            Some(Mode::Xonly)
+        );
+        assert_eq!(
+            mode_from_cmdline(b"vsyscall=xonly vsyscall=bogus"),
+            Some(Mode::Xonly)
+        );
+        assert_eq!(
+            mode_from_cmdline(b"vsyscall=xonly -- vsyscall=none"),
+            Some(Mode::Xonly)
+        );
+        assert_eq!(
+            mode_from_cmdline(b"vsyscall=\"none\""),
+            Some(Mode::Disabled)
+        );
+        assert_eq!(mode_from_cmdline(b"novsyscall=none"), None);
+        assert_eq!(mode_from_cmdline(b""), None);
+    }
+
+    #[test]
+    fn gate_line_of_maps() {
+        let xonly = b"7ffd1000-7ffd3000 r-xp 00000000 00:00 0      [vdso]\n\
+ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]\n";
+        assert_eq!(gate_from_maps(xonly, true), Some(Gate::ExecOnly));
+        let emulate = b"ffffffffff600000-ffffffffff601000 r-xp 00000000 00:00 0  [vsyscall]\n";
+        assert_eq!(gate_from_maps(emulate, true), Some(Gate::Readable));
+        let none = b"7ffd1000-7ffd3000 r-xp 00000000 00:00 0      [vdso]\n";
+        assert_eq!(gate_from_maps(none, true), Some(Gate::Absent));
+        assert_eq!(gate_from_maps(none, false), None);
     }
 }

@@ -76,7 +76,7 @@ pub struct Report {
 pub struct VsyscallInfo {
     /// `emulate`, `xonly` or `none`.
     pub mode: String,
-    /// `pte-probe`, `cmdline` or `kconfig-default`.
+    /// `pte-probe`, `gate-vma`, `cmdline` or `kconfig-default`.
     pub source: String,
 }
 
