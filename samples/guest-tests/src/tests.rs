@@ -38,6 +38,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("tool-vdso-call", tool_vdso_call),
     ("tool-vdso-strace-demo", tool_strace_demo),
     ("tool-vdso-bench", tool_vdso_bench),
+    ("tool-vdso-timepage", tool_vdso_timepage),
     ("bench-load-5000-processes", bench_load_5000),
 ];
 
@@ -600,6 +601,87 @@ fn tool_vdso_report() -> Result<Outcome> {
     let me = std::process::id().to_string();
     // Exits non-zero on any disagreement with /proc/<pid>/maps and auxv.
     tool("vdso-report", &["1", &me])?;
+    // One JSON document (README, "JSON output"): both reports, addresses as hex strings.
+    let doc: serde_json::Value =
+        serde_json::from_str(&tool("vdso-report", &["--json", "1", &me])?)?;
+    ensure!(doc["tool"] == "vdso-report", "not a vdso-report document");
+    let reports = doc["reports"].as_array().context("no reports array")?;
+    ensure!(reports.len() == 2, "{} reports for 2 pids", reports.len());
+    ensure!(reports[0]["pid"] == 1, "the first report is not pid 1's");
+    for r in reports {
+        ensure!(
+            r["auxv_sysinfo_ehdr"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("0x"))
+                && r["mappings"][0]["start"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("0x")),
+            "addresses are not hex strings: {r}"
+        );
+        ensure!(
+            r["disagreements"].as_array().is_some_and(Vec::is_empty),
+            "disagreements: {}",
+            r["disagreements"]
+        );
+    }
+    // A kernel thread has no report: exit 2 and one line that says why.
+    let out = std::process::Command::new("vdso-report")
+        .arg("2")
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("vdso-report 2: {}: {}", out.status, err.trim());
+    ensure!(
+        out.status.code() == Some(2)
+            && err.lines().count() == 1
+            && err.starts_with("vdso-report: pid 2: ")
+            && err.contains("is a kernel thread"),
+        "vdso-report 2 (kthreadd): {}: {err}",
+        out.status
+    );
+    Ok(Outcome::Pass)
+}
+
+fn tool_vdso_timepage() -> Result<Outcome> {
+    ensure_module()?;
+    // Exits 1 on a header mismatch or a value outside its clock_gettime bracket.
+    tool("vdso-timepage", &[])?;
+    let out = tool(
+        "vdso-timepage",
+        &["--json", "--watch", "2", "--interval-ms", "10"],
+    )?;
+    let doc: serde_json::Value = serde_json::from_str(&out)?;
+    ensure!(
+        doc["tool"] == "vdso-timepage",
+        "not a vdso-timepage document"
+    );
+    let samples = doc["samples"].as_array().context("no samples array")?;
+    ensure!(
+        samples.len() == 2,
+        "{} samples for --watch 2",
+        samples.len()
+    );
+    for s in samples {
+        ensure!(
+            s["page"]["magic"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("0x")),
+            "magic: {}",
+            s["page"]["magic"]
+        );
+        ensure!(
+            s["stats"].is_object(),
+            "no statistics: {}",
+            s["stats_error"]
+        );
+        let compare = s["compare"].as_array().context("no compare array")?;
+        ensure!(compare.len() == 4, "{} comparisons", compare.len());
+        for c in compare {
+            ensure!(
+                ["inside", "behind", "unavailable"].contains(&c["verdict"].as_str().unwrap_or("")),
+                "{c}"
+            );
+        }
+    }
     Ok(Outcome::Pass)
 }
 
@@ -611,7 +693,13 @@ fn tool_vdso_call() -> Result<Outcome> {
 
 fn tool_strace_demo() -> Result<Outcome> {
     let out = tool("vdso-strace-demo", &["-n", "200", "--json"])?;
-    let v: serde_json::Value = serde_json::from_str(&out)?;
+    // One document, `{"tool", "version", "runs": [counts]}` (README, "JSON output").
+    let doc: serde_json::Value = serde_json::from_str(&out)?;
+    ensure!(
+        doc["tool"] == "vdso-strace-demo",
+        "not a vdso-strace-demo document"
+    );
+    let v = &doc["runs"][0];
     let cs =
         fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")?;
     ensure!(

@@ -88,7 +88,9 @@ pub struct CpuInfo {
     pub vendor: String,
     /// Brand string (leaves 0x80000002..4), e.g. `AMD EPYC 7R13 Processor`.
     pub model: String,
-    /// Family/model/stepping from leaf 1 (display values).
+    /// Family/model/stepping from leaf 1 (display values); in JSON
+    /// `{"family": 25, "model": 1, "stepping": 1}`.
+    #[serde(serialize_with = "fms_json")]
     pub family_model_stepping: (u32, u32, u32),
     /// CPUID.1:EDX\[4\]: TSC present.
     pub tsc: bool,
@@ -101,6 +103,24 @@ pub struct CpuInfo {
     /// Hypervisor vendor signature from leaf 0x40000000 (only read when `hypervisor` is set),
     /// e.g. `KVMKVMKVM`, `TCGTCGTCGTCG`, `Microsoft Hv`.
     pub hypervisor_vendor: Option<String>,
+}
+
+fn fms_json<S: serde::Serializer>(
+    v: &(u32, u32, u32),
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Fms {
+        family: u32,
+        model: u32,
+        stepping: u32,
+    }
+    Fms {
+        family: v.0,
+        model: v.1,
+        stepping: v.2,
+    }
+    .serialize(s)
 }
 
 impl CpuInfo {
@@ -318,7 +338,7 @@ impl Entry {
     fn skipped(name: impl Into<String>, reason: impl std::fmt::Display) -> Self {
         Entry::Skipped {
             name: name.into(),
-            reason: format!("{reason:#}"),
+            reason: crate::cli::one_line(&format!("{reason:#}")),
         }
     }
 }
@@ -716,7 +736,8 @@ impl Report {
         );
         let hv = match (&e.hypervisor, &e.cpu.hypervisor_vendor) {
             (Some(name), Some(sig)) => format!(
-                "{name} (signature {sig:?}){}",
+                "{name} (signature {}){}",
+                crate::cli::quote(sig),
                 if e.emulated {
                     "; cycle counts are emulated"
                 } else {

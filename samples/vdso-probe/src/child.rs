@@ -35,8 +35,9 @@ impl VdsoChild {
         if this.vdso == 0 {
             // `this` is dropped here: the child is killed and reaped.
             return Err(format!(
-                "{} printed {line:?}, not a vDSO address",
-                exe.display()
+                "{} printed {}, not a vDSO address",
+                exe.display(),
+                crate::cli::quote(&line)
             ));
         }
         Ok(this)

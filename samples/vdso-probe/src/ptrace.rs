@@ -54,7 +54,8 @@ pub struct Counts {
     pub other_in_phases: u64,
     /// Syscall-entry stops seen in total (markers and `exit_group` included).
     pub total_entries: u64,
-    /// Address of the vDSO function the child called.
+    /// Address of the vDSO function the child called (JSON: a hex string).
+    #[serde(serialize_with = "crate::cli::json::hex")]
     pub vdso_function: usize,
     /// Clocksource at the time of the run.
     pub clocksource: Option<String>,
@@ -250,10 +251,16 @@ pub fn run(calls: u64) -> Result<Counts> {
     if libc::WIFEXITED(status) {
         guard.reaped = true;
         match libc::WEXITSTATUS(status) {
-            CHILD_TRACEME_FAILED => bail!(
-                "child: PTRACE_TRACEME failed (ptrace forbidden by seccomp, Yama or a \
-                 container runtime?)"
-            ),
+            CHILD_TRACEME_FAILED => match tracer_pid() {
+                Some(tracer) => bail!(
+                    "child: PTRACE_TRACEME failed: this process is already traced (TracerPid \
+                     {tracer}, e.g. strace -f or gdb); run it untraced"
+                ),
+                None => bail!(
+                    "child: PTRACE_TRACEME failed (ptrace forbidden by seccomp, Yama or a \
+                     container runtime?)"
+                ),
+            },
             CHILD_RAISE_FAILED => bail!("child: raise(SIGSTOP) failed"),
             code => bail!("child exited early with status {code}"),
         }
@@ -347,6 +354,19 @@ pub fn run(calls: u64) -> Result<Counts> {
         vdso_function: f.address(),
         clocksource,
     })
+}
+
+/// The `TracerPid` of this process when it is traced (a traced parent's children are
+/// traced too under `strace -f`, so their `PTRACE_TRACEME` fails).
+fn tracer_pid() -> Option<u32> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&p| p != 0)
 }
 
 /// `PTRACE_GETREGS` of a stopped tracee.

@@ -3,11 +3,19 @@
 //! of one against the other (the format is specified in the README).
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+
+use crate::cli::{json, quote};
 
 /// The directory the module creates.
 pub const DEBUGFS_DIR: &str = "/sys/kernel/debug/vdso";
+/// Where debugfs is mounted.
+pub const DEBUGFS_MOUNT: &str = "/sys/kernel/debug";
+/// Present while the module is loaded.
+pub const MODULE_SYSFS: &str = "/sys/module/vdso_probe";
 
 /// One special mapping of a report (`<name>.*` keys).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -15,8 +23,10 @@ pub struct Mapping {
     /// `[vdso]`, `[vvar]`, `[vvar_vclock]`, ...
     pub name: String,
     /// First address.
+    #[serde(serialize_with = "json::hex")]
     pub start: u64,
     /// One past the last address.
+    #[serde(serialize_with = "json::hex")]
     pub end: u64,
     /// Size in pages.
     pub pages: u64,
@@ -26,8 +36,24 @@ pub struct Mapping {
     pub flags: Vec<String>,
     /// Number of populated pages.
     pub populated: u64,
-    /// Per page: (role, populated).
+    /// Per page: (role, populated); in JSON `[{"role": "time_data", "populated": true}]`.
+    #[serde(serialize_with = "page_roles_json")]
     pub page_roles: Vec<(String, bool)>,
+}
+
+fn page_roles_json<S: Serializer>(
+    roles: &[(String, bool)],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Role<'a> {
+        role: &'a str,
+        populated: bool,
+    }
+    s.collect_seq(roles.iter().map(|(role, populated)| Role {
+        role,
+        populated: *populated,
+    }))
 }
 
 /// A parsed per-process report.
@@ -48,8 +74,10 @@ pub struct Report {
     /// Special mappings, in address order.
     pub mappings: Vec<Mapping>,
     /// `mm->context.vdso`.
+    #[serde(serialize_with = "json::hex_opt")]
     pub context_vdso: Option<u64>,
     /// `AT_SYSINFO_EHDR` from the saved auxv (None: absent).
+    #[serde(serialize_with = "json::hex_opt")]
     pub auxv_sysinfo_ehdr: Option<u64>,
     /// Size of the vDSO image.
     pub vdso_image_size: Option<u64>,
@@ -67,7 +95,8 @@ pub struct Report {
     pub timens_boottime_ns: i128,
     /// Where the timens page is.
     pub timens_page: String,
-    /// Every key and value, as read.
+    /// Every key and value, as read (not in the JSON form, which has them all as fields).
+    #[serde(skip)]
     pub raw: BTreeMap<String, String>,
 }
 
@@ -86,21 +115,21 @@ fn kv(text: &str) -> Result<Vec<(&str, &str)>> {
         .map(|l| {
             l.split_once(": ")
                 .or_else(|| l.strip_suffix(':').map(|k| (k, "")))
-                .ok_or_else(|| anyhow!("not a `key: value` line: {l:?}"))
+                .ok_or_else(|| anyhow!("not a `key: value` line: {}", quote(l)))
         })
         .collect()
 }
 
 fn hex(s: &str) -> Result<u64> {
     let s = s.trim_start_matches("0x");
-    u64::from_str_radix(s, 16).with_context(|| format!("bad hex number {s:?}"))
+    u64::from_str_radix(s, 16).with_context(|| format!("bad hex number {}", quote(s)))
 }
 
 fn yes_no(s: &str) -> Result<bool> {
     match s {
         "yes" => Ok(true),
         "no" => Ok(false),
-        _ => bail!("expected yes/no, got {s:?}"),
+        _ => bail!("expected yes/no, got {}", quote(s)),
     }
 }
 
@@ -109,7 +138,7 @@ fn offset_ns(s: &str) -> Result<i128> {
     let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
     let (sec, nsec) = s
         .split_once('.')
-        .ok_or_else(|| anyhow!("bad offset {s:?}"))?;
+        .ok_or_else(|| anyhow!("bad offset {}", quote(s)))?;
     let v = sec.parse::<i128>()? * 1_000_000_000 + nsec.parse::<i128>()?;
     Ok(if neg { -v } else { v })
 }
@@ -118,7 +147,7 @@ fn offset_ns(s: &str) -> Result<i128> {
 pub fn parse_range(s: &str) -> Result<(u64, u64)> {
     let (a, b) = s
         .split_once('-')
-        .ok_or_else(|| anyhow!("bad range {s:?}"))?;
+        .ok_or_else(|| anyhow!("bad range {}", quote(s)))?;
     Ok((hex(a)?, hex(b)?))
 }
 
@@ -145,7 +174,7 @@ impl Report {
                         let v = field(&format!("page{i}"))?;
                         let (role, state) = v
                             .split_once(' ')
-                            .ok_or_else(|| anyhow!("bad page line {v:?}"))?;
+                            .ok_or_else(|| anyhow!("bad page line {}", quote(v)))?;
                         Ok((role.to_string(), state == "populated"))
                     })
                     .collect::<Result<_>>()?;
@@ -193,11 +222,153 @@ impl Report {
         self.mappings.iter().find(|m| m.name == name)
     }
 
-    /// Reads and parses the report of `pid`.
+    /// Reads and parses the report of `pid` from [`DEBUGFS_DIR`].
     pub fn read(pid: i32) -> Result<Self> {
-        let path = format!("{DEBUGFS_DIR}/{pid}");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        Self::parse(&text).with_context(|| format!("parsing {path}"))
+        Self::read_in(Path::new(DEBUGFS_DIR), pid)
+    }
+
+    /// Reads and parses the report of `pid` from `dir` (the debugfs directory, or a copy of
+    /// it). A file that cannot be read gives a [`ReadError`] that says why and what to do.
+    pub fn read_in(dir: &Path, pid: i32) -> Result<Self> {
+        let path = dir.join(pid.to_string());
+        let text = std::fs::read_to_string(&path).map_err(|error| ReadError {
+            pid,
+            reason: unreadable_reason(dir, pid, &error),
+            error,
+        })?;
+        Self::parse(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// A report that could not be read, with the cause told apart (debugfs not mounted, module
+/// not loaded, no such process, kernel thread, zombie, thread id, permission).
+#[derive(Debug)]
+pub struct ReadError {
+    /// The pid asked for.
+    pub pid: i32,
+    /// Why, and what to do: `no such process`, `vdso_probe is not loaded (insmod ...)`, ...
+    pub reason: String,
+    /// The error of the read itself.
+    pub error: io::Error,
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {}: {}", self.pid, self.reason)
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// `0x...`, or `absent`.
+pub fn hex_or_absent(v: Option<u64>) -> String {
+    v.map_or_else(|| "absent".to_string(), |v| format!("{v:#x}"))
+}
+
+/// `DEBUGFS_MAGIC` (`include/uapi/linux/magic.h`).
+const DEBUGFS_MAGIC: u64 = 0x6462_6720;
+
+/// Whether debugfs is mounted on [`DEBUGFS_MOUNT`] (by the file system type `statfs` reports,
+/// which needs no permission on the directory itself).
+pub fn debugfs_mounted() -> bool {
+    // SAFETY: statfs is plain integers; all-zero is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a writable statfs buffer, which is all statfs takes.
+    let rc = unsafe { libc::statfs(c"/sys/kernel/debug".as_ptr(), &mut st) };
+    rc == 0 && st.f_type as u64 == DEBUGFS_MAGIC
+}
+
+/// Whether `vdso_probe` is loaded ([`MODULE_SYSFS`] exists).
+pub fn module_loaded() -> bool {
+    Path::new(MODULE_SYSFS).exists()
+}
+
+/// Why the module's debugfs files are missing, with what to do: debugfs not mounted, the
+/// module not loaded, or both; `None` when neither.
+pub fn debugfs_problem() -> Option<String> {
+    let mount = format!("mount -t debugfs none {DEBUGFS_MOUNT}");
+    match (debugfs_mounted(), module_loaded()) {
+        (true, true) => None,
+        (false, true) => Some(format!(
+            "debugfs is not mounted on {DEBUGFS_MOUNT} ({mount})"
+        )),
+        (true, false) => Some("vdso_probe is not loaded (insmod vdso_probe.ko)".to_string()),
+        (false, false) => Some(format!(
+            "vdso_probe is not loaded and debugfs is not mounted (insmod vdso_probe.ko; {mount})"
+        )),
+    }
+}
+
+/// `PF_KTHREAD` (`include/linux/sched.h`).
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// Why `/proc` says `pid` has no report: no such process, a kernel thread, a zombie, a thread
+/// id that is not its process's; `None` for a live user process.
+fn process_problem(pid: i32) -> Option<String> {
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Some("no such process".to_string())
+        }
+        Err(_) => return None,
+    };
+    // `pid (comm) state ppid pgrp session tty_nr tpgid flags ...`; comm may contain ") ".
+    let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let flags: u64 = fields.get(6)?.parse().ok()?;
+    if flags & PF_KTHREAD != 0 {
+        return Some(format!(
+            "{comm} is a kernel thread: kernel threads have no mm, so no vDSO and no report"
+        ));
+    }
+    if fields.first() == Some(&"Z") {
+        return Some(format!(
+            "{comm} is a zombie (exited, not yet reaped): it has no address space any more"
+        ));
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let tgid: i32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (tgid != pid).then(|| {
+        format!("a thread of process {tgid}: reports are per process, named by its pid ({tgid})")
+    })
+}
+
+/// Why the report of `pid` in `dir` could not be read (`e`), and what to do.
+pub fn unreadable_reason(dir: &Path, pid: i32, e: &io::Error) -> String {
+    if dir == Path::new(DEBUGFS_DIR) {
+        if let Some(p) = debugfs_problem() {
+            return p;
+        }
+    }
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        return if std::fs::read_dir(dir).is_err() {
+            format!(
+                "permission denied: {} is not readable ({DEBUGFS_MOUNT} is root-only, mode 0700,                  unless mounted otherwise): run as root",
+                dir.display()
+            )
+        } else {
+            format!(
+                "permission denied: a report is readable where /proc/{pid}/maps is (same user                  and a dumpable process, or CAP_SYS_PTRACE): run as root or as its owner"
+            )
+        };
+    }
+    if let Some(p) = process_problem(pid) {
+        return p;
+    }
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => format!(
+            "no report in {} (the process has only just started, or is exiting?)",
+            dir.display()
+        ),
+        Some(libc::ESRCH) | Some(libc::EIO) => {
+            "the process exited while its report was being read".to_string()
+        }
+        _ => format!("reading {}: {e}", dir.join(pid.to_string()).display()),
     }
 }
 
@@ -238,7 +409,7 @@ pub fn parse_maps(text: &str) -> Result<Vec<MapsLine>> {
             let (start, end) = parse_range(f.next().ok_or_else(|| anyhow!("empty maps line"))?)?;
             let perms = f
                 .next()
-                .ok_or_else(|| anyhow!("no perms in {l:?}"))?
+                .ok_or_else(|| anyhow!("no perms in {}", quote(l)))?
                 .to_string();
             let name = f.nth(3).unwrap_or("").to_string();
             Ok(MapsLine {
@@ -255,14 +426,16 @@ pub fn parse_maps(text: &str) -> Result<Vec<MapsLine>> {
 /// disagreement with the report (empty: all consistent).
 pub fn cross_check(report: &Report) -> Result<Vec<String>> {
     let pid = report.pid;
-    let maps = parse_maps(&std::fs::read_to_string(format!("/proc/{pid}/maps"))?)?;
-    let auxv = std::fs::read(format!("/proc/{pid}/auxv"))?;
+    let path = |f: &str| format!("/proc/{pid}/{f}");
+    let read = |f: &str| std::fs::read(path(f)).with_context(|| format!("reading {}", path(f)));
+    let maps = parse_maps(&String::from_utf8_lossy(&read("maps")?))
+        .with_context(|| format!("parsing {}", path("maps")))?;
+    let auxv = read("auxv")?;
     // The auxv word size is the executable's ELF class (EI_CLASS 1: 32-bit words).
     let mut ident = [0u8; 5];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open(format!("/proc/{pid}/exe"))?,
-        &mut ident,
-    )?;
+    std::fs::File::open(path("exe"))
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut ident))
+        .with_context(|| format!("reading the ELF header of {}", path("exe")))?;
     let word = if ident[4] == 1 { 4 } else { 8 };
     Ok(compare(
         report,
@@ -315,8 +488,9 @@ pub fn compare(report: &Report, maps: &[MapsLine], sysinfo_ehdr: Option<u64>) ->
     }
     if report.auxv_sysinfo_ehdr != sysinfo_ehdr {
         bad.push(format!(
-            "AT_SYSINFO_EHDR: report {:x?}, /proc auxv {:x?}",
-            report.auxv_sysinfo_ehdr, sysinfo_ehdr
+            "AT_SYSINFO_EHDR: report {}, /proc auxv {}",
+            hex_or_absent(report.auxv_sysinfo_ehdr),
+            hex_or_absent(sysinfo_ehdr)
         ));
     }
     let vsyscall = maps
@@ -332,8 +506,8 @@ pub fn compare(report: &Report, maps: &[MapsLine], sysinfo_ehdr: Option<u64>) ->
     // A task without a vsyscall page (ia32) says nothing about the system's mode.
     if report.vsyscall_usable == Some(true) && report.vsyscall_mode.as_deref() != Some(expect) {
         bad.push(format!(
-            "vsyscall: report {:?}, maps says {expect}",
-            report.vsyscall_mode
+            "vsyscall: report {}, maps says {expect}",
+            report.vsyscall_mode.as_deref().unwrap_or("absent")
         ));
     }
     bad

@@ -323,20 +323,31 @@ impl TimePage {
     /// Opens [`DEVICE`] read-only, maps the page and checks its header (touching the page).
     pub fn open() -> Result<Self> {
         let page = Self::map(Path::new(DEVICE))?;
-        page.check_header()?;
+        page.check_header().context(DEVICE)?;
         Ok(page)
     }
 
     /// Opens `path` read-only and maps one page `PROT_READ`, `MAP_SHARED`, without touching
-    /// it (no page fault happens yet).
+    /// it (no page fault happens yet). An error says why (module not loaded, no device node,
+    /// permission) and what to do.
     pub fn map(path: &Path) -> Result<Self> {
         let file = fs::File::open(path).map_err(|e| {
-            let hint = if e.kind() == std::io::ErrorKind::NotFound {
-                ": insmod vdso_probe.ko first"
-            } else {
-                ""
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound if path == Path::new(DEVICE) => {
+                    if crate::report::module_loaded() {
+                        "vdso_probe is loaded, but the device node is missing (is devtmpfs \
+                         mounted on /dev?)"
+                            .to_string()
+                    } else {
+                        "vdso_probe is not loaded (insmod vdso_probe.ko)".to_string()
+                    }
+                }
+                std::io::ErrorKind::PermissionDenied if path == Path::new(DEVICE) => {
+                    "permission denied (the node is root-only, mode 0600: run as root)".to_string()
+                }
+                _ => e.to_string(),
             };
-            anyhow::Error::new(e).context(format!("opening {}{hint}", path.display()))
+            anyhow::anyhow!("{}: {why}", path.display())
         })?;
         // SAFETY: a fresh mapping at an address of the kernel's choosing (NULL hint), of an
         // open file descriptor; it does not alias any Rust object.
@@ -375,15 +386,15 @@ impl TimePage {
         };
         ensure!(
             magic == MAGIC,
-            "{DEVICE}: magic {magic:#x}, expected {MAGIC:#x}: not a vdso_probe time page"
+            "magic {magic:#x}, expected {MAGIC:#x}: not a vdso_probe time page"
         );
         ensure!(
             version == ABI_VERSION,
-            "{DEVICE}: ABI version {version}, this program was built for {ABI_VERSION}"
+            "ABI version {version}, this program was built for {ABI_VERSION}"
         );
         ensure!(
             size as usize >= ABI_SIZE,
-            "{DEVICE}: the module's struct is {size} bytes, ours {ABI_SIZE}"
+            "the module's struct is {size} bytes, ours {ABI_SIZE}"
         );
         Ok(())
     }
@@ -536,7 +547,8 @@ pub struct Stats {
     pub clocksource: String,
     /// `sizeof(struct vdso_probe_time_page)` as the module was compiled.
     pub abi_size: u64,
-    /// Every `key: value` line, including the ones above.
+    /// Every `key: value` line, including the ones above (not in the JSON form).
+    #[serde(skip)]
     pub raw: BTreeMap<String, String>,
 }
 
@@ -555,8 +567,12 @@ impl Stats {
         };
         let num = |key: &str| -> Result<u64> {
             let v = text_of(key)?;
-            v.parse()
-                .with_context(|| format!("time page statistics: {key}: {v:?} is not a number"))
+            v.parse().with_context(|| {
+                format!(
+                    "time page statistics: {key}: {} is not a number",
+                    crate::cli::quote(&v)
+                )
+            })
         };
         Ok(Stats {
             mappings: num("mappings")?,
@@ -570,10 +586,14 @@ impl Stats {
         })
     }
 
-    /// Reads [`STATS_PATH`].
+    /// Reads [`STATS_PATH`]; an error says why it is missing (debugfs not mounted, module not
+    /// loaded).
     pub fn read() -> Result<Self> {
         let text =
-            fs::read_to_string(STATS_PATH).with_context(|| format!("reading {STATS_PATH}"))?;
+            fs::read_to_string(STATS_PATH).map_err(|e| match crate::report::debugfs_problem() {
+                Some(why) => anyhow::anyhow!("{STATS_PATH}: {why}"),
+                None => anyhow::Error::new(e).context(format!("reading {STATS_PATH}")),
+            })?;
         Self::parse(&text)
     }
 }
@@ -605,7 +625,7 @@ pub fn bench_rows(bench: &Bench) -> Vec<Entry> {
     let page = match TimePage::open() {
         Ok(p) => p,
         Err(e) => {
-            let why = format!("{e:#}");
+            let why = crate::cli::one_line(&format!("{e:#}"));
             return vec![
                 skipped(BENCH_COARSE, why.clone()),
                 skipped(BENCH_PRECISE, why),
@@ -614,7 +634,7 @@ pub fn bench_rows(bench: &Bench) -> Vec<Entry> {
     };
     let entry = |name: &str, f: &mut dyn FnMut()| match bench.measure(name, f) {
         Ok(row) => Entry::Measured(row),
-        Err(e) => skipped(name, format!("{e:#}")),
+        Err(e) => skipped(name, crate::cli::one_line(&format!("{e:#}"))),
     };
     let coarse = entry(BENCH_COARSE, &mut || {
         black_box(page.read_coarse(black_box(Clock::MonotonicCoarse)));
@@ -986,9 +1006,19 @@ mod tests {
     }
 
     #[test]
-    fn map_missing_device_says_insmod() {
+    fn map_missing_device_says_why() {
         let err = TimePage::map(Path::new("/nonexistent/vdso_probe")).unwrap_err();
-        assert!(format!("{err:#}").contains("insmod"), "{err:#}");
+        assert!(
+            format!("{err:#}").starts_with("/nonexistent/vdso_probe: No such file"),
+            "{err:#}"
+        );
+        if !Path::new(DEVICE).exists() && !crate::report::module_loaded() {
+            let err = TimePage::map(Path::new(DEVICE)).unwrap_err();
+            assert_eq!(
+                format!("{err:#}"),
+                format!("{DEVICE}: vdso_probe is not loaded (insmod vdso_probe.ko)")
+            );
+        }
     }
 
     #[test]

@@ -136,7 +136,11 @@ impl FromStr for Clock {
             .find(|c| c.short_name() == bare)
             .ok_or_else(|| {
                 let names: Vec<_> = Clock::ALL.iter().map(|c| c.short_name()).collect();
-                anyhow!("unknown clock {s:?}; expected one of {}", names.join(", "))
+                anyhow!(
+                    "unknown clock {}; expected one of {}",
+                    crate::cli::quote(s),
+                    names.join(", ")
+                )
             })
     }
 }
@@ -265,15 +269,23 @@ pub fn parse_maps(text: &str) -> Result<Vec<MapsEntry>> {
                 rest = split_field(rest).1;
             }
             let name = rest.trim();
-            ensure!(!perms.is_empty(), "maps line without permissions: {line:?}");
-            let (start, end) = range
-                .split_once('-')
-                .with_context(|| format!("bad address range in maps line {line:?}"))?;
+            ensure!(
+                !perms.is_empty(),
+                "maps line without permissions: {}",
+                crate::cli::quote(line)
+            );
+            let (start, end) = range.split_once('-').with_context(|| {
+                format!("bad address range in maps line {}", crate::cli::quote(line))
+            })?;
             let start = u64::from_str_radix(start, 16)
-                .with_context(|| format!("bad start address in {line:?}"))?;
+                .with_context(|| format!("bad start address in {}", crate::cli::quote(line)))?;
             let end = u64::from_str_radix(end, 16)
-                .with_context(|| format!("bad end address in {line:?}"))?;
-            ensure!(end >= start, "inverted range in maps line {line:?}");
+                .with_context(|| format!("bad end address in {}", crate::cli::quote(line)))?;
+            ensure!(
+                end >= start,
+                "inverted range in maps line {}",
+                crate::cli::quote(line)
+            );
             Ok(MapsEntry {
                 start,
                 end,
@@ -700,8 +712,14 @@ pub struct DynamicSymbol {
     pub undefined: bool,
     /// Version.
     pub version: SymbolVersion,
-    /// `VERSYM_HIDDEN` is set (a non-default version, `name@VERSION` rather than `@@`).
+    /// The version is printed in parentheses by `objdump -T`: `VERSYM_HIDDEN` is set (a
+    /// non-default version, `name@VERSION` rather than `@@`), or the version is a requirement
+    /// from `.gnu.version_r` (binutils `_bfd_elf_get_symbol_version_string` marks those hidden).
     pub hidden: bool,
+    /// `VERSYM_HIDDEN` itself is set: a non-default version of a defined symbol.
+    pub versym_hidden: bool,
+    /// `st_other`: the visibility (`STV_*`) in its low two bits.
+    pub other: u8,
     /// Class of the image the symbol was read from; sets the width of the value and size
     /// columns of [`DynamicSymbol::objdump_line`].
     pub class: ElfClass,
@@ -759,17 +777,35 @@ impl DynamicSymbol {
         })
     }
 
-    /// One line in the exact layout of `objdump -T` (binutils `bfd_elf_print_symbol`):
-    /// value, flags, section, TAB, size, version column, name. Value and size have 16 hex
-    /// digits for an ELF64 image and 8 for an ELF32 one (`bfd_fprintf_vma`).
+    /// The `st_other` column of `objdump -T`: ` .internal`, ` .hidden`, ` .protected`, or
+    /// ` 0x..` for any other non-zero value; empty for 0 (default visibility).
+    pub fn objdump_other(&self) -> String {
+        match self.other {
+            0 => String::new(),
+            elf::STV_INTERNAL => " .internal".to_string(),
+            elf::STV_HIDDEN => " .hidden".to_string(),
+            elf::STV_PROTECTED => " .protected".to_string(),
+            other => format!(" 0x{other:02x}"),
+        }
+    }
+
+    /// One line in the exact layout of `objdump -T` (binutils 2.40 `bfd_elf_print_symbol`):
+    /// value, flags, section, TAB, size, version column, `st_other`, name. Value and size have
+    /// 16 hex digits for an ELF64 image and 8 for an ELF32 one (`bfd_fprintf_vma`). For a
+    /// common symbol BFD's value is the size and the second column the alignment (`st_value`).
     pub fn objdump_line(&self) -> String {
         let width = self.class.address_digits();
+        let (value, size) = if self.section == "*COM*" {
+            (self.size, self.value)
+        } else {
+            (self.value, self.size)
+        };
         let mut line = format!(
             "{:0width$x} {} {}\t{:0width$x}",
-            self.class.truncate(self.value),
+            self.class.truncate(value),
             self.objdump_flags(),
             self.section,
-            self.class.truncate(self.size)
+            self.class.truncate(size)
         );
         match self.objdump_version() {
             None => {}
@@ -781,6 +817,7 @@ impl DynamicSymbol {
             }
             Some(v) => line.push_str(&format!("  {v:<11}")),
         }
+        line.push_str(&self.objdump_other());
         line.push(' ');
         line.push_str(&self.name);
         line
@@ -818,10 +855,48 @@ fn dynamic_symbols_as<H: FileHeader<Endian = Endianness>>(
     let symbols = sections
         .symbols(endian, data, elf::SHT_DYNSYM)
         .map_err(|e| anyhow!("bad .dynsym: {e}"))?;
-    ensure!(!symbols.is_empty(), "no SHT_DYNSYM section");
+    ensure!(
+        !symbols.is_empty(),
+        "not a dynamic object (no SHT_DYNSYM section)"
+    );
     let versions = sections
         .versions(endian, data)
         .map_err(|e| anyhow!("bad version tables: {e}"))?;
+    let verdefs = sections
+        .gnu_verdef(endian, data)
+        .map_err(|e| anyhow!("bad .gnu.version_d: {e}"))?;
+    let has_verneed = sections
+        .gnu_verneed(endian, data)
+        .map_err(|e| anyhow!("bad .gnu.version_r: {e}"))?
+        .is_some();
+    // binutils prints a version column only when there is a `.gnu.version` and a
+    // `.gnu.version_d` or `.gnu.version_r` to name the versions.
+    let versions = versions.filter(|_| verdefs.is_some() || has_verneed);
+    // Index 1 (VER_NDX_GLOBAL) is `Base` unless the verdef of index 1 lacks VER_FLG_BASE: then
+    // binutils prints that definition's name.
+    let mut global_name = None;
+    if let Some((mut defs, link)) = verdefs {
+        let strings = sections
+            .strings(endian, data, link)
+            .map_err(|e| anyhow!("bad .gnu.version_d strings: {e}"))?;
+        while let Some((def, mut aux)) = defs
+            .next()
+            .map_err(|e| anyhow!("bad .gnu.version_d: {e}"))?
+        {
+            if def.vd_ndx.get(endian) & elf::VERSYM_VERSION != elf::VER_NDX_GLOBAL {
+                continue;
+            }
+            if def.vd_flags.get(endian) & elf::VER_FLG_BASE == 0 {
+                if let Some(a) = aux.next().map_err(|e| anyhow!("bad verdaux: {e}"))? {
+                    let name = a
+                        .name(endian, strings)
+                        .map_err(|e| anyhow!("bad verdaux name: {e}"))?;
+                    global_name = Some(String::from_utf8_lossy(name).into_owned());
+                }
+            }
+            break;
+        }
+    }
 
     let mut out = Vec::with_capacity(symbols.len());
     for (index, sym) in symbols.enumerate().skip(1) {
@@ -851,22 +926,28 @@ fn dynamic_symbols_as<H: FileHeader<Endian = Endianness>>(
                 None => format!("*{shndx:#x}*"),
             },
         };
-        let (version, hidden) = match &versions {
-            None => (SymbolVersion::Unversioned, false),
+        let (version, hidden, versym_hidden) = match &versions {
+            None => (SymbolVersion::Unversioned, false, false),
             Some(table) => {
                 let vi = table.version_index(endian, index);
-                let version = if vi.is_local() {
-                    SymbolVersion::Local
+                let (version, verneed) = if vi.is_local() {
+                    (SymbolVersion::Local, false)
                 } else if vi.is_global() {
-                    SymbolVersion::Base
+                    match &global_name {
+                        Some(n) => (SymbolVersion::Named(n.clone()), false),
+                        None => (SymbolVersion::Base, false),
+                    }
                 } else {
-                    let v = table
-                        .version(vi)
-                        .map_err(|e| anyhow!("symbol {}: {e}", index.0))?
-                        .ok_or_else(|| anyhow!("symbol {}: missing version", index.0))?;
-                    SymbolVersion::Named(String::from_utf8_lossy(v.name()).into_owned())
+                    match table.version(vi) {
+                        Ok(Some(v)) => (
+                            SymbolVersion::Named(String::from_utf8_lossy(v.name()).into_owned()),
+                            v.file().is_some(),
+                        ),
+                        // An index neither table defines: what binutils prints for it.
+                        _ => (SymbolVersion::Named("<corrupt>".to_string()), false),
+                    }
                 };
-                (version, vi.is_hidden())
+                (version, vi.is_hidden() || verneed, vi.is_hidden())
             }
         };
         out.push(DynamicSymbol {
@@ -880,6 +961,8 @@ fn dynamic_symbols_as<H: FileHeader<Endian = Endianness>>(
             undefined: shndx == elf::SHN_UNDEF,
             version,
             hidden,
+            versym_hidden,
+            other: sym.st_other(),
             class,
         });
     }
@@ -1177,8 +1260,7 @@ impl VdsoGettimeofday {
 
 /// How the kernel provides the legacy vsyscall page (`vsyscall=` boot parameter), as seen in
 /// the `[vsyscall]` line of `/proc/self/maps`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VsyscallMode {
     /// `r-xp`: `vsyscall=emulate`; the page is readable, calls trap and are emulated.
     Emulate,
@@ -1212,6 +1294,18 @@ impl VsyscallMode {
             VsyscallMode::Emulate | VsyscallMode::Xonly => true,
             VsyscallMode::None => false,
             VsyscallMode::Other(p) => p.as_bytes().get(2) == Some(&b'x'),
+        }
+    }
+}
+
+/// JSON: always a string, `emulate`, `xonly`, `none` or `unknown (PERMS)`.
+impl Serialize for VsyscallMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            VsyscallMode::Emulate => s.serialize_str("emulate"),
+            VsyscallMode::Xonly => s.serialize_str("xonly"),
+            VsyscallMode::None => s.serialize_str("none"),
+            VsyscallMode::Other(p) => s.collect_str(&format_args!("unknown ({p})")),
         }
     }
 }
@@ -1603,6 +1697,8 @@ mod tests {
             undefined: false,
             version: SymbolVersion::Named("LINUX_2.6".into()),
             hidden: false,
+            versym_hidden: false,
+            other: 0,
             class: ElfClass::Elf64,
         };
         assert_eq!(
@@ -1620,6 +1716,32 @@ mod tests {
             h.objdump_line(),
             "0000000000000af0 g    DF .text\t0000000000000386 (Base)       example"
         );
+        // A requirement from .gnu.version_r (parenthesised like a hidden version) and the
+        // visibilities, as binutils 2.40 prints them.
+        let need = DynamicSymbol {
+            version: SymbolVersion::Named("GLIBC_2.2.5".into()),
+            hidden: true,
+            bind: elf::STB_GLOBAL,
+            value: 0,
+            size: 0,
+            section: "*UND*".into(),
+            undefined: true,
+            name: "getenv".into(),
+            ..s.clone()
+        };
+        assert_eq!(
+            need.objdump_line(),
+            "0000000000000000      DF *UND*\t0000000000000000 (GLIBC_2.2.5) getenv"
+        );
+        for (other, tail) in [
+            (elf::STV_PROTECTED, "  LINUX_2.6   .protected clock_gettime"),
+            (elf::STV_HIDDEN, "  LINUX_2.6   .hidden clock_gettime"),
+            (elf::STV_INTERNAL, "  LINUX_2.6   .internal clock_gettime"),
+            (0x83, "  LINUX_2.6   0x83 clock_gettime"),
+        ] {
+            let v = DynamicSymbol { other, ..s.clone() };
+            assert!(v.objdump_line().ends_with(tail), "{}", v.objdump_line());
+        }
         // ELF32 (ia32/x32): 8 hex digits, as `objdump -T` prints for an elf32-i386 file.
         let s32 = DynamicSymbol {
             name: "__vdso_clock_gettime".into(),
@@ -1726,7 +1848,7 @@ mod tests {
 
     /// ELF64, ia32 and x32 shared objects shaped like a vDSO (versioned with a version script)
     /// plus the symbol kinds a vDSO lacks (weak, hidden version, undefined, weak undefined, TLS,
-    /// IFUNC): our listing equals `objdump -T` exactly for each class.
+    /// IFUNC, protected visibility): our listing equals `objdump -T` exactly for each class.
     #[test]
     fn shared_objects_of_each_class_match_objdump() {
         let Some(objdump) = tool("objdump") else {
@@ -1751,13 +1873,14 @@ mod tests {
              static int ifn_impl(void) { return 0; }\n\
              static void *ifn_resolver(void) { return ifn_impl; }\n\
              int ifn(void) __attribute__((ifunc(\"ifn_resolver\")));\n\
-             int data_obj = 3;\n",
+             int data_obj = 3;\n\
+             __attribute__((visibility(\"protected\"))) int prot_fn(void) { return 4; }\n",
         )
         .unwrap();
         fs::write(
             &lds,
             "LINUX_2.5 { global: __vdso_time; compat_fn; local: *; };\n\
-             LINUX_2.6 { global: __vdso_clock_gettime; data_obj; compat_fn; tls_var; ifn; }\n\
+             LINUX_2.6 { global: __vdso_clock_gettime; data_obj; compat_fn; tls_var; ifn; prot_fn; }\n\
              LINUX_2.5;\n",
         )
         .unwrap();
@@ -1801,6 +1924,7 @@ mod tests {
                 (" tls_var", "g    D "),
                 (" ifn", "g   iD "),
                 (" __vdso_time", " w   DF"),
+                (" .protected prot_fn", "g    DF"),
             ] {
                 assert!(
                     ours.iter()

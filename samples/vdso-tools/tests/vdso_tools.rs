@@ -130,14 +130,8 @@ fn syms_output_equals_objdump_t() {
         .unwrap();
     assert!(theirs.status.success());
     let theirs = String::from_utf8_lossy(&theirs.stdout).into_owned();
-    let table = |text: &str| -> Vec<String> {
-        text.lines()
-            .skip_while(|l| !l.starts_with("DYNAMIC SYMBOL TABLE:"))
-            .skip(1)
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect()
-    };
+    // Verbatim: the TAB, the 16-digit columns and the version padding.
+    let table = symbol_lines;
     let expected = table(&theirs);
     assert!(
         !expected.is_empty(),
@@ -155,7 +149,7 @@ fn syms_output_equals_objdump_t() {
     assert!(
         expected
             .iter()
-            .any(|l| l.ends_with(" LINUX_2.6 __vdso_clock_gettime")),
+            .any(|l| l.ends_with("  LINUX_2.6   __vdso_clock_gettime")),
         "{expected:#?}"
     );
 }
@@ -240,7 +234,8 @@ fn bench_json_and_classic() {
             &cpu,
         ],
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let doc = json_document(&out, "vdso-bench", "runs");
+    let v = &doc["runs"][0];
     assert_eq!(v["config"]["batches"], 5);
     assert_eq!(v["environment"]["pinned_cpu"].to_string(), cpu);
     assert!(v["environment"]["kernel"]["release"].is_string());
@@ -297,7 +292,8 @@ fn bench_xonly_vsyscall() {
             "--xonly-vsyscall",
         ],
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let doc = json_document(&out, "vdso-bench", "runs");
+    let v = &doc["runs"][0];
     let mode = &v["environment"]["vsyscall"];
     let row = v["rows"]
         .as_array()
@@ -340,7 +336,8 @@ fn strace_demo_counts() {
         env!("CARGO_BIN_EXE_vdso-strace-demo"),
         &["-n", &n.to_string(), "--json"],
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let doc = json_document(&out, "vdso-strace-demo", "runs");
+    let v = &doc["runs"][0];
     assert_eq!(v["calls"], n);
     assert_eq!(v["syscall"], n);
     match clocksource().as_deref() {
@@ -498,4 +495,926 @@ fn ia32_dump_syms_equal_objdump() {
     assert_eq!(header("Machine:"), Some("Intel 80386"), "{re}");
     assert_eq!(header("Type:"), Some("DYN (Shared object file)"), "{re}");
     assert!(re.contains(&format!("Build ID: {build_id}")), "{re}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The one convention of every tool (README "Command-line conventions", vdso_probe::cli)
+// ---------------------------------------------------------------------------------------------
+
+/// Every tool: name, binary, the first line of its `-h` (`--help` adds the final period).
+const TOOLS: [(&str, &str, &str); 7] = [
+    (
+        "vdso-dump",
+        env!("CARGO_BIN_EXE_vdso-dump"),
+        "Dump the vDSO image of this process, or of another with --pid, as an ELF file",
+    ),
+    (
+        "vdso-syms",
+        env!("CARGO_BIN_EXE_vdso-syms"),
+        "List the dynamic symbols of the vDSO, or of an ELF file, exactly as `objdump -T` does",
+    ),
+    (
+        "vdso-call",
+        env!("CARGO_BIN_EXE_vdso-call"),
+        "Call __vdso_clock_gettime and check its value lies between two raw clock_gettime syscalls",
+    ),
+    (
+        "vdso-bench",
+        env!("CARGO_BIN_EXE_vdso-bench"),
+        "Benchmark time reads: vDSO vs syscall vs vsyscall page vs the module's time page",
+    ),
+    (
+        "vdso-strace-demo",
+        env!("CARGO_BIN_EXE_vdso-strace-demo"),
+        "Show that strace cannot see vDSO calls: count the syscalls a ptrace tracer sees",
+    ),
+    (
+        "vdso-report",
+        env!("CARGO_BIN_EXE_vdso-report"),
+        "Read the vdso_probe report of each process and cross-check it with /proc",
+    ),
+    (
+        "vdso-timepage",
+        env!("CARGO_BIN_EXE_vdso-timepage"),
+        "Print the vdso_probe time page and compare its time with clock_gettime",
+    ),
+];
+
+fn exe(name: &str) -> &'static str {
+    TOOLS
+        .iter()
+        .find(|t| t.0 == name)
+        .map(|t| t.1)
+        .expect("a tool")
+}
+
+/// Runs a tool with `RUST_BACKTRACE=1` (no backtrace may appear anyway), whatever its status.
+fn run_any(name: &str, args: &[&str]) -> Output {
+    Command::new(exe(name))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("running {name}: {e}"))
+}
+
+/// The exit status of `out`, which must be a normal exit.
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited, not killed by a signal")
+}
+
+/// Asserts the text has nothing of Rust's error and `Debug` forms.
+fn assert_no_rust_syntax(text: &str) {
+    for bad in [
+        "Error:",
+        "Caused by",
+        "backtrace",
+        "panicked",
+        "Some(",
+        "(os error",
+        "\\\"",
+    ] {
+        assert!(!text.contains(bad), "{bad:?} in {text:?}");
+    }
+}
+
+/// Stderr is exactly one line `prog: ...`; returns the message after `prog: `.
+fn one_error_line(name: &str, out: &Output) -> String {
+    let err = String::from_utf8(out.stderr.clone()).expect("UTF-8 stderr");
+    assert_no_rust_syntax(&err);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{name}: not one line on stderr: {err:?}");
+    lines[0]
+        .strip_prefix(&format!("{name}: "))
+        .unwrap_or_else(|| panic!("{name}: not `{name}: message`: {err:?}"))
+        .to_string()
+}
+
+/// Stdout as one JSON document `{"tool": name, "version": ..., key: [...]}`, keys in that
+/// order; returns it.
+fn json_document(out: &Output, name: &str, key: &str) -> serde_json::Value {
+    let text = String::from_utf8(out.stdout.clone()).expect("UTF-8 JSON");
+    assert_no_rust_syntax(&text);
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{name}: stdout is not one JSON document ({e}): {text}"));
+    let head = format!(
+        "{{\n  \"tool\": \"{name}\",\n  \"version\": \"{}\",\n  \"{key}\": [",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.starts_with(&head), "{name}: {text}");
+    assert_eq!(v.as_object().map(|o| o.len()), Some(3), "{name}: {text}");
+    assert!(v[key].is_array(), "{name}: {text}");
+    v
+}
+
+/// Asserts `v` is a `"0x..."` hex string.
+fn assert_hex(v: &serde_json::Value, what: &str) {
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: not a string: {v}"));
+    let digits = s
+        .strip_prefix("0x")
+        .unwrap_or_else(|| panic!("{what}: {s}"));
+    assert!(
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{what}: {s}"
+    );
+}
+
+#[test]
+fn every_tool_help_says_what_it_does_and_ends_with_exit_status() {
+    for (name, _, summary) in TOOLS {
+        let short = stdout(&run(exe(name), &["-h"]));
+        let long = stdout(&run(exe(name), &["--help"]));
+        assert_eq!(short.lines().next(), Some(summary), "{name} -h:\n{short}");
+        assert_eq!(
+            long.lines().next(),
+            Some(format!("{summary}.").as_str()),
+            "{name} --help:\n{long}"
+        );
+        for text in [&short, &long] {
+            assert!(!text.contains("thin binaries"), "{name}: {text}");
+            let examples = text.find("\nEXAMPLES:\n").expect("EXAMPLES");
+            let status = text.find("\nEXIT STATUS:\n").expect("EXIT STATUS");
+            assert!(examples < status, "{name}: {text}");
+            let section = &text[status..];
+            assert!(section.contains("\n  0  success"), "{name}: {section}");
+            assert!(
+                section.contains("\n  2  could not run"),
+                "{name}: {section}"
+            );
+            assert!(
+                text[examples..status].contains(&format!("\n  {name}")),
+                "{name}"
+            );
+        }
+    }
+    // Exit status 1 is documented by the tools that use it, and only by them.
+    for (name, uses_1) in [
+        ("vdso-dump", false),
+        ("vdso-syms", false),
+        ("vdso-call", true),
+        ("vdso-bench", false),
+        ("vdso-strace-demo", true),
+        ("vdso-report", true),
+        ("vdso-timepage", true),
+    ] {
+        let text = stdout(&run(exe(name), &["--help"]));
+        assert_eq!(text.contains("\n  1  "), uses_1, "{name}: {text}");
+    }
+    // What a skipped benchmark row means.
+    let bench = stdout(&run(exe("vdso-bench"), &["--help"]));
+    assert!(bench.contains("A row is \"skipped\""), "{bench}");
+}
+
+#[test]
+fn every_tool_version_is_its_name_and_the_workspace_version() {
+    for (name, _, _) in TOOLS {
+        for flag in ["--version", "-V"] {
+            let out = run(exe(name), &[flag]);
+            assert_eq!(
+                stdout(&out),
+                format!("{name} {}\n", env!("CARGO_PKG_VERSION")),
+                "{name} {flag}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_tool_usage_error_is_one_line_exit_2() {
+    for (name, _, _) in TOOLS {
+        let out = run_any(name, &["--bogus"]);
+        assert_eq!(code(&out), 2, "{name}");
+        assert!(out.stdout.is_empty(), "{name}");
+        let msg = one_error_line(name, &out);
+        assert!(
+            msg.starts_with("unexpected argument '--bogus' found")
+                && msg.ends_with(&format!("; try '{name} --help'")),
+            "{name}: {msg}"
+        );
+    }
+    for (name, args) in [
+        ("vdso-call", &["--clock", "bogus"][..]),
+        ("vdso-bench", &["--batches", "0"][..]),
+        ("vdso-strace-demo", &["-n", "many"][..]),
+        ("vdso-timepage", &["--watch", "0"][..]),
+    ] {
+        let out = run_any(name, args);
+        assert_eq!(code(&out), 2, "{name} {args:?}");
+        let msg = one_error_line(name, &out);
+        assert!(msg.starts_with("invalid value"), "{name}: {msg}");
+    }
+}
+
+/// Runs `cmd | head -1` in `sh -c` (a real pipe); returns head's line, the tool's own exit
+/// status and its stderr.
+fn head_1(name: &str, args: &[&str]) -> (String, i32, String) {
+    let quoted: Vec<String> = std::iter::once(exe(name))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect();
+    // sh's stdout (fd 4 inside): the tool's status; head's line goes to a file.
+    let line_file = TempFile::new(&format!("head-{name}"));
+    let script = format!(
+        "exec 4>&1; {{ {}; echo $? >&4; }} | head -1 >'{}'",
+        quoted.join(" "),
+        line_file.str()
+    );
+    let sh = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("sh");
+    assert!(sh.status.success(), "{name}: sh -c '... | head -1' failed");
+    let status: i32 = String::from_utf8_lossy(&sh.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}: no status: {:?}", sh.stdout));
+    let line = std::fs::read_to_string(line_file.path()).unwrap();
+    (
+        line,
+        status,
+        String::from_utf8_lossy(&sh.stderr).into_owned(),
+    )
+}
+
+/// The host's libc, if it is where Debian puts it.
+fn libc_path() -> Option<&'static str> {
+    [
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/usr/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib64/libc.so.6",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+}
+
+#[test]
+fn every_tool_piped_into_head_exits_0() {
+    let reports = ReportDir::new("head");
+    let me = std::process::id().to_string();
+    let many_me: Vec<&str> = std::iter::repeat_n(me.as_str(), 2000).collect();
+    let page = fake_time_page("head", FakePage::NoTsc);
+    let dump = TempFile::new("head-dump");
+    // Outputs far beyond a pipe's 64 KiB (libc's symbols, 2000 reports, 500 samples) make the
+    // tool write into the closed pipe; the others end before head does.
+    let libc = libc_path();
+    let mut cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        ("vdso-dump", vec!["-o", dump.str()], "source:"),
+        (
+            "vdso-syms",
+            libc.into_iter().collect(),
+            "DYNAMIC SYMBOL TABLE:",
+        ),
+        ("vdso-call", vec![], "vDSO at 0x"),
+        (
+            "vdso-bench",
+            vec!["--batches", "2", "--batch-size", "10"],
+            "kernel:",
+        ),
+        ("vdso-strace-demo", vec!["-n", "10"], "vDSO path: "),
+        (
+            "vdso-timepage",
+            vec![
+                "--device",
+                page.str(),
+                "--watch",
+                "500",
+                "--interval-ms",
+                "0",
+            ],
+            "magic:",
+        ),
+    ];
+    let mut report_args = vec!["--dir", reports.str()];
+    if reports.consistent {
+        report_args.extend(many_me.iter().copied());
+        cases.push(("vdso-report", report_args, "pid "));
+    } else {
+        eprintln!("vdso-report | head not tested: this kernel's special mappings differ");
+    }
+    for (name, args, first) in cases {
+        let (line, status, stderr) = head_1(name, &args);
+        assert!(line.starts_with(first), "{name}: head printed {line:?}");
+        assert_eq!(line.lines().count(), 1, "{name}: {line:?}");
+        assert_eq!(
+            status, 0,
+            "{name} | head -1: the tool exited {status}: {stderr}"
+        );
+        assert!(stderr.is_empty(), "{name} | head -1: {stderr}");
+    }
+    // `vdso-dump -o F | head -1` still wrote F, whole.
+    let out = run(exe("vdso-dump"), &[]);
+    let size: u64 = field(&stdout(&out), "size")
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("size line");
+    assert_eq!(std::fs::metadata(dump.path()).unwrap().len(), size);
+}
+
+#[test]
+fn dump_to_stdout_is_the_image() {
+    let file = TempFile::new("stdout-file");
+    run(exe("vdso-dump"), &["-o", file.str()]);
+    let out = run(exe("vdso-dump"), &["-o", "-"]);
+    assert_eq!(out.stdout, std::fs::read(file.path()).unwrap());
+    assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn dump_and_syms_errors_are_one_line_exit_2() {
+    let out = run_any("vdso-dump", &["--pid", "999999999"]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        one_error_line("vdso-dump", &out),
+        "reading /proc/999999999/maps: No such file or directory"
+    );
+    // Nothing is printed before the file is written.
+    let out = run_any("vdso-dump", &["-o", "/nonexistent/dir/vdso.so"]);
+    assert_eq!(code(&out), 2);
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+    assert_eq!(
+        one_error_line("vdso-dump", &out),
+        "writing /nonexistent/dir/vdso.so: No such file or directory"
+    );
+    let out = run_any("vdso-syms", &["/nonexistent.so"]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        one_error_line("vdso-syms", &out),
+        "/nonexistent.so: No such file or directory"
+    );
+    let not_elf = TempFile::new("not-elf");
+    std::fs::write(not_elf.path(), b"hello").unwrap();
+    let out = run_any("vdso-syms", &[not_elf.str()]);
+    assert_eq!(code(&out), 2);
+    assert!(one_error_line("vdso-syms", &out).starts_with(&format!("{}: ", not_elf.str())));
+}
+
+#[test]
+fn bench_and_strace_demo_runtime_errors_exit_2() {
+    // An impossible CPU: sched_setaffinity refuses it.
+    let out = run_any("vdso-bench", &["--cpu", "100000", "--batches", "1"]);
+    assert_eq!(code(&out), 2);
+    let msg = one_error_line("vdso-bench", &out);
+    assert!(msg.contains("100000"), "{msg}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn strace_demo_and_bench_json_follow_the_convention() {
+    let out = run(exe("vdso-strace-demo"), &["-n", "20", "--json"]);
+    let doc = json_document(&out, "vdso-strace-demo", "runs");
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    let r = &runs[0];
+    assert_hex(&r["vdso_function"], "vdso_function");
+    for key in [
+        "calls",
+        "vdso",
+        "libc",
+        "syscall",
+        "other_in_phases",
+        "total_entries",
+    ] {
+        assert!(r[key].is_u64(), "{key}: {r}");
+    }
+
+    let out = run(
+        exe("vdso-bench"),
+        &["--batches", "2", "--batch-size", "10", "--json"],
+    );
+    let doc = json_document(&out, "vdso-bench", "runs");
+    let r = &doc["runs"][0];
+    assert_hex(&r["environment"]["vdso_base"], "vdso_base");
+    assert!(r["environment"]["vsyscall"].is_string(), "{r}");
+    assert!(r["environment"]["cpu"]["family_model_stepping"]["family"].is_u64());
+    assert!(r["config"]["batches"].is_u64());
+    assert!(r["classic"].is_null());
+    for row in r["rows"].as_array().unwrap() {
+        match row["status"].as_str() {
+            Some("measured") => assert!(row["min_ns"].is_f64() && row["batches"].is_u64()),
+            Some("skipped") => assert!(row["reason"].is_string()),
+            other => panic!("row status {other:?}: {row}"),
+        }
+    }
+}
+
+// --- vdso-report on the host: the "could not run" paths, and --dir with reports made here ---
+
+const AT_SYSINFO_EHDR: u64 = 33;
+
+/// A directory of reports in the module's format, made from the captured report of init
+/// with the values of real processes: this test process's (consistent with /proc, when this
+/// kernel has the same special mappings as the capture) and a `sleep`'s with a wrong
+/// `AT_SYSINFO_EHDR` (a disagreement).
+struct ReportDir {
+    dir: TempFile,
+    consistent: bool,
+    sleep: std::process::Child,
+}
+
+impl ReportDir {
+    fn new(tag: &str) -> Self {
+        let dir = TempFile(std::env::temp_dir().join(format!(
+            "vdso-tools-test-reports-{tag}-{}",
+            std::process::id()
+        )));
+        std::fs::create_dir_all(dir.path()).unwrap();
+        let me = std::process::id() as i32;
+        let consistent = match report_text(me) {
+            Some(text) => {
+                std::fs::write(dir.path().join(me.to_string()), text).unwrap();
+                true
+            }
+            None => false,
+        };
+        let sleep = Command::new(tool("sleep").expect("sleep"))
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = sleep.id() as i32;
+        let comm = format!("/proc/{pid}/comm");
+        for _ in 0..500 {
+            if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let text = report_text(pid)
+            .unwrap_or_else(|| TEMPLATE.replacen("pid: 1\n", &format!("pid: {pid}\n"), 1))
+            .lines()
+            .map(|l| {
+                if l.starts_with("auxv.sysinfo_ehdr: ") {
+                    "auxv.sysinfo_ehdr: 0x1000".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n";
+        std::fs::write(dir.path().join(pid.to_string()), text).unwrap();
+        ReportDir {
+            dir,
+            consistent,
+            sleep,
+        }
+    }
+
+    fn str(&self) -> &str {
+        self.dir.str()
+    }
+
+    fn bad_pid(&self) -> String {
+        self.sleep.id().to_string()
+    }
+}
+
+impl Drop for ReportDir {
+    fn drop(&mut self) {
+        let _ = self.sleep.kill();
+        let _ = self.sleep.wait();
+        let _ = std::fs::remove_dir_all(self.dir.path());
+    }
+}
+
+const TEMPLATE: &str = include_str!("../../vdso-probe/tests/data/report-init.txt");
+
+/// The captured report with `pid`'s pid, ranges, permissions, `AT_SYSINFO_EHDR` and vsyscall
+/// mode; `None` if its special mappings are not the capture's three.
+fn report_text(pid: i32) -> Option<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let mapping = |name: &str| {
+        maps.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 6 && f[5] == name).then(|| (f[0].to_string(), f[1].to_string()))
+        })
+    };
+    let auxv = std::fs::read(format!("/proc/{pid}/auxv")).ok()?;
+    let ehdr = vdso_probe::report::auxv_entry(&auxv, 8, AT_SYSINFO_EHDR)?;
+    let vsyscall = match mapping("[vsyscall]").map(|m| m.1) {
+        Some(p) if p == "r-xp" => "emulate",
+        Some(p) if p == "--xp" => "xonly",
+        _ => "none",
+    };
+    let mut out = String::new();
+    for line in TEMPLATE.lines() {
+        let (key, _) = line.split_once(": ")?;
+        let value = match key.split_once('.') {
+            _ if key == "pid" => pid.to_string(),
+            _ if key == "context.vdso" || key == "auxv.sysinfo_ehdr" => format!("{ehdr:#x}"),
+            _ if key == "vsyscall.mode" => vsyscall.to_string(),
+            Some((m, "range")) => mapping(&format!("[{m}]"))?.0,
+            Some((m, "perms")) => mapping(&format!("[{m}]"))?.1,
+            _ => {
+                out += line;
+                out.push('\n');
+                continue;
+            }
+        };
+        out += &format!("{key}: {value}\n");
+    }
+    Some(out)
+}
+
+#[test]
+fn report_without_the_module_is_one_line_exit_2() {
+    if vdso_probe::report::debugfs_problem().is_none() {
+        eprintln!("skipped: the module is loaded and debugfs mounted here");
+        return;
+    }
+    for args in [&[][..], &["1", "999999999", "2"][..], &["--json", "1"][..]] {
+        let out = run_any("vdso-report", args);
+        assert_eq!(code(&out), 2, "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {}", stdout(&out));
+        let msg = one_error_line("vdso-report", &out);
+        assert!(
+            msg.contains("insmod vdso_probe.ko") || msg.contains("mount -t debugfs"),
+            "{msg}"
+        );
+        assert!(msg.ends_with(": no report can be read"), "{msg}");
+    }
+}
+
+#[test]
+fn report_tells_the_causes_apart_and_reports_every_pid() {
+    let reports = ReportDir::new("causes");
+    let dir = reports.str();
+    let bad = reports.bad_pid();
+    // No such process.
+    let out = run_any("vdso-report", &["--dir", dir, "999999999"]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        one_error_line("vdso-report", &out),
+        "pid 999999999: no such process"
+    );
+    // A kernel thread (kthreadd is pid 2 outside a pid namespace).
+    if std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd") {
+        let out = run_any("vdso-report", &["--dir", dir, "2"]);
+        assert_eq!(code(&out), 2);
+        let msg = one_error_line("vdso-report", &out);
+        assert!(
+            msg.starts_with("pid 2: kthreadd is a kernel thread"),
+            "{msg}"
+        );
+    }
+    // A disagreement: exit 1, one line, the report with DISAGREES on stdout.
+    let out = run_any("vdso-report", &["--dir", dir, &bad]);
+    assert_eq!(code(&out), 1);
+    let msg = one_error_line("vdso-report", &out);
+    assert!(
+        msg.starts_with(&format!("pid {bad}: the report disagrees")),
+        "{msg}"
+    );
+    let text = stdout(&out);
+    assert!(text.starts_with(&format!("pid {bad} (init)")), "{text}");
+    assert!(
+        text.contains("  DISAGREES: AT_SYSINFO_EHDR: report 0x1000, /proc auxv 0x"),
+        "{text}"
+    );
+    assert_no_rust_syntax(&text);
+    // Every pid is reported, the status is the worst.
+    let me = std::process::id().to_string();
+    let out = run_any("vdso-report", &["--dir", dir, "999999999", &bad, &me]);
+    assert_eq!(code(&out), 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // No such process, the disagreement, and this process's report when none could be made.
+    let expected = if reports.consistent { 2 } else { 3 };
+    assert_eq!(err.lines().count(), expected, "{err}");
+    assert!(
+        err.lines().all(|l| l.starts_with("vdso-report: pid ")),
+        "{err}"
+    );
+    let text = stdout(&out);
+    assert!(text.contains(&format!("pid {bad} (init)")), "{text}");
+    if reports.consistent {
+        assert!(
+            text.contains(&format!("consistent with /proc/{me}/maps and auxv")),
+            "{text}"
+        );
+        let out = run_any("vdso-report", &["--dir", dir, &me]);
+        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stderr.is_empty());
+    }
+}
+
+#[test]
+fn report_json_follows_the_convention() {
+    let reports = ReportDir::new("json");
+    let bad = reports.bad_pid();
+    let me = std::process::id().to_string();
+    let mut args = vec!["--dir", reports.str(), "--json", &bad];
+    if reports.consistent {
+        args.push(&me);
+    }
+    let out = run_any("vdso-report", &args);
+    assert_eq!(code(&out), 1);
+    let doc = json_document(&out, "vdso-report", "reports");
+    let list = doc["reports"].as_array().unwrap();
+    assert_eq!(list.len(), args.len() - 3);
+    for r in list {
+        assert!(r["pid"].is_i64(), "{r}");
+        assert_eq!(r["comm"], "init");
+        assert!(r.get("raw").is_none(), "raw repeats every field: {r}");
+        assert_hex(&r["auxv_sysinfo_ehdr"], "auxv_sysinfo_ehdr");
+        assert_hex(&r["context_vdso"], "context_vdso");
+        assert!(r["timens_monotonic_ns"].is_i64() && r["timens_inum"].is_u64());
+        assert!(r["vsyscall_usable"].is_boolean() && r["map_count"].is_u64());
+        let mappings = r["mappings"].as_array().unwrap();
+        assert_eq!(mappings.len(), 3, "{r}");
+        for m in mappings {
+            assert_hex(&m["start"], "start");
+            assert_hex(&m["end"], "end");
+            assert!(m["pages"].is_u64() && m["flags"].is_array());
+            for role in m["page_roles"].as_array().unwrap() {
+                assert!(
+                    role["role"].is_string() && role["populated"].is_boolean(),
+                    "{role}"
+                );
+            }
+        }
+        assert!(r["disagreements"].is_array());
+    }
+    assert_eq!(list[0]["pid"].to_string(), bad);
+    assert!(list[0]["disagreements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d
+            .as_str()
+            .unwrap()
+            .starts_with("AT_SYSINFO_EHDR: report 0x1000")));
+    if reports.consistent {
+        assert_eq!(list[1]["disagreements"].as_array().unwrap().len(), 0);
+    }
+}
+
+// --- vdso-timepage on the host: no module, and --device with pages made here ---
+
+#[derive(Clone, Copy, PartialEq)]
+enum FakePage {
+    /// A valid header, clock mode none: only the coarse values (all 0: behind, fine).
+    NoTsc,
+    /// Clock mode TSC with all-zero parameters: precise time 0, outside every bracket.
+    ZeroTsc,
+    /// Not a time page.
+    BadMagic,
+}
+
+/// A file holding one time page (the device's layout: `vdso_probe_time_page`).
+fn fake_time_page(tag: &str, kind: FakePage) -> TempFile {
+    use std::mem::offset_of;
+    use vdso_probe::timepage::{self, vdso_probe_time_page as P, ClockMode};
+    let mut page = vec![0u8; timepage::PAGE_SIZE];
+    let mut put = |at: usize, bytes: &[u8]| page[at..at + bytes.len()].copy_from_slice(bytes);
+    let magic = if kind == FakePage::BadMagic {
+        0xdead_beef
+    } else {
+        timepage::MAGIC
+    };
+    let mode = if kind == FakePage::ZeroTsc {
+        ClockMode::Tsc
+    } else {
+        ClockMode::None
+    };
+    put(offset_of!(P, magic), &magic.to_ne_bytes());
+    put(
+        offset_of!(P, abi_version),
+        &timepage::ABI_VERSION.to_ne_bytes(),
+    );
+    put(
+        offset_of!(P, size),
+        &(timepage::ABI_SIZE as u32).to_ne_bytes(),
+    );
+    put(offset_of!(P, clock_mode), &mode.raw().to_ne_bytes());
+    put(offset_of!(P, clocksource), b"fake\0");
+    let file = TempFile::new(&format!("page-{tag}"));
+    std::fs::write(file.path(), page).unwrap();
+    file
+}
+
+#[test]
+fn timepage_without_the_module_is_one_line_exit_2() {
+    if Path::new(vdso_probe::timepage::DEVICE).exists() {
+        eprintln!("skipped: the module is loaded here");
+        return;
+    }
+    for args in [&[][..], &["--json"][..], &["--watch", "3"][..]] {
+        let out = run_any("vdso-timepage", args);
+        assert_eq!(code(&out), 2, "{args:?}");
+        assert!(out.stdout.is_empty());
+        let msg = one_error_line("vdso-timepage", &out);
+        assert!(msg.starts_with("/dev/vdso_probe: vdso_probe is "), "{msg}");
+    }
+    let out = run_any("vdso-timepage", &["--device", "/nonexistent"]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        one_error_line("vdso-timepage", &out),
+        "/nonexistent: No such file or directory"
+    );
+}
+
+#[test]
+fn timepage_problems_exit_1() {
+    let bad = fake_time_page("bad-magic", FakePage::BadMagic);
+    let out = run_any("vdso-timepage", &["--device", bad.str()]);
+    assert_eq!(code(&out), 1);
+    let msg = one_error_line("vdso-timepage", &out);
+    assert!(
+        msg.starts_with(&format!("{}: magic 0xdeadbeef", bad.str())) && msg.ends_with("(MISMATCH)"),
+        "{msg}"
+    );
+    let zero = fake_time_page("zero-tsc", FakePage::ZeroTsc);
+    let out = run_any("vdso-timepage", &["--device", zero.str()]);
+    assert_eq!(code(&out), 1);
+    let msg = one_error_line("vdso-timepage", &out);
+    assert!(msg.contains("precise MONOTONIC outside"), "{msg}");
+    assert!(
+        stdout(&out).contains("OUTSIDE the bracket"),
+        "{}",
+        stdout(&out)
+    );
+    let fine = fake_time_page("fine", FakePage::NoTsc);
+    let out = run_any("vdso-timepage", &["--device", fine.str()]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty());
+    assert_no_rust_syntax(&stdout(&out));
+}
+
+#[test]
+fn timepage_json_follows_the_convention() {
+    let page = fake_time_page("json", FakePage::ZeroTsc);
+    let out = run_any(
+        "vdso-timepage",
+        &[
+            "--device",
+            page.str(),
+            "--json",
+            "--watch",
+            "2",
+            "--interval-ms",
+            "0",
+        ],
+    );
+    assert_eq!(code(&out), 1);
+    let doc = json_document(&out, "vdso-timepage", "samples");
+    let samples = doc["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 2);
+    for s in samples {
+        let p = &s["page"];
+        assert_hex(&p["magic"], "magic");
+        assert_hex(&p["mono"]["mask"], "mask");
+        assert!(p["mono"]["cycle_last"].is_u64() && p["update_count"].is_u64());
+        assert!(p["monotonic_coarse_ns"].is_i64() && p["offs_real_ns"].is_i64());
+        assert_eq!(p["clock_mode"], "tsc");
+        assert_eq!(p["clocksource"], "fake");
+        let compare = s["compare"].as_array().unwrap();
+        assert_eq!(compare.len(), 4);
+        for c in compare {
+            assert!(c["before_ns"].is_i64() && c["after_ns"].is_i64(), "{c}");
+            assert!(
+                c["page_ns"].is_i64() && c["page_minus_before_ns"].is_i64(),
+                "{c}"
+            );
+            assert!(c["verdict"].is_string());
+        }
+        assert_eq!(compare[0]["verdict"], "outside");
+        assert_eq!(compare[1]["verdict"], "behind");
+        // The module's statistics, or why they are not there.
+        assert!(
+            s["stats"].is_object() != s["stats_error"].is_string(),
+            "{s}"
+        );
+    }
+}
+
+// --- vdso-syms: exactly objdump -T, verbatim, on files that are not a vDSO ---
+
+#[test]
+fn syms_equal_objdump_verbatim_on_system_files() {
+    let Some(objdump) = tool("objdump") else {
+        eprintln!("skipped: objdump not found in PATH");
+        return;
+    };
+    let files: Vec<&str> = [
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib/x86_64-linux-gnu/libm.so.6",
+        "/lib64/ld-linux-x86-64.so.2",
+        "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
+        "/usr/lib32/libc.so.6",
+        "/bin/ls",
+        "/bin/bash",
+    ]
+    .into_iter()
+    .filter(|p| Path::new(p).exists())
+    .collect();
+    assert!(
+        files.contains(&"/bin/ls") && libc_path().is_some(),
+        "no /bin/ls or libc: {files:?}"
+    );
+    let mut verneed = 0;
+    for f in files {
+        let o = Command::new(&objdump).arg("-T").arg(f).output().unwrap();
+        assert!(o.status.success(), "objdump -T {f}");
+        let expected = symbol_lines(&String::from_utf8_lossy(&o.stdout));
+        let ours = symbol_lines(&stdout(&run(exe("vdso-syms"), &[f])));
+        assert!(!expected.is_empty(), "{f}");
+        for (i, (a, b)) in expected.iter().zip(&ours).enumerate() {
+            assert_eq!(b, a, "{f}: line {i}");
+        }
+        assert_eq!(ours.len(), expected.len(), "{f}");
+        verneed += ours.iter().filter(|l| l.contains(" (GLIBC_")).count();
+    }
+    // Requirements from .gnu.version_r are parenthesised, like hidden versions.
+    assert!(verneed > 0);
+}
+
+/// Offsets of the `.dynsym` entries of an ELF64 little-endian file, by symbol name.
+fn dynsym_offsets(elf: &[u8]) -> Vec<(String, usize)> {
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap()) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap()) as usize;
+    let (shoff, shentsize, shnum) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c));
+    let sh = |i: usize| shoff + i * shentsize;
+    let dynsym = (0..shnum)
+        .find(|&i| u32_at(sh(i) + 4) == 11) // SHT_DYNSYM
+        .expect(".dynsym");
+    let (off, size) = (u64_at(sh(dynsym) + 0x18), u64_at(sh(dynsym) + 0x20));
+    let strtab = u64_at(sh(u32_at(sh(dynsym) + 0x28)) + 0x18);
+    (off..off + size)
+        .step_by(24)
+        .map(|sym| {
+            let name = &elf[strtab + u32_at(sym)..];
+            let end = name.iter().position(|&b| b == 0).unwrap();
+            (String::from_utf8_lossy(&name[..end]).into_owned(), sym)
+        })
+        .collect()
+}
+
+#[test]
+fn syms_visibility_equals_objdump() {
+    let (Some(objdump), Some(gcc)) = (tool("objdump"), tool("gcc")) else {
+        eprintln!("skipped: objdump or gcc not found in PATH");
+        return;
+    };
+    let src = TempFile::new("vis-src");
+    let src_c = src.path().with_extension("c");
+    std::fs::write(
+        &src_c,
+        "__attribute__((visibility(\"protected\"))) int prot_fn(void) { return 1; }\n\
+         int hid_fn(void) { return 2; }\n\
+         int int_fn(void) { return 3; }\n\
+         int odd_fn(void) { return 4; }\n\
+         int plain_fn(void) { return 5; }\n",
+    )
+    .unwrap();
+    let so = TempFile::new("vis");
+    let cc = Command::new(gcc)
+        .args(["-shared", "-fPIC", "-nostdlib", "-O2", "-o"])
+        .arg(so.path())
+        .arg(&src_c)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&src_c);
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    // The linker drops hidden and internal symbols from .dynsym: set their st_other by hand,
+    // and one value that is not a visibility (binutils prints it in hex).
+    let mut elf = std::fs::read(so.path()).unwrap();
+    for (name, other) in [("hid_fn", 2u8), ("int_fn", 1), ("odd_fn", 0x83)] {
+        let (_, at) = dynsym_offsets(&elf)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} not in .dynsym"));
+        elf[at + 5] = other;
+    }
+    std::fs::write(so.path(), &elf).unwrap();
+    let o = Command::new(objdump)
+        .arg("-T")
+        .arg(so.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success() && o.stderr.is_empty());
+    let expected = symbol_lines(&String::from_utf8_lossy(&o.stdout));
+    let ours = symbol_lines(&stdout(&run(exe("vdso-syms"), &[so.str()])));
+    assert_eq!(ours, expected);
+    for tail in [
+        " .protected prot_fn",
+        " .hidden hid_fn",
+        " .internal int_fn",
+        " 0x83 odd_fn",
+    ] {
+        assert!(ours.iter().any(|l| l.ends_with(tail)), "{tail}: {ours:#?}");
+    }
+    // Default visibility: nothing between the size (no version table here) and the name.
+    assert!(
+        ours.iter().any(|l| l
+            .split_once('\t')
+            .is_some_and(|(_, t)| t.len() == 16 + " plain_fn".len() && t.ends_with(" plain_fn"))),
+        "{ours:#?}"
+    );
 }

@@ -1,14 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `vdso-call`: resolve `__vdso_clock_gettime@LINUX_2.6` in the live vDSO, call it, and check
-//! the result lies between two raw `clock_gettime` system calls. Exits non-zero otherwise.
+//! the result lies between two raw `clock_gettime` system calls. Exits 1 otherwise.
+#![deny(clippy::print_stdout)]
 
-use anyhow::{ensure, Result};
+use std::process::ExitCode;
+
+use anyhow::Result;
 use clap::Parser;
+use vdso_probe::cli::{self, Status, Tool};
+use vdso_probe::outln;
 use vdso_probe::vdso::{self, Clock, LiveVdso};
 
-/// Call __vdso_clock_gettime bracketed by two raw syscalls.
+/// Call __vdso_clock_gettime and check its value lies between two raw clock_gettime syscalls.
+///
+/// Resolves __vdso_clock_gettime@LINUX_2.6 in this process's vDSO (as the kernel's
+/// parse_vdso.c does), calls it between two clock_gettime system calls of the same clock and
+/// prints the three readings.
 #[derive(Debug, Parser)]
-#[command(version, about)]
 struct Args {
     /// Clock to read (realtime, monotonic, monotonic-raw, boottime, tai, realtime-coarse,
     /// monotonic-coarse).
@@ -16,16 +24,32 @@ struct Args {
     clock: Clock,
 }
 
+static TOOL: Tool = Tool {
+    name: env!("CARGO_BIN_NAME"),
+    examples: &[
+        (
+            "vdso-call",
+            "CLOCK_MONOTONIC through the vDSO, bracketed by syscalls",
+        ),
+        ("vdso-call --clock tai", "the same for CLOCK_TAI"),
+    ],
+    problem: Some("the vDSO value is not between the two syscall readings"),
+    cannot_run: "no vDSO, symbol not found, the clock refused (EINVAL)",
+};
+
+fn main() -> ExitCode {
+    TOOL.main(run)
+}
+
 fn fmt_ts(ts: &libc::timespec) -> String {
     format!("{}.{:09}", ts.tv_sec, ts.tv_nsec)
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
+fn run(args: Args) -> Result<Status> {
     let clock = args.clock;
     let live = LiveVdso::locate()?;
     let f = live.clock_gettime()?;
-    println!(
+    outln!(
         "vDSO at {:#x}; {}@{} at {:#x} (+{:#x})",
         live.base(),
         vdso::CLOCK_GETTIME_SYMBOL,
@@ -36,25 +60,26 @@ fn main() -> Result<()> {
     let before = vdso::syscall_clock_gettime(clock.id())?;
     let mid = f.get(clock)?;
     let after = vdso::syscall_clock_gettime(clock.id())?;
-    println!("syscall  {clock}: {}", fmt_ts(&before));
-    println!("vDSO     {clock}: {}", fmt_ts(&mid));
-    println!("syscall  {clock}: {}", fmt_ts(&after));
+    outln!("syscall  {clock}: {}", fmt_ts(&before));
+    outln!("vDSO     {clock}: {}", fmt_ts(&mid));
+    outln!("syscall  {clock}: {}", fmt_ts(&after));
     let (b, m, a) = (
         vdso::timespec_ns(&before),
         vdso::timespec_ns(&mid),
         vdso::timespec_ns(&after),
     );
-    ensure!(
-        b <= m && m <= a,
-        "vDSO value {} is not between the syscall readings {} and {}",
-        fmt_ts(&mid),
-        fmt_ts(&before),
-        fmt_ts(&after)
-    );
-    println!(
+    if !(b <= m && m <= a) {
+        return Err(cli::problem(format_args!(
+            "{clock}: vDSO value {} is not between the syscall readings {} and {}",
+            fmt_ts(&mid),
+            fmt_ts(&before),
+            fmt_ts(&after)
+        )));
+    }
+    outln!(
         "OK: syscall <= vDSO <= syscall ({} ns, {} ns)",
         m - b,
         a - m
     );
-    Ok(())
+    Ok(Status::Ok)
 }

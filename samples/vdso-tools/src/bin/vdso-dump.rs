@@ -2,18 +2,26 @@
 //! `vdso-dump`: copy the vDSO image of this process (or of `--pid PID`) to a file that
 //! `objdump -T` / `readelf -a` accept, and print its address, flavour, size and build-id.
 //! `--pid` also works on ia32 and x32 processes, whose vDSO is an ELF32 image.
+#![deny(clippy::print_stdout)]
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Parser;
-use vdso_probe::vdso;
+use vdso_probe::cli::{self, Status, Tool};
+use vdso_probe::{out, vdso};
 
-/// Dump the vDSO (x86_64, or ia32/x32 with --pid) as an ELF file.
+/// Dump the vDSO image of this process, or of another with --pid, as an ELF file.
+///
+/// Prints where the image was read, its address, ABI, size, build-id and Linux version. The
+/// image is the ELF file the kernel linked (up to the end of its section header table), which
+/// objdump and readelf accept; ia32 and x32 processes have an ELF32 vDSO. With -o the file is
+/// written before anything is printed.
 #[derive(Debug, Parser)]
-#[command(version, about)]
 struct Args {
-    /// Write the image to FILE.
+    /// Write the image to FILE; `-` writes it to stdout (and prints nothing else).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Dump the vDSO of process PID (via /proc/PID/maps and /proc/PID/mem) instead of our own.
@@ -21,36 +29,73 @@ struct Args {
     pid: Option<libc::pid_t>,
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
+static TOOL: Tool = Tool {
+    name: env!("CARGO_BIN_NAME"),
+    examples: &[
+        (
+            "vdso-dump",
+            "print this process's vDSO address, ABI, size and build-id",
+        ),
+        (
+            "vdso-dump -o vdso.so && objdump -T vdso.so",
+            "dump it and list it with binutils",
+        ),
+        (
+            "vdso-dump --pid 1234 -o vdso32.so",
+            "dump the vDSO of process 1234 (e.g. ia32)",
+        ),
+        ("vdso-dump -o - | sha256sum", "write the image to stdout"),
+    ],
+    problem: None,
+    cannot_run: "no vDSO mapped, no such process, /proc/PID/mem not readable, FILE not \
+                 writable, -o - to a terminal",
+};
+
+fn main() -> ExitCode {
+    TOOL.main(run)
+}
+
+fn run(args: Args) -> Result<Status> {
     let dump = match args.pid {
         Some(pid) => vdso::dump_pid(pid)?,
         None => vdso::dump_self()?,
     };
+    // Everything that can fail before anything is written.
+    let mut meta = String::new();
     match dump.pid {
-        Some(pid) => println!("source:   /proc/{pid}/mem"),
-        None => println!("source:   AT_SYSINFO_EHDR of this process"),
+        Some(pid) => writeln!(meta, "source:   /proc/{pid}/mem")?,
+        None => writeln!(meta, "source:   AT_SYSINFO_EHDR of this process")?,
     }
-    println!("address:  {:#x}", dump.address);
-    println!("abi:      {}", dump.abi()?);
-    println!(
-        "size:     {} bytes ({:#x})",
-        dump.image.len(),
-        dump.image.len()
-    );
+    writeln!(meta, "address:  {:#x}", dump.address)?;
+    writeln!(meta, "abi:      {}", dump.abi()?)?;
+    let size = dump.image.len();
+    writeln!(meta, "size:     {size} bytes ({size:#x})")?;
     match dump.build_id()? {
-        Some(id) => println!("build-id: {}", vdso::hex(id)),
-        None => println!("build-id: none"),
+        Some(id) => writeln!(meta, "build-id: {}", vdso::hex(id))?,
+        None => writeln!(meta, "build-id: none")?,
     }
     if let Some(code) = dump.linux_version_code()? {
-        println!(
+        writeln!(
+            meta,
             "linux:    {} (LINUX_VERSION_CODE {code:#x}, from the vDSO's Linux note)",
             vdso::format_version_code(code)
-        );
+        )?;
     }
-    if let Some(path) = args.output {
-        dump.write_to(&path)?;
-        println!("written:  {}", path.display());
+    match args.output {
+        Some(path) if path.as_os_str() == "-" => {
+            // SAFETY: isatty only inspects the descriptor.
+            if unsafe { libc::isatty(libc::STDOUT_FILENO) } == 1 {
+                bail!("refusing to write the binary image to a terminal: redirect stdout");
+            }
+            cli::write_stdout(&dump.image);
+        }
+        Some(path) => {
+            // The file first: `vdso-dump -o F | head -1` still writes F.
+            dump.write_to(&path)?;
+            writeln!(meta, "written:  {}", path.display())?;
+            out!("{meta}");
+        }
+        None => out!("{meta}"),
     }
-    Ok(())
+    Ok(Status::Ok)
 }

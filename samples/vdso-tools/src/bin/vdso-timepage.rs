@@ -1,31 +1,68 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `vdso-timepage`: print the module's time page (`/dev/vdso_probe`) and compare the precise
 //! and coarse MONOTONIC/REALTIME values computed from it with `clock_gettime` called just
-//! before and just after.
+//! before and just after. Exits 1 on a header mismatch or a value outside its bracket.
+#![deny(clippy::print_stdout)]
 
-use std::{path::Path, process::ExitCode, thread, time::Duration};
+use std::{path::PathBuf, process::ExitCode, thread, time::Duration};
 
 use anyhow::Result;
 use clap::Parser;
 use serde_json::{json, Value};
+use vdso_probe::cli::{self, Status, Tool};
 use vdso_probe::{
+    outln,
     timepage::{self, ClockParams, Snapshot, Stats, TimePage},
     vdso::{self, Clock},
 };
 
-/// Print the vdso_probe time page and compare it with clock_gettime.
+/// Print the vdso_probe time page and compare its time with clock_gettime.
+///
+/// Maps /dev/vdso_probe, prints a consistent snapshot of every field (header, sequence and
+/// update counts, clock mode, coarse clocks, the conversion parameters and offsets), then
+/// reads precise (TSC clock mode only) and coarse MONOTONIC and REALTIME from the page, each
+/// between two clock_gettime calls of the same clock: a precise value must lie inside that
+/// bracket, a coarse one (the time of the last tick) must not be ahead of the later call.
 #[derive(Debug, Parser)]
-#[command(version, about)]
 struct Args {
-    /// Print JSON (one object per sample) instead of text.
+    /// Print one JSON document of all samples instead of text (see the README, "JSON
+    /// output").
     #[arg(long)]
     json: bool,
-    /// Print N samples.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    /// Take N samples.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
     watch: u32,
     /// Milliseconds between samples with --watch.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     interval_ms: u64,
+    /// The device to map (any file holding a time page will do, e.g. a saved copy).
+    #[arg(long, value_name = "PATH", default_value = timepage::DEVICE)]
+    device: PathBuf,
+}
+
+static TOOL: Tool = Tool {
+    name: env!("CARGO_BIN_NAME"),
+    examples: &[
+        ("vdso-timepage", "one sample"),
+        (
+            "vdso-timepage --watch 5 --interval-ms 200",
+            "five samples, 200 ms apart",
+        ),
+        (
+            "vdso-timepage --json --watch 3",
+            "three samples as one JSON document",
+        ),
+    ],
+    problem: Some(
+        "the page's header does not match this program (magic, ABI version, size: MISMATCH), \
+         or a value from the page is outside its clock_gettime bracket (OUTSIDE, AHEAD)",
+    ),
+    cannot_run: "vdso_probe not loaded, no device node, permission denied (root-only)",
+};
+
+fn main() -> ExitCode {
+    TOOL.main(run)
 }
 
 /// `clock_gettime(clock)` in ns (through libc, i.e. the vDSO when it can).
@@ -56,30 +93,57 @@ impl Bracket {
         })
     }
 
+    /// `inside`/`outside` (precise), `behind`/`ahead` (coarse), `unavailable`.
+    fn verdict(&self) -> &'static str {
+        match self.page {
+            None => "unavailable",
+            // The time at the last timekeeping update: behind by up to a tick, never ahead.
+            Some(v) if self.kind == "coarse" => {
+                if v <= self.after {
+                    "behind"
+                } else {
+                    "ahead"
+                }
+            }
+            Some(v) if (self.before..=self.after).contains(&v) => "inside",
+            Some(_) => "outside",
+        }
+    }
+
+    fn bad(&self) -> bool {
+        matches!(self.verdict(), "outside" | "ahead")
+    }
+
     fn json(&self) -> Value {
         json!({
             "clock": self.clock.short_name(),
             "kind": self.kind,
-            "before_ns": self.before.to_string(),
-            "page_ns": self.page.map(|v| v.to_string()),
-            "after_ns": self.after.to_string(),
-            "page_minus_before_ns": self.page.map(|v| (v - self.before) as i64),
-            "after_minus_page_ns": self.page.map(|v| (self.after - v) as i64),
+            "before_ns": self.before,
+            "page_ns": self.page,
+            "after_ns": self.after,
+            "page_minus_before_ns": self.page.map(|v| v - self.before),
+            "after_minus_page_ns": self.page.map(|v| self.after - v),
+            "verdict": self.verdict(),
         })
     }
 
+    fn name(&self) -> String {
+        format!("{} {}", self.kind, self.clock.short_name())
+    }
+
     fn line(&self) -> String {
-        let name = format!("{} {}", self.kind, self.clock.short_name());
+        let name = self.name();
         match self.page {
             None => format!("{name:<18} not available from the page"),
             Some(v) => {
-                let verdict = if self.kind == "coarse" {
-                    // The time at the last timekeeping update: behind by up to a tick.
-                    format!("behind the later call by {} ns", self.after - v)
-                } else if (self.before..=self.after).contains(&v) {
-                    format!("inside the bracket of {} ns", self.after - self.before)
-                } else {
-                    format!("OUTSIDE the bracket of {} ns", self.after - self.before)
+                let verdict = match self.verdict() {
+                    "behind" => format!("behind the later call by {} ns", self.after - v),
+                    "ahead" => format!(
+                        "AHEAD of the later call by {} ns: a coarse value cannot be",
+                        v - self.after
+                    ),
+                    "inside" => format!("inside the bracket of {} ns", self.after - self.before),
+                    _ => format!("OUTSIDE the bracket of {} ns", self.after - self.before),
                 };
                 format!(
                     "{name:<18} {}  page-before {:+} ns, after-page {:+} ns ({verdict})",
@@ -113,7 +177,7 @@ fn fmt_clock(c: &ClockParams) -> String {
 fn clock_json(c: &ClockParams) -> Value {
     json!({
         "cycle_last": c.cycle_last,
-        "mask": c.mask,
+        "mask": format!("{:#x}", c.mask),
         "mult": c.mult,
         "shift": c.shift,
         "xtime_nsec": c.xtime_nsec,
@@ -123,9 +187,10 @@ fn clock_json(c: &ClockParams) -> Value {
 
 fn page_json(s: &Snapshot) -> Value {
     let p = &s.page;
-    let ts = |t: &timepage::vdso_probe_timespec| json!({ "sec": t.sec, "nsec": t.nsec });
+    let ns =
+        |t: &timepage::vdso_probe_timespec| i128::from(t.sec) * 1_000_000_000 + i128::from(t.nsec);
     json!({
-        "magic": p.magic,
+        "magic": format!("{:#010x}", p.magic),
         "abi_version": p.abi_version,
         "size": p.size,
         "seq": p.seq,
@@ -133,10 +198,10 @@ fn page_json(s: &Snapshot) -> Value {
         "clock_mode": s.clock_mode(),
         "clock_was_set_seq": p.clock_was_set_seq,
         "clocksource": s.clocksource(),
-        "realtime_coarse": ts(&p.realtime_coarse),
-        "monotonic_coarse": ts(&p.monotonic_coarse),
-        "boottime_coarse": ts(&p.boottime_coarse),
-        "tai_coarse": ts(&p.tai_coarse),
+        "realtime_coarse_ns": ns(&p.realtime_coarse),
+        "monotonic_coarse_ns": ns(&p.monotonic_coarse),
+        "boottime_coarse_ns": ns(&p.boottime_coarse),
+        "tai_coarse_ns": ns(&p.tai_coarse),
         "mono": clock_json(&p.mono),
         "raw": clock_json(&p.raw),
         "offs_real_ns": p.offs_real_ns,
@@ -149,78 +214,83 @@ fn page_json(s: &Snapshot) -> Value {
 fn print_page(s: &Snapshot) {
     let p = &s.page;
     let ok = |good: bool| if good { "ok" } else { "MISMATCH" };
-    println!(
+    outln!(
         "magic:             {:#010x} ({})",
         p.magic,
         ok(p.magic == timepage::MAGIC)
     );
-    println!(
+    outln!(
         "abi_version:       {} (this program: {}, {})",
         p.abi_version,
         timepage::ABI_VERSION,
         ok(p.abi_version == timepage::ABI_VERSION)
     );
-    println!(
+    outln!(
         "size:              {} (this program: {}, {})",
         p.size,
         timepage::ABI_SIZE,
-        ok(p.size as usize == timepage::ABI_SIZE)
+        match (p.size as usize).cmp(&timepage::ABI_SIZE) {
+            std::cmp::Ordering::Equal => "ok",
+            std::cmp::Ordering::Greater => "ok, a compatible extension",
+            std::cmp::Ordering::Less => "MISMATCH",
+        }
     );
-    println!("seq:               {}", p.seq);
-    println!("update_count:      {}", p.update_count);
-    println!(
+    outln!("seq:               {}", p.seq);
+    outln!("update_count:      {}", p.update_count);
+    outln!(
         "clock_mode:        {} ({})",
         s.clock_mode(),
         s.clock_mode().raw()
     );
-    println!("clock_was_set_seq: {}", p.clock_was_set_seq);
-    println!("clocksource:       {}", s.clocksource());
-    println!("realtime_coarse:   {}", fmt_ts(&p.realtime_coarse));
-    println!("monotonic_coarse:  {}", fmt_ts(&p.monotonic_coarse));
-    println!("boottime_coarse:   {}", fmt_ts(&p.boottime_coarse));
-    println!("tai_coarse:        {}", fmt_ts(&p.tai_coarse));
-    println!("mono:              {}", fmt_clock(&p.mono));
-    println!("raw:               {}", fmt_clock(&p.raw));
-    println!(
+    outln!("clock_was_set_seq: {}", p.clock_was_set_seq);
+    outln!("clocksource:       {}", s.clocksource());
+    outln!("realtime_coarse:   {}", fmt_ts(&p.realtime_coarse));
+    outln!("monotonic_coarse:  {}", fmt_ts(&p.monotonic_coarse));
+    outln!("boottime_coarse:   {}", fmt_ts(&p.boottime_coarse));
+    outln!("tai_coarse:        {}", fmt_ts(&p.tai_coarse));
+    outln!("mono:              {}", fmt_clock(&p.mono));
+    outln!("raw:               {}", fmt_clock(&p.raw));
+    outln!(
         "offs_real_ns:      {} ({})",
         p.offs_real_ns,
         fmt_ns(p.offs_real_ns.into())
     );
-    println!(
+    outln!(
         "offs_boot_ns:      {} ({})",
         p.offs_boot_ns,
         fmt_ns(p.offs_boot_ns.into())
     );
-    println!(
+    outln!(
         "offs_tai_ns:       {} ({})",
         p.offs_tai_ns,
         fmt_ns(p.offs_tai_ns.into())
     );
     match s.cycles {
-        Some(c) => println!("tsc at read:       {c}"),
-        None => println!("tsc at read:       - (clock mode is not tsc)"),
+        Some(c) => outln!("tsc at read:       {c}"),
+        None => outln!("tsc at read:       - (clock mode is not tsc)"),
     }
     if let Some(v) = s.precise(Clock::MonotonicRaw) {
-        println!(
+        outln!(
             "MONOTONIC_RAW:     {} (precise, from the snapshot)",
             fmt_ns(v)
         );
     }
     if let Some(v) = s.precise(Clock::Boottime) {
-        println!(
+        outln!(
             "BOOTTIME:          {} (precise, from the snapshot)",
             fmt_ns(v)
         );
     }
     if let Some(v) = s.precise(Clock::Tai) {
-        println!(
+        outln!(
             "TAI:               {} (precise, from the snapshot)",
             fmt_ns(v)
         );
     }
 }
 
-fn sample(page: &TimePage, args: &Args) -> Result<()> {
+/// Takes one sample: prints it (text) or returns it (JSON); adds what is wrong to `bad`.
+fn sample(page: &TimePage, args: &Args, bad: &mut Vec<String>) -> Result<Option<Value>> {
     let snap = page.snapshot();
     let mut brackets = Vec::new();
     for clock in [Clock::Monotonic, Clock::Realtime] {
@@ -229,69 +299,78 @@ fn sample(page: &TimePage, args: &Args) -> Result<()> {
         })?);
         brackets.push(Bracket::take(clock, "coarse", || page.read_coarse(clock))?);
     }
+    for b in brackets.iter().filter(|b| b.bad()) {
+        bad.push(format!("{} {}", b.name(), b.verdict()));
+    }
     let stats = Stats::read();
     if args.json {
-        let value = json!({
+        let (stats, stats_error) = match &stats {
+            Ok(s) => (serde_json::to_value(s)?, Value::Null),
+            Err(e) => (Value::Null, Value::String(cli::error_line(e))),
+        };
+        return Ok(Some(json!({
             "page": page_json(&snap),
             "compare": brackets.iter().map(Bracket::json).collect::<Vec<_>>(),
-            "stats": match &stats {
-                Ok(s) => serde_json::to_value(s)?,
-                Err(e) => json!({ "error": format!("{e:#}") }),
-            },
-        });
-        println!("{}", serde_json::to_string(&value)?);
-    } else {
-        print_page(&snap);
-        println!();
-        println!("compared with clock_gettime() called before and after the page read:");
-        for b in &brackets {
-            println!("  {}", b.line());
-        }
-        if snap.clock_mode() != timepage::ClockMode::Tsc {
-            println!(
-                "  (clock mode {}: no precise time from the page; coarse values lag by up to a tick)",
-                snap.clock_mode()
-            );
-        }
-        match &stats {
-            Ok(s) => println!(
-                "stats:             mappings {} mmaps {} faults {} updates {} clock_mode {} clocksource {} abi_size {}",
-                s.mappings, s.mmaps, s.faults, s.updates, s.clock_mode, s.clocksource, s.abi_size
-            ),
-            Err(e) => println!("stats:             unavailable ({e:#})"),
-        }
+            "stats": stats,
+            "stats_error": stats_error,
+        })));
     }
-    Ok(())
+    print_page(&snap);
+    outln!();
+    outln!("compared with clock_gettime() called before and after the page read:");
+    for b in &brackets {
+        outln!("  {}", b.line());
+    }
+    if snap.clock_mode() != timepage::ClockMode::Tsc {
+        outln!(
+            "  (clock mode {}: no precise time from the page; coarse values lag by up to a tick)",
+            snap.clock_mode()
+        );
+    }
+    match &stats {
+        Ok(s) => outln!(
+            "stats:             mappings {} mmaps {} faults {} updates {} clock_mode {} clocksource {} abi_size {}",
+            s.mappings, s.mmaps, s.faults, s.updates, s.clock_mode, s.clocksource, s.abi_size
+        ),
+        Err(e) => outln!("stats:             unavailable ({})", cli::error_line(e)),
+    }
+    Ok(None)
 }
 
-fn run(args: &Args) -> Result<()> {
-    let page = TimePage::open()?;
-    for i in 0..args.watch.max(1) {
+fn run(args: Args) -> Result<Status> {
+    let page = TimePage::map(&args.device)?;
+    // Nothing of a page with another layout can be interpreted (not even its sequence count).
+    if let Err(e) = page.check_header() {
+        if args.json {
+            cli::print_json::<Value>("samples", &[])?;
+        }
+        return Err(cli::problem(format_args!(
+            "{}: {} (MISMATCH)",
+            args.device.display(),
+            cli::error_line(&e)
+        )));
+    }
+    let mut bad = Vec::new();
+    let mut samples = Vec::new();
+    for i in 0..args.watch {
         if i > 0 {
             thread::sleep(Duration::from_millis(args.interval_ms));
             if !args.json {
-                println!("----");
+                outln!("----");
             }
         }
-        sample(&page, args)?;
+        samples.extend(sample(&page, &args, &mut bad)?);
     }
-    Ok(())
-}
-
-fn main() -> ExitCode {
-    let args = Args::parse();
-    if !Path::new(timepage::DEVICE).exists() {
-        eprintln!(
-            "vdso-timepage: {} does not exist: insmod vdso_probe.ko first",
-            timepage::DEVICE
-        );
-        return ExitCode::FAILURE;
+    if args.json {
+        cli::print_json("samples", &samples)?;
     }
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("vdso-timepage: {e:#}");
-            ExitCode::FAILURE
-        }
+    if !bad.is_empty() {
+        bad.dedup();
+        return Err(cli::problem(format_args!(
+            "{}: {}",
+            args.device.display(),
+            bad.join("; ")
+        )));
     }
+    Ok(Status::Ok)
 }
