@@ -601,7 +601,7 @@ fn tool_vdso_report() -> Result<Outcome> {
     let me = std::process::id().to_string();
     // Exits non-zero on any disagreement with /proc/<pid>/maps and auxv.
     tool("vdso-report", &["1", &me])?;
-    // One JSON document (README, "JSON output"): both reports, addresses as hex strings.
+    // One JSON document (README, "Command-line conventions"): both reports, addresses as hex strings.
     let doc: serde_json::Value =
         serde_json::from_str(&tool("vdso-report", &["--json", "1", &me])?)?;
     ensure!(doc["tool"] == "vdso-report", "not a vdso-report document");
@@ -693,7 +693,7 @@ fn tool_vdso_call() -> Result<Outcome> {
 
 fn tool_strace_demo() -> Result<Outcome> {
     let out = tool("vdso-strace-demo", &["-n", "200", "--json"])?;
-    // One document, `{"tool", "version", "runs": [counts]}` (README, "JSON output").
+    // One document, `{"tool", "version", "runs": [counts]}` (README, "Command-line conventions").
     let doc: serde_json::Value = serde_json::from_str(&out)?;
     ensure!(
         doc["tool"] == "vdso-strace-demo",

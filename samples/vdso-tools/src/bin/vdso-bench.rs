@@ -43,7 +43,7 @@ struct Args {
     /// the kernel's emulation); by default that row is measured on `emulate` only.
     #[arg(long)]
     xonly_vsyscall: bool,
-    /// Print one JSON document instead of the table (see the README, "JSON output").
+    /// Print one JSON document instead of the table (see the README, "Command-line conventions").
     #[arg(long)]
     json: bool,
     /// Also run the classic C loop (c/classic_loop.c).

@@ -28,7 +28,7 @@ struct Args {
     /// Processes to report (default: this one).
     #[arg(value_name = "PID")]
     pids: Vec<i32>,
-    /// Print one JSON document instead of text (see the README, "JSON output").
+    /// Print one JSON document instead of text (see the README, "Command-line conventions").
     #[arg(long)]
     json: bool,
     /// Read the reports from DIR instead of /sys/kernel/debug/vdso (e.g. saved copies; the

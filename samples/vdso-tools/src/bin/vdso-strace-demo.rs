@@ -22,7 +22,7 @@ struct Args {
     /// Calls per phase.
     #[arg(short = 'n', long = "calls", value_name = "N", default_value_t = 1000)]
     n: u64,
-    /// Print the counts as one JSON document (see the README, "JSON output").
+    /// Print the counts as one JSON document (see the README, "Command-line conventions").
     #[arg(long)]
     json: bool,
 }

@@ -25,8 +25,8 @@ use vdso_probe::{
 /// bracket, a coarse one (the time of the last tick) must not be ahead of the later call.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Print one JSON document of all samples instead of text (see the README, "JSON
-    /// output").
+    /// Print one JSON document of all samples instead of text (see the README,
+    /// "Command-line conventions").
     #[arg(long)]
     json: bool,
     /// Take N samples.
