@@ -349,6 +349,15 @@ impl TimePage {
             };
             anyhow::anyhow!("{}: {why}", path.display())
         })?;
+        // A regular file (a saved page) must hold the struct: an access past its end faults.
+        if let Ok(meta) = file.metadata() {
+            ensure!(
+                !meta.is_file() || meta.len() >= ABI_SIZE as u64,
+                "{}: {} bytes, too small to hold a time page ({ABI_SIZE} bytes)",
+                path.display(),
+                meta.len()
+            );
+        }
         // SAFETY: a fresh mapping at an address of the kernel's choosing (NULL hint), of an
         // open file descriptor; it does not alias any Rust object.
         let addr = unsafe {

@@ -872,8 +872,8 @@ fn dynamic_symbols_as<H: FileHeader<Endian = Endianness>>(
     // binutils prints a version column only when there is a `.gnu.version` and a
     // `.gnu.version_d` or `.gnu.version_r` to name the versions.
     let versions = versions.filter(|_| verdefs.is_some() || has_verneed);
-    // Index 1 (VER_NDX_GLOBAL) is `Base` unless the verdef of index 1 lacks VER_FLG_BASE: then
-    // binutils prints that definition's name.
+    // Index 1 (VER_NDX_GLOBAL) is `Base` unless the verdef of index 1 has flags other than
+    // exactly VER_FLG_BASE: then binutils prints that definition's name.
     let mut global_name = None;
     if let Some((mut defs, link)) = verdefs {
         let strings = sections
@@ -886,7 +886,7 @@ fn dynamic_symbols_as<H: FileHeader<Endian = Endianness>>(
             if def.vd_ndx.get(endian) & elf::VERSYM_VERSION != elf::VER_NDX_GLOBAL {
                 continue;
             }
-            if def.vd_flags.get(endian) & elf::VER_FLG_BASE == 0 {
+            if def.vd_flags.get(endian) != elf::VER_FLG_BASE {
                 if let Some(a) = aux.next().map_err(|e| anyhow!("bad verdaux: {e}"))? {
                     let name = a
                         .name(endian, strings)

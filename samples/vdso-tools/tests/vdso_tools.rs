@@ -1217,6 +1217,12 @@ fn timepage_without_the_module_is_one_line_exit_2() {
 
 #[test]
 fn timepage_problems_exit_1() {
+    // Not a problem found but unreadable input: a file too short to hold a page.
+    let empty = TempFile::new("page-empty");
+    std::fs::write(empty.path(), b"").unwrap();
+    let out = run_any("vdso-timepage", &["--device", empty.str()]);
+    assert_eq!(code(&out), 2);
+    assert!(one_error_line("vdso-timepage", &out).contains("too small to hold a time page"));
     let bad = fake_time_page("bad-magic", FakePage::BadMagic);
     let out = run_any("vdso-timepage", &["--device", bad.str()]);
     assert_eq!(code(&out), 1);

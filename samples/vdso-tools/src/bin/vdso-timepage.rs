@@ -365,11 +365,28 @@ fn run(args: Args) -> Result<Status> {
         cli::print_json("samples", &samples)?;
     }
     if !bad.is_empty() {
-        bad.dedup();
+        // Each kind once, in the order first seen, with how often over the samples.
+        let mut kinds: Vec<(String, usize)> = Vec::new();
+        for b in bad {
+            match kinds.iter_mut().find(|(k, _)| *k == b) {
+                Some((_, n)) => *n += 1,
+                None => kinds.push((b, 1)),
+            }
+        }
+        let list: Vec<String> = kinds
+            .into_iter()
+            .map(|(k, n)| {
+                if n > 1 {
+                    format!("{k} ({n} samples)")
+                } else {
+                    k
+                }
+            })
+            .collect();
         return Err(cli::problem(format_args!(
             "{}: {}",
             args.device.display(),
-            bad.join("; ")
+            list.join("; ")
         )));
     }
     Ok(Status::Ok)
