@@ -1424,3 +1424,39 @@ fn syms_visibility_equals_objdump() {
         "{ours:#?}"
     );
 }
+
+/// A report that cannot be opened (EACCES) says so and what to do; run as `nobody` when the
+/// tests run as root (as in `make check`).
+#[test]
+fn report_permission_denied_says_what_to_do() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to run the tool as nobody");
+        return;
+    }
+    let Some(setpriv) = tool("setpriv") else {
+        eprintln!("skipped: setpriv not found in PATH");
+        return;
+    };
+    let reports = ReportDir::new("eacces");
+    let bad = reports.bad_pid();
+    let file = reports.dir.path().join(&bad);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, PermissionsExt::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(reports.dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    // The binary lives under root's home: run a copy nobody can reach.
+    let exe_copy = reports.dir.path().join("vdso-report");
+    std::fs::copy(exe("vdso-report"), &exe_copy).unwrap();
+    let out = Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe_copy)
+        .args(["--dir", reports.str(), &bad])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    let msg = one_error_line("vdso-report", &out);
+    assert!(
+        msg.starts_with(&format!("pid {bad}: permission denied: ")) && msg.contains("run as root"),
+        "{msg}"
+    );
+}
