@@ -852,7 +852,7 @@ fn dump_and_syms_errors_are_one_line_exit_2() {
 }
 
 #[test]
-fn bench_and_strace_demo_runtime_errors_exit_2() {
+fn bench_runtime_error_is_one_line_exit_2() {
     // An impossible CPU: sched_setaffinity refuses it.
     let out = run_any("vdso-bench", &["--cpu", "100000", "--batches", "1"]);
     assert_eq!(code(&out), 2);
