@@ -13,6 +13,7 @@
 //! | `hardening-scan-vs-exit` | after insmod amid process churn, no file of a dead process | the live processes in `/proc` |
 //! | `hardening-fork-fault-injection`, `hardening-exit-fault-injection` | a fork or an exit whose task fails its N-th allocation (N = 1, 2, ...) still gets its file / loses it | the fork's own result, the process's exit |
 //! | `hardening-report-read-sweep`, `hardening-timepage-fault-sweep` | open + read of a report, mmap + first touch of the time page, N-th allocation failed: complete and right, or a clean errno | `/proc/<pid>/maps` and `auxv`; the page's magic |
+//! | `hardening-init-sweep` | as `hardening-insmod-sweep`, for the allocations whose call stack is inside `do_init_module()` only (the module's init and what the loader does around it; fault-injection stacktrace filter): every one of them fails in turn, quick enough for `make check` | as below |
 //! | `hardening-insmod-sweep` | `finit_module` with its N-th allocation failed (N = 1, 2, ... until none is left) amid forks and opens of the device: a failed load leaves nothing behind | `/proc/modules`, `/dev`, debugfs, kmemleak, the kernel log |
 //!
 //! Each runs under the stress tests' kernel verdict ([`run_stress`]): a splat logged while it ran
@@ -71,6 +72,7 @@ pub const TESTS: &[(&str, TestFn)] = &[
     hardening!("hardening-exit-fault-injection", exit_fault_injection),
     hardening!("hardening-report-read-sweep", report_read_sweep),
     hardening!("hardening-timepage-fault-sweep", timepage_fault_sweep),
+    hardening!("hardening-init-sweep", init_sweep),
     hardening!("hardening-insmod-sweep", insmod_sweep),
 ];
 
@@ -1640,6 +1642,11 @@ const FAULT_SETTINGS: [(&str, &str); 8] = [
 impl FaultInjection {
     /// Configures the injectors; Err(Skip) on a kernel without them.
     fn configure() -> Result<std::result::Result<Self, Outcome>> {
+        Self::configure_with(&[])
+    }
+
+    /// As `configure`, then sets `extra` (`file`, value) in both injectors' directories.
+    fn configure_with(extra: &[(&str, String)]) -> Result<std::result::Result<Self, Outcome>> {
         if !Path::new(FAIL_NTH).exists() || FAULT_DIRS.iter().any(|d| !Path::new(d).exists()) {
             return Ok(Err(Outcome::Skip(
                 "no fault injection in this kernel (CONFIG_FAULT_INJECTION, FAILSLAB, \
@@ -1654,6 +1661,18 @@ impl FaultInjection {
             let old = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
             fs::write(&path, v).with_context(|| format!("writing {v} to {path}"))?;
             fi.saved.push((path, old.trim().to_string()));
+        }
+        for dir in FAULT_DIRS {
+            for (k, v) in extra {
+                let path = format!("{dir}/{k}");
+                let Ok(old) = fs::read_to_string(&path) else {
+                    return Ok(Err(Outcome::Skip(format!(
+                        "no {path} in this kernel (CONFIG_FAULT_INJECTION_STACKTRACE_FILTER)"
+                    ))));
+                };
+                fs::write(&path, v).with_context(|| format!("writing {v} to {path}"))?;
+                fi.saved.push((path, old.trim().to_string()));
+            }
         }
         Ok(Ok(fi))
     }
@@ -2355,11 +2374,67 @@ impl Drop for KunitOffAtLoad {
     }
 }
 
-fn insmod_sweep() -> Result<Outcome> {
-    let _fi = match FaultInjection::configure()? {
+/// `[start, end)` of the kernel function `name`, from `/proc/kallsyms` (root sees addresses).
+fn kernel_function_range(name: &str) -> Result<(u64, u64)> {
+    let text = fs::read_to_string("/proc/kallsyms").context("reading /proc/kallsyms")?;
+    let mut addrs: Vec<u64> = Vec::new();
+    let mut start = None;
+    for l in text.lines() {
+        let mut f = l.split_whitespace();
+        let (Some(a), Some(_), Some(sym)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let Ok(a) = u64::from_str_radix(a, 16) else {
+            continue;
+        };
+        if sym == name && f.next().is_none() {
+            start = Some(a);
+        }
+        addrs.push(a);
+    }
+    let start = start.with_context(|| format!("{name} is not in /proc/kallsyms"))?;
+    ensure!(start != 0, "/proc/kallsyms hides addresses (kptr_restrict)");
+    let end = addrs
+        .into_iter()
+        .filter(|&a| a > start)
+        .min()
+        .with_context(|| format!("no symbol after {name}"))?;
+    Ok((start, end))
+}
+
+/// Every allocation inside `do_init_module()` fails in turn: fail-nth counts only calls whose
+/// stack has a frame in that function (`require-start`/`require-end`, `stacktrace-depth` 32:
+/// the deepest the filter walks), which is the module's init and the loader's work around it.
+fn init_sweep() -> Result<Outcome> {
+    let (start, end) = kernel_function_range("do_init_module")?;
+    println!("do_init_module: {start:#x}-{end:#x}");
+    let extra = [
+        ("require-start", start.to_string()),
+        ("require-end", end.to_string()),
+        ("stacktrace-depth", "32".to_string()),
+    ];
+    let fi = match FaultInjection::configure_with(&extra)? {
         Ok(fi) => fi,
         Err(skip) => return Ok(skip),
     };
+    load_sweep(
+        fi,
+        "finit_module with the N-th allocation inside do_init_module failed",
+        600,
+    )
+}
+
+fn insmod_sweep() -> Result<Outcome> {
+    let fi = match FaultInjection::configure()? {
+        Ok(fi) => fi,
+        Err(skip) => return Ok(skip),
+    };
+    load_sweep(fi, "finit_module with its N-th allocation failed", 1800)
+}
+
+/// The insmod sweeps: `finit_module` with the N-th injection point failed, N = 1, 2, ... (what
+/// `fi` lets fail-nth count), amid forks and device opens.
+fn load_sweep(_fi: FaultInjection, what: &str, deadline: u64) -> Result<Outcome> {
     let _reload = Reload;
     let _kunit = KunitOffAtLoad::new()?;
     if module_loaded() {
@@ -2370,7 +2445,7 @@ fn insmod_sweep() -> Result<Outcome> {
     churn.send("go")?;
     let opener = device_opener()?;
     let (mut failed, mut loaded) = (std::collections::BTreeMap::new(), 0);
-    let swept = sweep(1, sweep_deadline(1800), true, |n| {
+    let swept = sweep(1, sweep_deadline(deadline), true, |n| {
         let mut c = Forked::talk(move |link| {
             let ko = match open(KO, libc::O_RDONLY) {
                 Ok(fd) => fd,
@@ -2445,7 +2520,7 @@ fn insmod_sweep() -> Result<Outcome> {
     println!(
         "{}; failed loads by errno {failed:?}, {loaded} loads succeeded anyway (the failure was \
          absorbed) and were unloaded; meanwhile the churner {}, the device opener {}",
-        swept.summary("finit_module with its N-th allocation failed"),
+        swept.summary(what),
         shown(&churned),
         shown(&opened)
     );
