@@ -35,6 +35,7 @@ use crate::{
     Outcome, TestFn,
 };
 use anyhow::{bail, ensure, Context, Result};
+use std::collections::BTreeMap;
 use std::{
     ffi::CString,
     fs,
@@ -2023,12 +2024,7 @@ fn fork_fault_injection() -> Result<Outcome> {
     })?;
     f.finish()?;
     let c1 = registry_counters()?;
-    let delta = |k: &str| {
-        c1.get(k)
-            .copied()
-            .unwrap_or(0)
-            .saturating_sub(c0.get(k).copied().unwrap_or(0))
-    };
+    let delta = |k: &str| counter_delta(&c0, &c1, k);
     println!(
         "{}; {forks} forks succeeded, {refused} failed cleanly; summary: dropped_events +{}",
         swept.summary("fork with the forking task's N-th allocation failed"),
@@ -2036,6 +2032,12 @@ fn fork_fault_injection() -> Result<Outcome> {
     );
     swept.check("fork sweep")?;
     Ok(Outcome::Pass)
+}
+
+/// How much the registry counter `k` grew from `c0` to `c1`.
+fn counter_delta(c0: &BTreeMap<String, u64>, c1: &BTreeMap<String, u64>, k: &str) -> u64 {
+    let get = |c: &BTreeMap<String, u64>| c.get(k).copied().unwrap_or(0);
+    get(c1).saturating_sub(get(c0))
 }
 
 fn exit_fault_injection() -> Result<Outcome> {
@@ -2106,12 +2108,7 @@ fn exit_fault_injection() -> Result<Outcome> {
         })
     })?;
     let c1 = registry_counters()?;
-    let delta = |k: &str| {
-        c1.get(k)
-            .copied()
-            .unwrap_or(0)
-            .saturating_sub(c0.get(k).copied().unwrap_or(0))
-    };
+    let delta = |k: &str| counter_delta(&c0, &c1, k);
     println!(
         "{}; summary: dropped_events +{}",
         swept.summary("exit with the exiting task's N-th allocation failed"),
