@@ -126,6 +126,11 @@ pub(crate) struct Stats {
     removed: Atomic<usize>,
     /// Adds skipped because the process was already gone.
     stale: Atomic<usize>,
+    /// Events the probes reported (queued or overflowed).
+    events: Atomic<usize>,
+    /// Events applied by the work item (an overflowed one once its rescan or sweep is done):
+    /// `events - events_applied` is the backlog, 0 once everything reported has been applied.
+    applied: Atomic<usize>,
     /// Events that did not fit into the queue (a rescan or sweep made up for them).
     overflowed: Atomic<usize>,
     /// Adds that failed (an allocation in debugfs or the tree): the file is missing until the
@@ -144,6 +149,8 @@ impl Stats {
             added: Atomic::new(0),
             removed: Atomic::new(0),
             stale: Atomic::new(0),
+            events: Atomic::new(0),
+            applied: Atomic::new(0),
             overflowed: Atomic::new(0),
             add_failures: Atomic::new(0),
             rescans: Atomic::new(0),
@@ -158,8 +165,11 @@ impl core::fmt::Display for Stats {
         writeln!(f, "added: {}", self.added.load(Relaxed))?;
         writeln!(f, "removed: {}", self.removed.load(Relaxed))?;
         writeln!(f, "stale_events: {}", self.stale.load(Relaxed))?;
-        // Kept from ABI v1 of this file: events lost. None can be lost any more.
-        writeln!(f, "dropped_events: 0")?;
+        // `events` first: a reader that sees `events_applied` equal to it knows that every
+        // event reported before its read has been applied.
+        let events = self.events.load(Relaxed);
+        writeln!(f, "events: {events}")?;
+        writeln!(f, "events_applied: {}", self.applied.load(Relaxed))?;
         writeln!(f, "overflowed_events: {}", self.overflowed.load(Relaxed))?;
         writeln!(f, "add_failures: {}", self.add_failures.load(Relaxed))?;
         writeln!(f, "rescans: {}", self.rescans.load(Relaxed))?;
@@ -175,6 +185,8 @@ struct Pending {
     rescan: bool,
     /// A removal did not fit: check every file's process.
     sweep: bool,
+    /// Events that did not fit since the last run (applied by its rescan or sweep).
+    overflowed: usize,
 }
 
 /// The registry: one debugfs file per live user process.
@@ -212,6 +224,7 @@ impl Registry {
             events: KVec::with_capacity(QUEUE_LEN, GFP_KERNEL)?,
             rescan: false,
             sweep: false,
+            overflowed: 0,
         };
         let batch = KVec::with_capacity(QUEUE_LEN, GFP_KERNEL)?;
         Arc::pin_init(
@@ -343,12 +356,13 @@ impl Registry {
     /// Applies what the probes queued.
     fn drain(&self) {
         let mut batch = self.batch.lock();
-        let (rescan, sweep) = {
+        let (rescan, sweep, overflowed) = {
             let mut p = self.pending.lock();
             core::mem::swap(&mut p.events, &mut *batch);
             (
                 core::mem::take(&mut p.rescan),
                 core::mem::take(&mut p.sweep),
+                core::mem::take(&mut p.overflowed),
             )
         };
         for ev in batch.drain_all() {
@@ -356,6 +370,7 @@ impl Registry {
                 TaskEvent::Add(pid) => self.add_counted(pid),
                 TaskEvent::Remove(pid) => self.remove(&pid),
             }
+            self.stats.applied.fetch_add(1, Relaxed);
         }
         drop(batch);
         if sweep {
@@ -367,6 +382,7 @@ impl Registry {
                 self.stats.add_failures.fetch_add(1, Relaxed);
             }
         }
+        self.stats.applied.fetch_add(overflowed, Relaxed);
     }
 
     /// Stops the registry's background work: afterwards no work item runs or holds a reference.
@@ -391,11 +407,13 @@ impl TaskEvents for Registry {
     fn on_event(this: ArcBorrow<'_, Self>, ev: TaskEvent) {
         {
             let mut p = this.pending.lock();
+            this.stats.events.fetch_add(1, Relaxed);
             if let Err(full) = p.events.push_within_capacity(ev) {
                 match full.0 {
                     TaskEvent::Add(_) => p.rescan = true,
                     TaskEvent::Remove(_) => p.sweep = true,
                 }
+                p.overflowed += 1;
                 this.stats.overflowed.fetch_add(1, Relaxed);
                 // The event's pid reference is put here: `put_pid` does not sleep.
             }

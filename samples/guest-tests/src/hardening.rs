@@ -30,7 +30,7 @@ use crate::{
     },
     stress::{
         budget, ename, errno, load_module, mmap, module_loaded, munmap, open, peek_u32, read_all,
-        registry_counters, run_stress, unload_module, Reload, Rng, Sys, KO,
+        registry_counters, registry_drained, run_stress, unload_module, Reload, Rng, Sys, KO,
     },
     Outcome, TestFn,
 };
@@ -1539,18 +1539,6 @@ fn unload_retrying() -> Result<Duration> {
     }
 }
 
-/// Waits until the registry's counters are the same over 100 ms (up to 5 s).
-fn settle() -> Result<Duration> {
-    let mut last = registry_counters()?;
-    wait_until(Duration::from_secs(5), "summary counters to settle", || {
-        std::thread::sleep(Duration::from_millis(100));
-        let now = registry_counters().unwrap_or_default();
-        let same = now == last;
-        last = now;
-        same
-    })
-}
-
 // ---------------------------------------------------------------------------------------------
 // hardening-scan-vs-exit
 // ---------------------------------------------------------------------------------------------
@@ -1575,7 +1563,7 @@ fn scan_vs_exit() -> Result<Outcome> {
         for c in &mut churners {
             forked += stop_churn(c)?;
         }
-        settle()?;
+        registry_drained(Duration::from_secs(30))?;
         let (users, files) = (user_pids()?, reported_pids()?);
         let extra: Vec<_> = files.iter().filter(|p| !users.contains(p)).collect();
         let missing: Vec<_> = users.iter().filter(|p| !files.contains(p)).collect();
@@ -1699,16 +1687,27 @@ fn under_fail_nth<T>(n: u32, op: impl FnOnce() -> T) -> std::result::Result<(T, 
     // SAFETY: a write of a valid buffer to our descriptor.
     let armed = unsafe { libc::write(fd, arm.as_ptr().cast(), arm.len()) };
     let v = op();
-    // SAFETY: a pread into a valid buffer, and a write of one, on our descriptor.
-    let (read, disarmed) = unsafe {
-        (
-            libc::pread(fd, back.as_mut_ptr().cast(), back.len(), 0),
-            libc::write(fd, b"0".as_ptr().cast(), 1),
-        )
+    // The count may run out after `op`, in the read-back itself: after a fork the parent's
+    // first write to each of its pages is a copy-on-write fault, whose allocation is failed
+    // (EFAULT) if the count is still armed. That failure disarms it, so a retry succeeds.
+    let retry = |f: &mut dyn FnMut() -> isize| {
+        let mut r = f();
+        for _ in 0..2 {
+            if r >= 0 || errno() != libc::EFAULT {
+                break;
+            }
+            r = f();
+        }
+        r
     };
+    // SAFETY: a pread into a valid buffer on our descriptor.
+    let read = retry(&mut || unsafe { libc::pread(fd, back.as_mut_ptr().cast(), back.len(), 0) });
+    // SAFETY: a write of a valid buffer to our descriptor.
+    let disarmed = retry(&mut || unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) });
     if armed != arm.len() as isize || read <= 0 || disarmed != 1 {
         return Err(format!(
-            "{FAIL_NTH}: arm {armed}, read back {read}, disarm {disarmed}"
+            "{FAIL_NTH}: arm {armed}, read back {read}, disarm {disarmed}: {}",
+            ename(errno())
         ));
     }
     let left: u32 = String::from_utf8_lossy(&back[..read as usize])
@@ -2026,12 +2025,28 @@ fn fork_fault_injection() -> Result<Outcome> {
     let c1 = registry_counters()?;
     let delta = |k: &str| counter_delta(&c0, &c1, k);
     println!(
-        "{}; {forks} forks succeeded, {refused} failed cleanly; summary: dropped_events +{}",
+        "{}; {forks} forks succeeded, {refused} failed cleanly; summary: {}",
         swept.summary("fork with the forking task's N-th allocation failed"),
-        delta("dropped_events")
+        registry_deltas(&delta)
     );
     swept.check("fork sweep")?;
     Ok(Outcome::Pass)
+}
+
+/// The registry's event counters' growth, for a sweep's summary line.
+fn registry_deltas(delta: &dyn Fn(&str) -> u64) -> String {
+    [
+        "events",
+        "events_applied",
+        "added",
+        "removed",
+        "overflowed_events",
+        "add_failures",
+    ]
+    .iter()
+    .map(|k| format!("{k} +{}", delta(k)))
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
 /// How much the registry counter `k` grew from `c0` to `c1`.
@@ -2110,9 +2125,9 @@ fn exit_fault_injection() -> Result<Outcome> {
     let c1 = registry_counters()?;
     let delta = |k: &str| counter_delta(&c0, &c1, k);
     println!(
-        "{}; summary: dropped_events +{}",
+        "{}; summary: {}",
         swept.summary("exit with the exiting task's N-th allocation failed"),
-        delta("dropped_events")
+        registry_deltas(&delta)
     );
     swept.check("exit sweep")?;
     Ok(Outcome::Pass)
