@@ -339,7 +339,14 @@ ssize_t vp_read_file(const char *path, char *buf, size_t len)
  * tracepoint internals are macros: the probes stay in C. Their instance is the data argument.
  */
 
-enum { VP_HOOK_FORK, VP_HOOK_EXIT, VP_NR_HOOKS };
+/*
+ * Registered in this order: the exit probe first, so that every process whose fork the fork
+ * probe sees also has its exit seen. (Fork first left a window, the exit registration's
+ * RCU wait after an earlier unload among it, in which a child forked, got its file and exited
+ * unseen: hardening-scan-vs-exit.) Processes forked before are found by the scan, which runs
+ * after both.
+ */
+enum { VP_HOOK_EXIT, VP_HOOK_FORK, VP_NR_HOOKS };
 
 struct vp_hooks {
 	vp_task_event_fn fn;
@@ -371,8 +378,8 @@ static const struct {
 	const char *name;
 	void *probe;
 } vp_hook_defs[VP_NR_HOOKS] = {
-	[VP_HOOK_FORK] = { "sched_process_fork", vp_probe_fork },
 	[VP_HOOK_EXIT] = { "sched_process_exit", vp_probe_exit },
+	[VP_HOOK_FORK] = { "sched_process_fork", vp_probe_fork },
 };
 
 static void vp_find_tp(struct tracepoint *tp, void *priv)
@@ -389,7 +396,7 @@ static void vp_hooks_detach(struct vp_hooks *h, int registered)
 {
 	int i;
 
-	for (i = 0; i < registered; i++)
+	for (i = registered - 1; i >= 0; i--)
 		tracepoint_probe_unregister(h->tp[i], vp_hook_defs[i].probe, h);
 	/* No probe runs after this returns. */
 	tracepoint_synchronize_unregister();
