@@ -18,10 +18,12 @@
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/time_namespace.h>
 #include <linux/timekeeper_internal.h>
 #include <linux/tracepoint.h>
+#include <linux/uio.h>
 #include <linux/workqueue.h>
 #include <asm/pgtable_types.h>
 #include <asm/vdso.h>
@@ -312,7 +314,32 @@ bool vp_vsyscall_pte_user(void)
 	return pte && pte_present(*pte) && (pte_flags(*pte) & _PAGE_USER);
 }
 
-/* Reads a file from the caller's context (no kernel::fs wrapper for kernel_read in 7.3). */
+/*
+ * One read at *pos into a kernel buffer. kernel_read() refuses a file with only .read, as
+ * /proc/<pid>/maps has (.read = seq_read): its seq_file is read with seq_read_iter() and a kernel
+ * buffer, which is what seq_read() does with a user one.
+ */
+static ssize_t vp_read_at(struct file *f, char *buf, size_t len, loff_t *pos)
+{
+	struct kvec kv = { .iov_base = buf, .iov_len = len };
+	struct kiocb kiocb;
+	struct iov_iter iter;
+	ssize_t n;
+
+	if (f->f_op->read_iter || f->f_op->read != seq_read)
+		return kernel_read(f, buf, len, pos);
+	init_sync_kiocb(&kiocb, f);
+	kiocb.ki_pos = *pos;
+	iov_iter_kvec(&iter, ITER_DEST, &kv, 1, len);
+	n = seq_read_iter(&kiocb, &iter);
+	*pos = kiocb.ki_pos;
+	return n;
+}
+
+/*
+ * Reads a file from the caller's context into buf (no kernel::fs wrapper for reading in 7.3):
+ * the bytes read, or an error, never a part that an error cut short.
+ */
 ssize_t vp_read_file(const char *path, char *buf, size_t len)
 {
 	struct file *f = filp_open(path, O_RDONLY, 0);
@@ -322,12 +349,11 @@ ssize_t vp_read_file(const char *path, char *buf, size_t len)
 	if (IS_ERR(f))
 		return PTR_ERR(f);
 	while (total < len) {
-		n = kernel_read(f, buf + total, len - total, &pos);
-		if (n <= 0) {
-			if (n < 0 && !total)
-				total = n;
+		n = vp_read_at(f, buf + total, len - total, &pos);
+		if (n < 0)
+			total = n;
+		if (n <= 0)
 			break;
-		}
 		total += n;
 	}
 	filp_close(f, NULL);

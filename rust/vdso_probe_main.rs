@@ -55,7 +55,7 @@ struct VdsoProbe {
 impl kernel::Module for VdsoProbe {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         kernel::warn_on!(module_parameters::selftest_warn.value());
-        let registry = Registry::new(vsyscall::detect())?;
+        let registry = Registry::new(vsyscall::detect()?)?;
         let time = timepage::TimeState::new()?;
         let mut this = VdsoProbe {
             device: None,

@@ -8,7 +8,7 @@
 //! `none`), which the kernel shows as the `[vsyscall] --xp` line, or no line, of a 64-bit task's
 //! `/proc/<pid>/maps`: the loading task's own maps are read. Only when that cannot tell (a
 //! 32-bit loader, no procfs) does the last `vsyscall=` option before `--` in `/proc/cmdline`
-//! decide, else the Kconfig default.
+//! decide, else the Kconfig default. Any other failure to read them fails the load.
 
 use crate::ffi;
 use core::fmt;
@@ -127,14 +127,24 @@ fn gate_from_maps(maps: &[u8], complete: bool) -> Option<Gate> {
 
 /// The loading task's view of the gate area, when it can show it: a 64-bit task (the gate VMA
 /// is never shown to compat tasks) whose `/proc/self/maps` can be read whole.
-fn gate_of_current() -> Option<Gate> {
+fn gate_of_current() -> Result<Option<Gate>> {
     if ffi::current_addr32() {
-        return None;
+        return Ok(None);
     }
     let mut buf = KVec::<u8>::new();
-    buf.resize(64 * 1024, 0, GFP_KERNEL).ok()?;
-    let n = ffi::read_file(c"/proc/self/maps", &mut buf).ok()?;
-    gate_from_maps(&buf[..n], n < buf.len())
+    buf.resize(64 * 1024, 0, GFP_KERNEL)?;
+    Ok(read_optional(c"/proc/self/maps", &mut buf)?
+        .and_then(|n| gate_from_maps(&buf[..n], n < buf.len())))
+}
+
+/// Reads a procfs file: `None` when there is none (no procfs mounted at `/proc`), any other
+/// failure (`ENOMEM`) fails the load rather than falling back to a guess.
+fn read_optional(path: &CStr, buf: &mut [u8]) -> Result<Option<usize>> {
+    match ffi::read_file(path, buf) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e == ENOENT => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The Kconfig default of this kernel.
@@ -149,16 +159,13 @@ fn kconfig_default() -> Mode {
 }
 
 /// Determines the mode (process context: reads `/proc/self/maps` and `/proc/cmdline`).
-pub(crate) fn detect() -> Info {
+pub(crate) fn detect() -> Result<Info> {
     let pte_user = ffi::vsyscall_pte_user();
     let mut buf = KVec::<u8>::new();
-    let cmdline = match buf.resize(4096, 0, GFP_KERNEL) {
-        Ok(()) => ffi::read_file(c"/proc/cmdline", &mut buf)
-            .ok()
-            .and_then(|n| mode_from_cmdline(&buf[..n])),
-        Err(_) => None,
-    };
-    let gate = gate_of_current();
+    buf.resize(4096, 0, GFP_KERNEL)?;
+    let cmdline =
+        read_optional(c"/proc/cmdline", &mut buf)?.and_then(|n| mode_from_cmdline(&buf[..n]));
+    let gate = gate_of_current()?;
     let (mode, source) = if !cfg!(CONFIG_X86_VSYSCALL_EMULATION) {
         (Mode::Disabled, Source::KconfigDefault)
     } else if pte_user {
@@ -175,12 +182,12 @@ pub(crate) fn detect() -> Info {
     } else {
         (kconfig_default(), Source::KconfigDefault)
     };
-    Info {
+    Ok(Info {
         mode,
         source,
         pte_user,
         cmdline,
-    }
+    })
 }
 
 impl fmt::Display for Info {

@@ -109,14 +109,17 @@ struct Record {
     text: String,
 }
 
-/// Every record of `/dev/kmsg` still in the ring buffer, oldest first.
-fn records() -> Result<Vec<Record>> {
-    let mut f = OpenOptions::new()
+/// `/dev/kmsg`, opened for reading without blocking: it reads from the oldest record on.
+fn open_kmsg() -> Result<fs::File> {
+    OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open("/dev/kmsg")
-        .context("open /dev/kmsg")?;
-    let mut out = Vec::new();
+        .context("open /dev/kmsg")
+}
+
+/// Appends the records `f` has not returned yet to `out` (each read returns one record).
+fn read_records(f: &mut fs::File, out: &mut Vec<Record>) -> Result<()> {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match f.read(&mut buf) {
@@ -140,22 +143,50 @@ fn records() -> Result<Vec<Record>> {
             Err(e) => return Err(e).context("read /dev/kmsg"),
         }
     }
+    Ok(())
+}
+
+/// Every record of `/dev/kmsg` still in the ring buffer, oldest first.
+fn records() -> Result<Vec<Record>> {
+    let mut out = Vec::new();
+    read_records(&mut open_kmsg()?, &mut out)?;
     Ok(out)
 }
 
-/// A point in the kernel log: what is logged after it belongs to the test that took it.
+/// Records kept before the first unscanned one: the look-back of [`injected_failure_trace`].
+const CONTEXT: usize = HEADER_WINDOW + INJECTION_WINDOW;
+
+/// A point in the kernel log: what is logged after it belongs to the test that took it. It keeps
+/// `/dev/kmsg` open, so each [`Mark::splats`] reads only the records logged since the previous
+/// one (a fault-injection sweep logs thousands).
 pub struct Mark {
     next_seq: u64,
     leaks: Option<usize>,
+    /// Read up to the end of the log (None: a mark for leaks only).
+    kmsg: Option<fs::File>,
+    /// The records read since the mark not yet scanned, after up to [`CONTEXT`] scanned ones.
+    seen: Vec<Record>,
+    /// How many of `seen` were scanned.
+    scanned: usize,
+    /// The splat lines found so far.
+    found: Vec<String>,
 }
 
 impl Mark {
     /// The log's current end, and the number of kmemleak reports listed now (no scan).
     pub fn now() -> Result<Self> {
-        let next_seq = records()?.last().map_or(0, |r| r.seq + 1);
+        let mut kmsg = open_kmsg()?;
+        let mut seen = Vec::new();
+        read_records(&mut kmsg, &mut seen)?;
+        let next_seq = seen.last().map_or(0, |r| r.seq + 1);
+        seen.drain(..seen.len().saturating_sub(CONTEXT));
         Ok(Self {
             next_seq,
             leaks: kmemleak_listed(),
+            kmsg: Some(kmsg),
+            scanned: seen.len(),
+            seen,
+            found: Vec::new(),
         })
     }
 
@@ -164,6 +195,10 @@ impl Mark {
         Self {
             next_seq: 0,
             leaks: Some(listed),
+            kmsg: None,
+            seen: Vec::new(),
+            scanned: 0,
+            found: Vec::new(),
         }
     }
 
@@ -173,13 +208,23 @@ impl Mark {
     }
 
     /// The splat lines logged since the mark.
-    pub fn splats(&self) -> Result<Vec<String>> {
-        Ok(self
-            .splats_in(&records()?)
-            .splats
-            .into_iter()
-            .map(|(_, l)| l)
-            .collect())
+    pub fn splats(&mut self) -> Result<Vec<String>> {
+        let Some(kmsg) = self.kmsg.as_mut() else {
+            return Ok(self
+                .splats_in(&records()?)
+                .splats
+                .into_iter()
+                .map(|(_, l)| l)
+                .collect());
+        };
+        read_records(kmsg, &mut self.seen)?;
+        let texts: Vec<&str> = self.seen.iter().map(|r| r.text.as_str()).collect();
+        let new = splat_lines(&texts, self.scanned);
+        self.found.extend(new.splats.into_iter().map(|(_, l)| l));
+        let keep = self.seen.len().saturating_sub(CONTEXT);
+        self.seen.drain(..keep);
+        self.scanned = self.seen.len();
+        Ok(self.found.clone())
     }
 
     /// The splat lines of `records` logged since the mark, with their record's index.

@@ -1645,7 +1645,7 @@ impl Checks {
 /// module's live mappings are back to where they were.
 fn run_case(name: &'static str, f: fn(&mut Checks) -> Result<()>) -> Result<Outcome> {
     ensure_module()?;
-    let mark = Mark::now()?;
+    let mut mark = Mark::now()?;
     let dev = name.starts_with("badinput-dev-");
     let before = if dev {
         Some(Stats::read()?.mappings)
@@ -1665,7 +1665,7 @@ fn run_case(name: &'static str, f: fn(&mut Checks) -> Result<()>) -> Result<Outc
             after.unwrap_or_else(|e| format!("{e:#}")),
         );
     }
-    let splats = splats_shown(&mark)?;
+    let splats = splats_shown(&mut mark)?;
     c.eq(SPLAT_CHECK, 0, splats.len());
     let mut lines = vec![format!("begin\t{name}")];
     if let Some(n) = mark.leaks() {
@@ -1701,7 +1701,7 @@ fn run_case(name: &'static str, f: fn(&mut Checks) -> Result<()>) -> Result<Outc
 const SPLAT_CHECK: &str = "kernel log lines that are splats";
 
 /// The splat lines logged since `mark`, the first 20 of them printed.
-fn splats_shown(mark: &Mark) -> Result<Vec<String>> {
+fn splats_shown(mark: &mut Mark) -> Result<Vec<String>> {
     let splats = mark.splats()?;
     for l in splats.iter().take(20) {
         println!("splat: {l}");
@@ -1712,9 +1712,9 @@ fn splats_shown(mark: &Mark) -> Result<Vec<String>> {
 /// Runs one stress test, then takes the kernel's verdict on it: the splats logged while it ran
 /// and, where the kernel has kmemleak, the reports of a scan afterwards. Either fails it.
 pub(crate) fn run_stress(name: &'static str, f: TestFn) -> Result<Outcome> {
-    let mark = Mark::now()?;
+    let mut mark = Mark::now()?;
     let res = f();
-    let splats = splats_shown(&mark)?;
+    let splats = splats_shown(&mut mark)?;
     let leaks = if scan_each() { mark.new_leaks()? } else { None };
     let leaks_shown = leaks.map_or(NOT_SCANNED.into(), |n| n.to_string());
     println!(

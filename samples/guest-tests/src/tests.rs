@@ -267,6 +267,18 @@ fn vsyscall_mode() -> Result<Outcome> {
         info.mode, info.source
     );
     ensure!(info.mode == truth, "module {} vs maps {truth}", info.mode);
+    // Loaded by a 64-bit insmod with procfs: the evidence is the kernel's own, never the command
+    // line or the Kconfig default (the PTE for emulate, the gate VMA for xonly and none).
+    let evidence = if truth == "emulate" {
+        "pte-probe"
+    } else {
+        "gate-vma"
+    };
+    ensure!(
+        info.source == evidence,
+        "the mode's source is {}, not {evidence}",
+        info.source
+    );
     let me = report_of(std::process::id() as i32)?;
     ensure!(
         me.vsyscall_mode.as_deref() == Some(truth),
