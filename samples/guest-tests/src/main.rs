@@ -35,9 +35,28 @@ fn all() -> impl Iterator<Item = &'static (&'static str, TestFn)> {
         .chain(hardening::TESTS)
 }
 
+/// The tests load and unload the module, remount debugfs, fork thousands of processes and
+/// fail allocations: only in the test VM, whose kernel command line `scripts/vm` marks with
+/// `VP_FLAVOUR=` (or with `VDSO_GUEST_TESTS_ANYWHERE=1`, for a kernel developer's own VM).
+fn in_test_vm() -> bool {
+    std::env::var("VDSO_GUEST_TESTS_ANYWHERE").as_deref() == Ok("1")
+        || std::fs::read_to_string("/proc/cmdline")
+            .is_ok_and(|c| c.split_whitespace().any(|w| w.starts_with("VP_FLAVOUR=")))
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
+    let first = args.first().map(String::as_str);
+    if !matches!(first, Some("--list") | None) && !in_test_vm() {
+        eprintln!(
+            "vdso-guest-tests: refusing to run outside the test VM (no VP_FLAVOUR= in \
+             /proc/cmdline): the tests insmod and rmmod vdso_probe, remount debugfs and fail \
+             allocations; run them with `scripts/vm -- /tests/run`, or set \
+             VDSO_GUEST_TESTS_ANYWHERE=1 in a VM of your own"
+        );
+        return ExitCode::from(2);
+    }
+    match first {
         Some("--kernel-log") => match kernel_log::check_boot() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
