@@ -21,7 +21,7 @@ TARGET := x86_64-unknown-linux-gnu
 export LIBCLANG_PATH := /usr/lib/llvm-19/lib
 
 .PHONY: all modules setup kernel samples test guest clean rust-analyzer clippy fmt fmt-check \
-	check demo shell
+	check demo shell mutants
 
 all: modules
 
@@ -103,3 +103,7 @@ bench: guest
 .PHONY: stress
 stress: setup
 	@scripts/stress
+
+# Each deliberate mutation of the userspace library must make one of its tests fail.
+mutants:
+	@scripts/mutants

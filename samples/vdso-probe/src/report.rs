@@ -573,6 +573,24 @@ mod tests {
             })
             .collect();
         assert_eq!(compare(&r, &emulate, r.auxv_sysinfo_ehdr).len(), 1);
+        // Each mapping's permissions, presence in both and absence from both.
+        for i in 0..r.mappings.len() {
+            let mut perms = maps.clone();
+            perms[i].perms = if perms[i].perms == "r--p" { "r-xp" } else { "r--p" }.into();
+            let bad = compare(&r, &perms, r.auxv_sysinfo_ehdr);
+            assert_eq!(bad.len(), 1, "{bad:?}");
+            assert!(bad[0].contains("perms"), "{bad:?}");
+            let mut gone = maps.clone();
+            gone.remove(i);
+            let bad = compare(&r, &gone, r.auxv_sysinfo_ehdr);
+            assert_eq!(bad.len(), 1, "{bad:?}");
+            assert!(bad[0].contains("in the report, not in maps"), "{bad:?}");
+            let mut fewer = r.clone();
+            fewer.mappings.remove(i);
+            let bad = compare(&fewer, &maps, fewer.auxv_sysinfo_ehdr);
+            assert_eq!(bad.len(), 1, "{bad:?}");
+            assert!(bad[0].contains("in maps, not in the report"), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1535,6 +1535,46 @@ mod tests {
         assert!(validate_image(&img[..img.len() - 1]).is_err());
     }
 
+    /// The dumped image is exactly the ELF file: it ends where readelf says its last part (the
+    /// section header table, which the linker puts last) ends, not at the mapping's page end.
+    #[test]
+    fn dump_ends_where_readelf_says_the_file_ends() {
+        let readelf = tool("readelf").expect("readelf (binutils) is needed by this test");
+        let dump = dump_self().unwrap();
+        let path = temp_path("size");
+        dump.write_to(&path).unwrap();
+        let out = Command::new(readelf).arg("-hlW").arg(&path).output().unwrap();
+        let len = fs::metadata(&path).unwrap().len();
+        let _ = fs::remove_file(&path);
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |key: &str| -> u64 {
+            let v = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(key))
+                .unwrap_or_else(|| panic!("readelf -h shows no {key}"));
+            v.trim_start_matches([':', ' '])
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{key}: {v}"))
+        };
+        let shdrs_end = field("Start of section headers")
+            + field("Number of section headers") * field("Size of section headers");
+        // The end of every LOAD segment's file contents (readelf -lW: Offset, FileSiz in hex).
+        let loads_end = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("LOAD"))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+                hex(f[1]) + hex(f[4])
+            })
+            .max()
+            .expect("readelf -l shows a LOAD segment");
+        assert_eq!(len, shdrs_end.max(loads_end), "{text}");
+    }
+
     #[test]
     fn build_id_present() {
         let live = LiveVdso::locate().unwrap();
