@@ -25,11 +25,11 @@
 use crate::{
     kernel_log::Mark,
     proc::{
-        become_uid, ensure_module, report_path, reported_pids, run, user_pids, wait_until, Forked,
-        Link,
+        become_uid, ename, ensure_module, errno, report_path, reported_pids, user_pids, wait_until,
+        DebugfsOpen, Forked, Link,
     },
     stress::{
-        budget, ename, errno, load_module, mmap, module_loaded, munmap, open, peek_u32, read_all,
+        budget, load_module, mmap, module_loaded, munmap, open, peek_u32, read_all,
         registry_counters, registry_drained, run_stress, unload_module, Reload, Rng, Sys, KO,
     },
     Outcome, TestFn,
@@ -183,38 +183,6 @@ fn vfork_run(
         return Err(format!("clone(CLONE_VM | CLONE_VFORK): {}", ename(errno())));
     }
     Ok(pid)
-}
-
-/// Loosens debugfs to 0755 (the module's own check is then all that stands between a reader and
-/// a report); puts the mount's mode back when dropped.
-struct DebugfsOpen {
-    mode: u32,
-}
-
-const DEBUGFS: &str = "/sys/kernel/debug";
-
-impl DebugfsOpen {
-    fn new() -> Result<Self> {
-        let mode = fs::metadata(DEBUGFS)?.permissions().mode() & 0o7777;
-        run("mount", &["-o", "remount,mode=0755", DEBUGFS])?;
-        Ok(Self { mode })
-    }
-
-    /// Makes the report of `pid` world-readable (as `access-unprivileged` does); returns its path.
-    fn expose(&self, pid: i32) -> Result<String> {
-        let path = wait_for_file(pid)?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o444))?;
-        Ok(path)
-    }
-}
-
-impl Drop for DebugfsOpen {
-    fn drop(&mut self) {
-        let _ = run(
-            "mount",
-            &["-o", &format!("remount,mode={:o}", self.mode), DEBUGFS],
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -182,8 +182,44 @@ impl Link {
     }
 }
 
-fn errno() -> i32 {
+/// The calling thread's errno.
+pub fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// The symbolic name of an errno (`EINVAL`), or `errno N`.
+pub fn ename(e: i32) -> String {
+    let name = match e {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::ENXIO => "ENXIO",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::ENODEV => "ENODEV",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EISDIR => "EISDIR",
+        libc::EINVAL => "EINVAL",
+        libc::ENOTTY => "ENOTTY",
+        libc::ESPIPE => "ESPIPE",
+        libc::EROFS => "EROFS",
+        libc::ENOSYS => "ENOSYS",
+        libc::EOVERFLOW => "EOVERFLOW",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::ESTALE => "ESTALE",
+        libc::E2BIG => "E2BIG",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::ECHILD => "ECHILD",
+        _ => return format!("errno {e}"),
+    };
+    name.to_string()
 }
 
 /// Whether `fd` is readable (data or end of file) within `timeout`.
@@ -523,4 +559,64 @@ fn many_vmas(pages: usize) -> String {
         }
     }
     "ready".into()
+}
+
+/// Runs `f` as uid/gid 1000 in a forked child (the caller is single-threaded); returns what it
+/// returned (an errno, 0 for success). Fails unless the child exited normally after dropping
+/// its privileges.
+pub fn as_user(f: impl FnOnce() -> i32) -> Result<i32> {
+    // SAFETY: single-threaded test program; the child only runs `f` and exits.
+    let pid = unsafe { libc::fork() };
+    ensure!(pid >= 0, "fork: {}", ename(errno()));
+    if pid == 0 {
+        let code = match become_uid(1000) {
+            Ok(()) => f(),
+            Err(_) => 255,
+        };
+        // SAFETY: `_exit` never returns; nothing of this copy of the program is needed.
+        unsafe { libc::_exit(code) }
+    }
+    let mut st = 0;
+    // SAFETY: reaping our own child into a valid status word.
+    let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+    ensure!(r == pid, "waitpid: {}", ename(errno()));
+    ensure!(libc::WIFEXITED(st), "uid-1000 child died: status {st:#x}");
+    let rc = libc::WEXITSTATUS(st);
+    ensure!(rc != 255, "setuid(1000) failed in the child");
+    Ok(rc)
+}
+
+/// Loosens debugfs to 0755 (the module's own check is then all that stands between a reader and
+/// a report); puts the mount's mode back when dropped.
+pub struct DebugfsOpen {
+    mode: u32,
+}
+
+const DEBUGFS: &str = "/sys/kernel/debug";
+
+impl DebugfsOpen {
+    pub fn new() -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(DEBUGFS)?.permissions().mode() & 0o7777;
+        run("mount", &["-o", "remount,mode=0755", DEBUGFS])?;
+        Ok(Self { mode })
+    }
+
+    /// Makes the report of `pid` world-readable once it exists; returns its path.
+    pub fn expose(&self, pid: i32) -> Result<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = report_path(pid);
+        wait_until(Duration::from_secs(5), &path, || Path::new(&path).exists())?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o444))?;
+        Ok(path)
+    }
+}
+
+impl Drop for DebugfsOpen {
+    fn drop(&mut self) {
+        let _ = run(
+            "mount",
+            &["-o", &format!("remount,mode={:o}", self.mode), DEBUGFS],
+        );
+    }
 }

@@ -86,8 +86,8 @@
 use crate::{
     kernel_log::Mark,
     proc::{
-        ensure_module, reap, report_path, reported_pids, run, spawn_many_vmas, user_pids,
-        wait_until, Forked,
+        as_user, ename, ensure_module, errno, reap, report_path, reported_pids, run,
+        spawn_many_vmas, user_pids, wait_until, Forked,
     },
     Outcome, TestFn,
 };
@@ -217,45 +217,6 @@ pub(crate) fn budget() -> Duration {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(120 * scale());
     Duration::from_secs(secs)
-}
-
-pub(crate) fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
-/// The symbolic name of an errno (`EINVAL`), or `errno N`.
-pub(crate) fn ename(e: i32) -> String {
-    let name = match e {
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::ESRCH => "ESRCH",
-        libc::EINTR => "EINTR",
-        libc::EIO => "EIO",
-        libc::ENXIO => "ENXIO",
-        libc::EBADF => "EBADF",
-        libc::EAGAIN => "EAGAIN",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::EEXIST => "EEXIST",
-        libc::ENODEV => "ENODEV",
-        libc::ENOTDIR => "ENOTDIR",
-        libc::EISDIR => "EISDIR",
-        libc::EINVAL => "EINVAL",
-        libc::ENOTTY => "ENOTTY",
-        libc::ESPIPE => "ESPIPE",
-        libc::EROFS => "EROFS",
-        libc::ENOSYS => "ENOSYS",
-        libc::EOVERFLOW => "EOVERFLOW",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        libc::ESTALE => "ESTALE",
-        libc::E2BIG => "E2BIG",
-        libc::ETIMEDOUT => "ETIMEDOUT",
-        libc::ECHILD => "ECHILD",
-        _ => return format!("errno {e}"),
-    };
-    name.to_string()
 }
 
 /// A system call's result: the non-negative return value, or the errno.
@@ -2231,29 +2192,6 @@ fn report_create_unlink(c: &mut Checks) -> Result<()> {
     );
     c.eq("the report still exists", true, Path::new(&t.path).exists());
     Ok(())
-}
-
-/// Runs `f` as uid/gid 1000 in a forked child (this test is single-threaded); returns what
-/// it returned (an errno, 0 for success).
-fn as_user(f: impl FnOnce() -> i32) -> Result<i32> {
-    // SAFETY: single-threaded test program; the child only runs `f` and exits.
-    let pid = unsafe { libc::fork() };
-    ensure!(pid >= 0, "fork: {}", ename(errno()));
-    if pid == 0 {
-        let code = match crate::proc::become_uid(1000) {
-            Ok(()) => f(),
-            Err(_) => 255,
-        };
-        // SAFETY: `_exit` never returns; nothing of this copy of the program is needed.
-        unsafe { libc::_exit(code) }
-    }
-    let mut st = 0;
-    // SAFETY: reaping our own child.
-    unsafe { libc::waitpid(pid, &mut st, 0) };
-    ensure!(libc::WIFEXITED(st), "uid-1000 child died: status {st:#x}");
-    let rc = libc::WEXITSTATUS(st);
-    ensure!(rc != 255, "setuid(1000) failed in the child");
-    Ok(rc)
 }
 
 /// `ok` for 0, else the errno's name.

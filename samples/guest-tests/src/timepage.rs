@@ -7,7 +7,7 @@
 //! this program was compiled with.
 
 use crate::{
-    proc::{ensure_module, run, wait_until, Forked},
+    proc::{ename, ensure_module, errno, run, wait_until, Forked},
     Outcome, TestFn,
 };
 use anyhow::{bail, ensure, Context, Result};
@@ -79,26 +79,12 @@ fn open_rw() -> Result<File> {
         .with_context(|| format!("open({DEVICE}, O_RDWR)"))
 }
 
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
 /// `EPERM (Operation not permitted)`.
 fn errno_name(e: i32) -> String {
-    let name = match e {
-        0 => "success",
-        libc::EPERM => "EPERM",
-        libc::EACCES => "EACCES",
-        libc::EINVAL => "EINVAL",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::EAGAIN => "EAGAIN/EWOULDBLOCK",
-        libc::ENOMEM => "ENOMEM",
-        libc::ENODEV => "ENODEV",
-        libc::ENOENT => "ENOENT",
-        _ => "errno",
-    };
-    format!("{name} ({})", std::io::Error::from_raw_os_error(e))
+    if e == 0 {
+        return "success".into();
+    }
+    format!("{} ({})", ename(e), std::io::Error::from_raw_os_error(e))
 }
 
 /// A raw mapping of the device, unmapped on drop.

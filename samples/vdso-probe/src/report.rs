@@ -576,7 +576,12 @@ mod tests {
         // Each mapping's permissions, presence in both and absence from both.
         for i in 0..r.mappings.len() {
             let mut perms = maps.clone();
-            perms[i].perms = if perms[i].perms == "r--p" { "r-xp" } else { "r--p" }.into();
+            perms[i].perms = if perms[i].perms == "r--p" {
+                "r-xp"
+            } else {
+                "r--p"
+            }
+            .into();
             let bad = compare(&r, &perms, r.auxv_sysinfo_ehdr);
             assert_eq!(bad.len(), 1, "{bad:?}");
             assert!(bad[0].contains("perms"), "{bad:?}");

@@ -1543,7 +1543,11 @@ mod tests {
         let dump = dump_self().unwrap();
         let path = temp_path("size");
         dump.write_to(&path).unwrap();
-        let out = Command::new(readelf).arg("-hlW").arg(&path).output().unwrap();
+        let out = Command::new(readelf)
+            .arg("-hlW")
+            .arg(&path)
+            .output()
+            .unwrap();
         let len = fs::metadata(&path).unwrap().len();
         let _ = fs::remove_file(&path);
         assert!(out.status.success());
