@@ -1509,12 +1509,21 @@ mod tests {
         out
     }
 
+    /// Finds a host tool in PATH. Missing, the calling test skips, unless
+    /// `VDSO_PROBE_REQUIRE_TOOLS=1` (as `make check` sets it): then a missing tool fails the test
+    /// instead of letting it pass untested.
     fn tool(name: &str) -> Option<std::path::PathBuf> {
-        std::env::var_os("PATH").and_then(|paths| {
+        let found = std::env::var_os("PATH").and_then(|paths| {
             std::env::split_paths(&paths)
                 .map(|d| d.join(name))
                 .find(|p| p.is_file())
-        })
+        });
+        if found.is_none() && std::env::var("VDSO_PROBE_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!(
+                "{name} is not in PATH, and VDSO_PROBE_REQUIRE_TOOLS=1: install it (scripts/setup)"
+            );
+        }
+        found
     }
 
     fn temp_path(tag: &str) -> std::path::PathBuf {

@@ -25,13 +25,19 @@ fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
 }
 
-/// Finds a host tool in PATH.
+/// Finds a host tool in PATH. Missing, the calling test skips, unless
+/// `VDSO_PROBE_REQUIRE_TOOLS=1` (as `make check` sets it): then a missing tool fails the test
+/// instead of letting it pass untested.
 fn tool(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
+    let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|d| d.join(name))
             .find(|p| p.is_file())
-    })
+    });
+    if found.is_none() && std::env::var("VDSO_PROBE_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        panic!("{name} is not in PATH, and VDSO_PROBE_REQUIRE_TOOLS=1: install it (scripts/setup)");
+    }
+    found
 }
 
 /// A temporary file removed on drop.
