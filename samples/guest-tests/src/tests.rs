@@ -789,8 +789,8 @@ fn summary_file() -> Result<Outcome> {
         applied <= events,
         "events_applied {applied} > events {events}"
     );
-    // The x86 clocksources with a vdso_clock_mode (tsc, kvm-clock, the Hyper-V TSC page).
-    let vdso_capable = ["tsc", "kvm-clock", "hyperv_clocksource_tsc_page"].contains(&cs.trim());
+    let vdso_capable =
+        vdso_probe::vdso::vdso_clock_mode(cs.trim()) == vdso_probe::vdso::VdsoClockMode::Capable;
     let readable = if vdso_capable { "yes" } else { "no" };
     ensure!(
         get("vdso_readable") == readable,

@@ -417,13 +417,15 @@ fn abi() -> Result<Outcome> {
         s.clock_mode()
     );
     // The clock mode follows from the clocksource (x86 vdso_clock_mode of each).
+    let fallback =
+        vdso_probe::vdso::vdso_clock_mode(&current) == vdso_probe::vdso::VdsoClockMode::Fallback;
     match current.as_str() {
         "tsc" => ensure!(
             s.clock_mode() == ClockMode::Tsc,
             "tsc with clock mode {}",
             s.clock_mode()
         ),
-        "hpet" | "acpi_pm" | "jiffies" | "refined-jiffies" | "pit" => ensure!(
+        _ if fallback => ensure!(
             s.clock_mode() == ClockMode::None,
             "{current} with clock mode {}",
             s.clock_mode()
