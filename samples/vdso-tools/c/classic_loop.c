@@ -2,11 +2,10 @@
 /*
  * classic_loop.c - the classic vDSO demonstration loop, in C.
  *
- * Times N calls of gettimeofday() through libc (which glibc routes to the vDSO, also in
- * static binaries since glibc 2.31) against N calls of syscall(SYS_gettimeofday), which
- * always enters the kernel. Each loop is bracketed by a raw
- * syscall(SYS_clock_gettime, CLOCK_MONOTONIC_RAW) so the bracket itself never depends on
- * the vDSO.
+ * As the classic gettimeofday benchmark does (10,000,000 calls, one rdtsc around each loop):
+ * N calls of gettimeofday() through libc (which glibc routes to the vDSO, also in static
+ * binaries since glibc 2.31), of syscall(SYS_gettimeofday), which always enters the kernel,
+ * and of the legacy vsyscall page's gettimeofday at 0xffffffffff600000.
  *
  * Called from Rust (vdso-bench --classic); the result struct layout is mirrored there with
  * #[repr(C)].
@@ -21,10 +20,26 @@
 #include <unistd.h>
 
 struct vdso_probe_classic_result {
-	uint64_t iterations;	/* calls per loop */
-	uint64_t libc_ns;	/* total ns of the libc gettimeofday() loop */
-	uint64_t syscall_ns;	/* total ns of the syscall(SYS_gettimeofday) loop */
+	uint64_t iterations;		/* calls per loop */
+	uint64_t libc_ns;		/* total ns of the libc gettimeofday() loop */
+	uint64_t syscall_ns;		/* total ns of the syscall(SYS_gettimeofday) loop */
+	uint64_t vsyscall_ns;		/* total ns of the vsyscall-page loop (0: not run) */
+	uint64_t libc_cycles;		/* TSC ticks of each loop: one rdtsc before, one after */
+	uint64_t syscall_cycles;
+	uint64_t vsyscall_cycles;
 };
+
+/* The legacy vsyscall page's gettimeofday entry (arch/x86/entry/vsyscall/vsyscall_emu_64.S). */
+#define VSYSCALL_GETTIMEOFDAY 0xffffffffff600000UL
+typedef int (*gtod_fn)(struct timeval *, struct timezone *);
+
+static inline uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("lfence; rdtsc; lfence" : "=a"(lo), "=d"(hi) :: "memory");
+	return ((uint64_t)hi << 32) | lo;
+}
 
 static int raw_ns(uint64_t *out)
 {
@@ -36,38 +51,58 @@ static int raw_ns(uint64_t *out)
 	return 0;
 }
 
-/*
- * Returns 0 on success or a positive errno. Both loops call opaque functions (libc's
- * gettimeofday() and syscall()) that write through &tv, so the compiler cannot drop calls.
- */
-int vdso_probe_classic_loop(uint64_t iterations, struct vdso_probe_classic_result *out)
+/* One loop of `iterations` calls of `which`: 0 libc, 1 syscall, 2 the vsyscall page. */
+static int one_loop(int which, uint64_t iterations, uint64_t *ns, uint64_t *cycles)
 {
+	gtod_fn vsys = (gtod_fn)VSYSCALL_GETTIMEOFDAY;
 	struct timeval tv;
-	uint64_t t0 = 0, t1 = 0, t2 = 0;
-	uint64_t i;
-	int err;
-
-	if (!out || !iterations)
-		return EINVAL;
+	uint64_t t0 = 0, t1 = 0, c0, c1, i;
+	int err, rc;
 
 	err = raw_ns(&t0);
 	if (err)
 		return err;
-	for (i = 0; i < iterations; i++)
-		if (gettimeofday(&tv, NULL) != 0)
-			return errno;
+	c0 = rdtsc();
+	for (i = 0; i < iterations; i++) {
+		if (which == 0)
+			rc = gettimeofday(&tv, NULL);
+		else if (which == 1)
+			rc = syscall(SYS_gettimeofday, &tv, NULL);
+		else
+			rc = vsys(&tv, NULL);
+		if (rc != 0)
+			return which == 2 ? EINVAL : errno;
+	}
+	c1 = rdtsc();
 	err = raw_ns(&t1);
 	if (err)
 		return err;
-	for (i = 0; i < iterations; i++)
-		if (syscall(SYS_gettimeofday, &tv, NULL) != 0)
-			return errno;
-	err = raw_ns(&t2);
-	if (err)
-		return err;
-
-	out->iterations = iterations;
-	out->libc_ns = t1 - t0;
-	out->syscall_ns = t2 - t1;
+	*ns = t1 - t0;
+	*cycles = c1 - c0;
 	return 0;
+}
+
+/*
+ * The classic loops: `iterations` calls each of libc's gettimeofday() (the vDSO), of
+ * syscall(SYS_gettimeofday) and, if `vsyscall` (the caller knows the page is executable:
+ * emulate or xonly; on none a call is SIGSEGV), of the vsyscall page's entry. Each loop is
+ * bracketed by a raw syscall(SYS_clock_gettime, CLOCK_MONOTONIC_RAW), which never depends on the
+ * vDSO, and by one ordered rdtsc. Returns 0 or a positive errno. The calls are opaque (libc,
+ * syscall(), a function pointer) and write through &tv: the compiler cannot drop them.
+ */
+int vdso_probe_classic_loop(uint64_t iterations, int vsyscall,
+			    struct vdso_probe_classic_result *out)
+{
+	int err;
+
+	if (!out || !iterations)
+		return EINVAL;
+	out->iterations = iterations;
+	out->vsyscall_ns = out->vsyscall_cycles = 0;
+	err = one_loop(0, iterations, &out->libc_ns, &out->libc_cycles);
+	if (!err)
+		err = one_loop(1, iterations, &out->syscall_ns, &out->syscall_cycles);
+	if (!err && vsyscall)
+		err = one_loop(2, iterations, &out->vsyscall_ns, &out->vsyscall_cycles);
+	return err;
 }

@@ -260,7 +260,12 @@ fn bench_json_and_classic() {
     ] {
         let r = row(name);
         assert_eq!(r["status"], "measured", "{r}");
-        assert!(r["min_ns"].as_f64().unwrap() <= r["median_ns"].as_f64().unwrap());
+        let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+        assert!(f("min_ns") > 0.0, "{r}");
+        assert!(
+            f("p10_ns") <= f("median_ns") && f("median_ns") <= f("p90_ns"),
+            "{r}"
+        );
     }
     // Measured on emulate only without --xonly-vsyscall (bench_xonly_vsyscall has the flag).
     let vsyscall = row("gettimeofday vsyscall");
@@ -276,11 +281,28 @@ fn bench_json_and_classic() {
     if mode == "xonly" {
         assert_eq!(vsyscall["reason"], vdso_probe::bench::XONLY_SKIP);
     }
+    let c = &v["classic"];
+    for k in ["libc", "syscall"] {
+        for unit in ["ns", "cycles"] {
+            let f = c[format!("{k}_gettimeofday_{unit}_per_call")].as_f64();
+            assert!(f.is_some_and(|f| f > 0.0), "{k} {unit}: {c}");
+        }
+    }
+    // The vsyscall loop runs on emulate only without --xonly-vsyscall.
+    assert_eq!(
+        c["vsyscall_gettimeofday_ns_per_call"].is_f64(),
+        mode == "emulate",
+        "{c}"
+    );
+    // Without --cpu or --no-pin the tool pins itself (to the CPU it started on).
+    let out = run(
+        env!("CARGO_BIN_EXE_vdso-bench"),
+        &["--batches", "2", "--batch-size", "10", "--json"],
+    );
+    let doc = json_document(&out, "vdso-bench", "runs");
     assert!(
-        v["classic"]["libc_gettimeofday_ns_per_call"]
-            .as_f64()
-            .unwrap()
-            > 0.0
+        doc["runs"][0]["environment"]["pinned_cpu"].is_u64(),
+        "{doc}"
     );
 }
 

@@ -12,6 +12,7 @@ use clap::Parser;
 use serde::Serialize;
 use vdso_probe::bench::{self, Config, Report};
 use vdso_probe::cli::{self, Status, Tool};
+use vdso_probe::vdso::VsyscallMode;
 use vdso_probe::{out, outln, timepage};
 
 /// Benchmark time reads: vDSO vs syscall vs vsyscall page vs the module's time page.
@@ -36,9 +37,12 @@ struct Args {
     #[arg(long, default_value_t = bench::DEFAULT_BATCH_SIZE,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     batch_size: usize,
-    /// Pin to this CPU (sched_setaffinity).
+    /// Pin to this CPU (sched_setaffinity); by default to the CPU it starts on.
     #[arg(long, value_name = "N")]
     cpu: Option<usize>,
+    /// Do not pin: the scheduler may move the process between CPUs within a row.
+    #[arg(long, conflicts_with = "cpu")]
+    no_pin: bool,
     /// Also measure the vsyscall `gettimeofday` on `vsyscall=xonly` (each call faults into
     /// the kernel's emulation); by default that row is measured on `emulate` only.
     #[arg(long)]
@@ -49,8 +53,8 @@ struct Args {
     /// Also run the classic C loop (c/classic_loop.c).
     #[arg(long)]
     classic: bool,
-    /// Calls per loop for --classic.
-    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Calls per loop for --classic (the classic benchmark's 10,000,000).
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     classic_iterations: u64,
 }
 
@@ -88,6 +92,11 @@ struct ClassicJson {
     iterations: u64,
     libc_gettimeofday_ns_per_call: f64,
     syscall_gettimeofday_ns_per_call: f64,
+    /// `null` when the vsyscall loop did not run (none, or xonly without --xonly-vsyscall).
+    vsyscall_gettimeofday_ns_per_call: Option<f64>,
+    libc_gettimeofday_cycles_per_call: f64,
+    syscall_gettimeofday_cycles_per_call: f64,
+    vsyscall_gettimeofday_cycles_per_call: Option<f64>,
 }
 
 /// One element of `runs`: the report, plus the classic loop (`null` without --classic).
@@ -109,20 +118,30 @@ mod classic {
         pub iterations: u64,
         pub libc_ns: u64,
         pub syscall_ns: u64,
+        pub vsyscall_ns: u64,
+        pub libc_cycles: u64,
+        pub syscall_cycles: u64,
+        pub vsyscall_cycles: u64,
     }
 
     unsafe extern "C" {
-        fn vdso_probe_classic_loop(iterations: u64, out: *mut ClassicResult) -> libc::c_int;
+        fn vdso_probe_classic_loop(
+            iterations: u64,
+            vsyscall: libc::c_int,
+            out: *mut ClassicResult,
+        ) -> libc::c_int;
     }
 
-    /// Runs the C loop.
-    pub fn run(iterations: u64) -> Result<ClassicResult> {
+    /// Runs the C loops; the vsyscall one only if `vsyscall` (the page must be executable).
+    pub fn run(iterations: u64, vsyscall: bool) -> Result<ClassicResult> {
         ensure!(iterations > 0, "iterations must be > 0");
         let mut out = ClassicResult::default();
         // SAFETY: the C function only writes `*out`, a valid exclusively borrowed
         // ClassicResult whose #[repr(C)] layout matches `struct vdso_probe_classic_result`
-        // (three uint64_t); it does not retain the pointer.
-        let rc = unsafe { vdso_probe_classic_loop(iterations, &mut out) };
+        // (seven uint64_t); it does not retain the pointer. It calls the vsyscall page only
+        // when asked, which the caller does only when the page is executable.
+        let rc =
+            unsafe { vdso_probe_classic_loop(iterations, libc::c_int::from(vsyscall), &mut out) };
         if rc != 0 {
             return Err(std::io::Error::from_raw_os_error(rc).into());
         }
@@ -135,17 +154,25 @@ fn run(args: Args) -> Result<Status> {
         batches: args.batches,
         batch_size: args.batch_size,
     };
-    let mut report = Report::run(config, args.cpu, args.xonly_vsyscall)?;
+    let cpu = if args.no_pin {
+        None
+    } else {
+        args.cpu.or_else(bench::current_cpu)
+    };
+    let mut report = Report::run(config, cpu, args.xonly_vsyscall)?;
     // The time page rows (skipped with the reason when the module is not loaded).
     report
         .rows
         .extend(timepage::bench_rows(&bench::Bench::new(config)?));
     let classic = if args.classic {
-        Some(classic::run(args.classic_iterations)?)
+        let mode = VsyscallMode::detect()?;
+        let vsyscall = mode == VsyscallMode::Emulate || (mode.executable() && args.xonly_vsyscall);
+        Some(classic::run(args.classic_iterations, vsyscall)?)
     } else {
         None
     };
     let per_call = |ns: u64, n: u64| ns as f64 / n as f64;
+    let ran = |ns: u64, n: u64| (ns > 0).then(|| per_call(ns, n));
 
     if args.json {
         let run = Run {
@@ -154,6 +181,11 @@ fn run(args: Args) -> Result<Status> {
                 iterations: c.iterations,
                 libc_gettimeofday_ns_per_call: per_call(c.libc_ns, c.iterations),
                 syscall_gettimeofday_ns_per_call: per_call(c.syscall_ns, c.iterations),
+                vsyscall_gettimeofday_ns_per_call: ran(c.vsyscall_ns, c.iterations),
+                libc_gettimeofday_cycles_per_call: per_call(c.libc_cycles, c.iterations),
+                syscall_gettimeofday_cycles_per_call: per_call(c.syscall_cycles, c.iterations),
+                vsyscall_gettimeofday_cycles_per_call: ran(c.vsyscall_ns, c.iterations)
+                    .map(|_| per_call(c.vsyscall_cycles, c.iterations)),
             }),
         };
         cli::print_json("runs", &[run])?;
@@ -163,15 +195,31 @@ fn run(args: Args) -> Result<Status> {
         out!("{}", report.render_table());
         if let Some(c) = classic {
             outln!();
-            outln!("classic C loop ({} calls each):", c.iterations);
             outln!(
-                "  gettimeofday() via libc (vDSO):    {:8.2} ns/call",
-                per_call(c.libc_ns, c.iterations)
+                "classic C loop ({} calls each; ns from CLOCK_MONOTONIC_RAW, cycles from one \
+                 rdtsc pair around the loop):",
+                c.iterations
             );
-            outln!(
-                "  syscall(SYS_gettimeofday):         {:8.2} ns/call",
-                per_call(c.syscall_ns, c.iterations)
-            );
+            let line = |what: &str, ns: u64, cyc: u64| {
+                outln!(
+                    "  {what:<34} {:8.2} ns/call {:8.1} cycles/call",
+                    per_call(ns, c.iterations),
+                    per_call(cyc, c.iterations)
+                );
+            };
+            line("gettimeofday() via libc (vDSO):", c.libc_ns, c.libc_cycles);
+            line("syscall(SYS_gettimeofday):", c.syscall_ns, c.syscall_cycles);
+            if c.vsyscall_ns > 0 {
+                line(
+                    "vsyscall page 0xffffffffff600000:",
+                    c.vsyscall_ns,
+                    c.vsyscall_cycles,
+                );
+            } else {
+                outln!(
+                    "  vsyscall page: not run (vsyscall=none, or xonly without --xonly-vsyscall)"
+                );
+            }
         }
     }
     Ok(Status::Ok)
