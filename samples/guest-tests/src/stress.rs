@@ -532,23 +532,20 @@ fn read_report_into(t: &mut Tally, pid: i32, fine: &[i32], min_map_count: u64) {
             Err(e) => t.fail(e),
         },
         Err(e) if fine.contains(&e) => t.count(e),
-        Err(e) => t.fail(format!("reading the report of {pid}: {}", ename(e))),
+        Err(e) => {
+            // Where it was, at once after: procfs's own answer and the process's state.
+            let maps = read_file(&format!("/proc/{pid}/maps")).map(|_| ()).err();
+            let state = fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| Some(s.rsplit_once(") ")?.1.split(' ').next()?.to_string()));
+            t.fail(format!(
+                "reading the report of {pid}: {} (then /proc/{pid}/maps: {}, state {})",
+                ename(e),
+                maps.map_or("readable".into(), ename),
+                state.as_deref().unwrap_or("gone")
+            ))
+        }
     }
-}
-
-/// The CPUs this process may run on.
-fn allowed_cpus() -> Result<Vec<usize>> {
-    // SAFETY: cpu_set_t is a plain bitmask; all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is this thread.
-    if unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) } != 0 {
-        bail!("sched_getaffinity: {}", ename(errno()));
-    }
-    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: every index is below CPU_SETSIZE.
-    Ok((0..max)
-        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-        .collect())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1235,7 +1232,7 @@ fn timepage_churn() -> Result<Outcome> {
     wait_until(Duration::from_secs(2), DEVICE, || {
         Path::new(DEVICE).exists()
     })?;
-    let cpus = allowed_cpus()?;
+    let cpus = crate::proc::allowed_cpus()?;
     let rounds = 250 * scale();
     let total = rounds * cpus.len() as u64;
     let t0 = Instant::now();

@@ -568,21 +568,6 @@ fn coarse_lag() -> Result<Outcome> {
     Ok(Outcome::Pass)
 }
 
-/// The CPUs this process may run on.
-fn allowed_cpus() -> Result<Vec<usize>> {
-    // SAFETY: cpu_set_t is a plain bitmask; all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is this thread.
-    if unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) } != 0 {
-        bail!("sched_getaffinity: {}", errno_name(errno()));
-    }
-    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: every index is below CPU_SETSIZE.
-    Ok((0..max)
-        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-        .collect())
-}
-
 fn monotonic_all_cpus() -> Result<Outcome> {
     setup()?;
     let page = TimePage::open()?;
@@ -590,7 +575,7 @@ fn monotonic_all_cpus() -> Result<Outcome> {
         return Ok(skip);
     }
     const READS: u64 = 200_000;
-    let cpus = allowed_cpus()?;
+    let cpus = crate::proc::allowed_cpus()?;
     let u0 = Stats::read()?.updates;
     let page = &page;
     // Across CPUs: the largest value any thread has read so far. A thread takes it before its

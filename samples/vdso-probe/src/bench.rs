@@ -628,14 +628,7 @@ pub fn uname() -> Result<Uname> {
     if unsafe { libc::uname(&mut u) } != 0 {
         return Err(std::io::Error::last_os_error()).context("uname");
     }
-    let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
+    let field = crate::c_chars;
     Ok(Uname {
         release: field(&u.release),
         version: field(&u.version),

@@ -10,3 +10,13 @@ pub mod ptrace;
 pub mod report;
 pub mod timepage;
 pub mod vdso;
+
+/// A NUL-terminated C character array (a `utsname` or ABI field) as a string, lossily.
+pub(crate) fn c_chars(chars: &[libc::c_char]) -> String {
+    let bytes: Vec<u8> = chars
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}

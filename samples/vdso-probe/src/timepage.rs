@@ -195,16 +195,6 @@ fn coarse_field(page: &vdso_probe_time_page, clock: Clock) -> Option<&vdso_probe
     })
 }
 
-/// The NUL-terminated `clocksource` field as a string.
-fn c_name(chars: &[libc::c_char]) -> String {
-    let bytes: Vec<u8> = chars
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Snapshots
 // ---------------------------------------------------------------------------------------------
@@ -227,7 +217,7 @@ impl Snapshot {
 
     /// The clocksource's name.
     pub fn clocksource(&self) -> String {
-        c_name(&self.page.clocksource)
+        crate::c_chars(&self.page.clocksource)
     }
 
     /// True if the header is the one this crate was built for.

@@ -168,10 +168,15 @@ fn dump_by_pid_matches_own_vdso() {
     };
     let mut child = Command::new(sleep).arg("30").spawn().unwrap();
     let pid = child.id().to_string();
-    // Dump only after its exec finished: before that it has no (or our) vDSO mapping.
-    let comm = format!("/proc/{pid}/comm");
+    // Dump only after its exec finished: before that it has no (or our) vDSO mapping. The comm
+    // changes before the new image's vDSO is mapped (setup_new_exec, then
+    // arch_setup_additional_pages) and the auxv is written after both: wait for a non-empty auxv
+    // with the new comm.
+    let (comm, auxv) = (format!("/proc/{pid}/comm"), format!("/proc/{pid}/auxv"));
     for _ in 0..500 {
-        if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep") {
+        if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep")
+            && std::fs::read(&auxv).is_ok_and(|a| !a.is_empty())
+        {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
