@@ -330,8 +330,8 @@ impl TaskExt for Task {
 ///
 /// The numbers are those of the current task's pid namespace and the path is resolved in its
 /// mount namespace: a task that cannot see the process there is refused (`EACCES`); without
-/// such an entry (no procfs at `/proc`, or the thread just exited) the result is `ENOENT`, for
-/// the caller to decide. Either is stricter than the kernel, never looser. Otherwise the errno
+/// such an entry (no procfs at `/proc`, or the thread was reaped since it was picked) the result
+/// is `ENOENT`, for the caller to decide. Either is stricter than the kernel, never looser. Otherwise the errno
 /// is procfs's (`EACCES` for a refusal).
 pub(crate) fn proc_maps_allowed(leader: &Task, thread: &Task) -> Result {
     // SAFETY: called from a file operation (process context), so `current` is valid;
@@ -348,7 +348,16 @@ pub(crate) fn proc_maps_allowed(leader: &Task, thread: &Task) -> Result {
         )
     };
     if tgid <= 0 || tid <= 0 {
-        return Err(EACCES);
+        // SAFETY: as above; `init_pid_ns` is a static that always exists.
+        let unhashed = unsafe {
+            let init = &raw mut bindings::init_pid_ns;
+            bindings::__task_pid_nr_ns(leader.as_ptr(), bindings::pid_type_PIDTYPE_TGID, init) == 0
+                || bindings::__task_pid_nr_ns(thread.as_ptr(), bindings::pid_type_PIDTYPE_PID, init)
+                    == 0
+        };
+        // No number in the initial namespace either: the task was reaped (detach_pid) after it
+        // was picked, which is ENOENT as procfs would say; else it is not in the opener's.
+        return Err(if unhashed { ENOENT } else { EACCES });
     }
     let path = CString::try_from_fmt(fmt!("/proc/{tgid}/task/{tid}/maps"))?;
     // SAFETY: `path` is NUL-terminated; process context.

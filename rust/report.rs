@@ -199,9 +199,6 @@ pub(crate) fn open(pid: &PidRef) -> Result<MmIdentity> {
         match ffi::proc_maps_allowed(&leader, &thread) {
             Ok(()) => {}
             Err(e) if e == ENOENT => continue,
-            // procfs refuses a process in the middle of its exit (stress-readers-vs-forkers
-            // saw EACCES, then the process gone): that is ESRCH, as for one already gone.
-            Err(e) if (e == EACCES || e == EPERM) && !pid.alive() => return Err(ESRCH),
             Err(e) => return Err(e),
         }
         let after = thread.mm_async().ok_or(ESRCH)?;

@@ -131,7 +131,8 @@ fn gate_of_current() -> Result<Option<Gate>> {
     if ffi::current_addr32() {
         return Ok(None);
     }
-    let mut buf = KVec::<u8>::new();
+    // 64 KiB: kvmalloc, not an order-4 kmalloc that a fragmented machine may refuse.
+    let mut buf = KVVec::<u8>::new();
     buf.resize(64 * 1024, 0, GFP_KERNEL)?;
     Ok(read_optional(c"/proc/self/maps", &mut buf)?
         .and_then(|n| gate_from_maps(&buf[..n], n < buf.len())))
