@@ -272,8 +272,9 @@ impl Registry {
     fn add(&self, pid: PidRef) -> Result {
         let nr = pid.nr_init_ns();
         let mut files = self.files.lock();
-        // Under the mutex: the exit probe queues a removal only after the last thread's exit,
-        // and the removal takes this mutex, so a process seen alive here is removed later.
+        // Under the mutex: the exit probe (registered before the fork probe and the scan) queues
+        // a removal only after `signal->live` has reached 0, and the removal takes this mutex,
+        // so a process seen alive here is removed later.
         if !pid.alive() {
             self.stats.stale.fetch_add(1, Relaxed);
             return Ok(());
