@@ -317,7 +317,9 @@ bool vp_vsyscall_pte_user(void)
 /*
  * One read at *pos into a kernel buffer. kernel_read() refuses a file with only .read, as
  * /proc/<pid>/maps has (.read = seq_read): its seq_file is read with seq_read_iter() and a kernel
- * buffer, which is what seq_read() does with a user one.
+ * buffer, which is what seq_read() does with a user one, after the checks kernel_read() makes
+ * (rw_verify_area). The upstream fix would be .read_iter = seq_read_iter in
+ * proc_pid_maps_operations.
  */
 static ssize_t vp_read_at(struct file *f, char *buf, size_t len, loff_t *pos)
 {
@@ -328,6 +330,10 @@ static ssize_t vp_read_at(struct file *f, char *buf, size_t len, loff_t *pos)
 
 	if (f->f_op->read_iter || f->f_op->read != seq_read)
 		return kernel_read(f, buf, len, pos);
+	/* What __kernel_read() checks first: the LSMs' file_permission and fsnotify's. */
+	n = rw_verify_area(READ, f, pos, len);
+	if (n)
+		return n;
 	init_sync_kiocb(&kiocb, f);
 	kiocb.ki_pos = *pos;
 	iov_iter_kvec(&iter, ITER_DEST, &kv, 1, len);
