@@ -1500,3 +1500,48 @@ fn report_permission_denied_says_what_to_do() {
         "{msg}"
     );
 }
+
+/// The README's JSON example is what the tool prints: the same document shape, the same keys
+/// of the same JSON types in its element.
+#[test]
+fn readme_json_example_matches_the_tool() {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("$ vdso-strace-demo -n 200 --json\n")
+        .expect("README has the vdso-strace-demo JSON example");
+    let block = &readme[start..];
+    let body = &block[block.find('\n').unwrap() + 1..block.find("```").unwrap()];
+    let example: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("README example: {e}: {body}"));
+    let out = run(
+        env!("CARGO_BIN_EXE_vdso-strace-demo"),
+        &["-n", "10", "--json"],
+    );
+    let doc = json_document(&out, "vdso-strace-demo", "runs");
+    assert_eq!(example["tool"], doc["tool"]);
+    assert_eq!(example.as_object().unwrap().len(), 3, "{example}");
+    let kind = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => "integer",
+        serde_json::Value::Number(_) => "float",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    };
+    let shape = |v: &serde_json::Value| -> Vec<(String, &'static str)> {
+        let mut keys: Vec<_> = v["runs"][0]
+            .as_object()
+            .expect("an element")
+            .iter()
+            .map(|(k, v)| (k.clone(), kind(v)))
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(
+        shape(&example),
+        shape(&doc),
+        "README example vs the tool: {doc}"
+    );
+}
