@@ -2019,18 +2019,17 @@ fn fork_fault_injection() -> Result<Outcome> {
     })?;
     f.finish()?;
     let c1 = registry_counters()?;
-    let delta = |k: &str| counter_delta(&c0, &c1, k);
     println!(
         "{}; {forks} forks succeeded, {refused} failed cleanly; summary: {}",
         swept.summary("fork with the forking task's N-th allocation failed"),
-        registry_deltas(&delta)
+        registry_deltas(&c0, &c1)
     );
     swept.check("fork sweep")?;
     Ok(Outcome::Pass)
 }
 
 /// The registry's event counters' growth, for a sweep's summary line.
-fn registry_deltas(delta: &dyn Fn(&str) -> u64) -> String {
+fn registry_deltas(c0: &BTreeMap<String, u64>, c1: &BTreeMap<String, u64>) -> String {
     [
         "events",
         "events_applied",
@@ -2040,7 +2039,7 @@ fn registry_deltas(delta: &dyn Fn(&str) -> u64) -> String {
         "add_failures",
     ]
     .iter()
-    .map(|k| format!("{k} +{}", delta(k)))
+    .map(|k| format!("{k} +{}", counter_delta(c0, c1, k)))
     .collect::<Vec<_>>()
     .join(", ")
 }
@@ -2119,11 +2118,10 @@ fn exit_fault_injection() -> Result<Outcome> {
         })
     })?;
     let c1 = registry_counters()?;
-    let delta = |k: &str| counter_delta(&c0, &c1, k);
     println!(
         "{}; summary: {}",
         swept.summary("exit with the exiting task's N-th allocation failed"),
-        registry_deltas(&delta)
+        registry_deltas(&c0, &c1)
     );
     swept.check("exit sweep")?;
     Ok(Outcome::Pass)
