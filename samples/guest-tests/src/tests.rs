@@ -762,8 +762,20 @@ fn kunit_suites() -> Result<Outcome> {
 
 fn summary_file() -> Result<Outcome> {
     ensure_module()?;
-    crate::stress::registry_drained(Duration::from_secs(30))?;
-    let text = fs::read_to_string(format!("{DEBUGFS_DIR}/summary"))?;
+    // `summary` read between two equal listings of the directory: no file came or went while
+    // it was read (a helper of an earlier test may still be exiting), so `tracked` must equal it.
+    let mut tries = 0;
+    let (text, files) = loop {
+        let before = reported_pids()?;
+        crate::stress::registry_drained(Duration::from_secs(30))?;
+        let text = fs::read_to_string(format!("{DEBUGFS_DIR}/summary"))?;
+        let after = reported_pids()?;
+        tries += 1;
+        if before == after || tries == 50 {
+            break (text, after);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     print!("{text}");
     let get = |k: &str| {
         text.lines()
@@ -780,9 +792,9 @@ fn summary_file() -> Result<Outcome> {
     );
     let tracked: usize = get("tracked").parse()?;
     ensure!(
-        tracked == reported_pids()?.len(),
+        tracked == files.len(),
         "tracked {tracked}, files {}",
-        reported_pids()?.len()
+        files.len()
     );
     let (events, applied): (u64, u64) = (get("events").parse()?, get("events_applied").parse()?);
     ensure!(
