@@ -588,11 +588,32 @@ void vp_timepage_stop(struct vp_timepage *tp)
 	kfree(tp);
 }
 
+/*
+ * The name of a vdso_clock_mode, from the kernel's own constants: so Rust mirrors none of their
+ * values (include/vdso/clocksource.h, arch/x86/include/asm/vdso/clocksource.h).
+ */
+static const char *vp_clock_mode_name(u32 mode)
+{
+	switch (mode) {
+	case VDSO_CLOCKMODE_NONE:
+		return "none";
+	case VDSO_CLOCKMODE_TSC:
+		return "tsc";
+	case VDSO_CLOCKMODE_PVCLOCK:
+		return "pvclock";
+	case VDSO_CLOCKMODE_HVCLOCK:
+		return "hvclock";
+	case VDSO_CLOCKMODE_TIMENS:
+		return "timens";
+	}
+	return "unknown";
+}
+
 /* A consistent copy of the statistics the page carries (the writer is the notifier). */
 void vp_timepage_stats(const struct vp_timepage *tp, struct vp_tp_stats *out)
 {
 	const struct vdso_probe_time_page *p = tp->p;
-	u32 seq;
+	u32 seq, mode;
 
 	for (;;) {
 		seq = smp_load_acquire(&p->seq);
@@ -601,11 +622,13 @@ void vp_timepage_stats(const struct vp_timepage *tp, struct vp_tp_stats *out)
 			continue;
 		}
 		out->updates = data_race(p->update_count);
-		out->clock_mode = data_race(p->clock_mode);
+		mode = data_race(p->clock_mode);
 		memcpy(out->clocksource, p->clocksource, sizeof(out->clocksource));
 		smp_rmb();
 		if (READ_ONCE(p->seq) == seq)
 			break;
 	}
 	out->abi_size = sizeof(*p);
+	out->vdso_readable = mode != VDSO_CLOCKMODE_NONE;
+	strscpy_pad(out->clock_mode, vp_clock_mode_name(mode));
 }

@@ -75,11 +75,12 @@ struct vp_vvar_layout {
 
 struct vp_tp_stats {
 	u64 updates;
-	u32 clock_mode;
+	u32 vdso_readable;   /* clock_mode != VDSO_CLOCKMODE_NONE */
 	u32 abi_size;
 	char clocksource[32];
+	char clock_mode[16]; /* the kernel's name of the VDSO_CLOCKMODE_* value */
 };
-#define VP_SIZEOF_TP_STATS 48
+#define VP_SIZEOF_TP_STATS 64
 
 enum { VP_EV_ADD = 0, VP_EV_REMOVE = 1 };
 typedef void (*vp_task_event_fn)(void *data, struct task_struct *t, int ev);

@@ -115,21 +115,8 @@ impl TimeState {
     }
 }
 
-/// `enum vdso_probe_clock_mode` (`uapi/vdso_probe.h`); `shim.c` asserts that each equals the
-/// kernel's `VDSO_CLOCKMODE_*`.
-const CLOCK_NONE: u32 = 0;
-const CLOCK_TSC: u32 = 1;
-const CLOCK_PVCLOCK: u32 = 2;
-const CLOCK_HVCLOCK: u32 = 3;
-
-fn clock_mode_name(mode: u32) -> &'static str {
-    match mode {
-        CLOCK_NONE => "none",
-        CLOCK_TSC => "tsc",
-        CLOCK_PVCLOCK => "pvclock",
-        CLOCK_HVCLOCK => "hvclock",
-        _ => "unknown",
-    }
+fn clock_mode_name(s: &TimePageStats) -> &str {
+    ffi::str_until_nul(&s.clock_mode)
 }
 
 fn clocksource_name(s: &TimePageStats) -> &str {
@@ -139,9 +126,9 @@ fn clocksource_name(s: &TimePageStats) -> &str {
 impl fmt::Display for Clocksource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "clocksource: {}", clocksource_name(&self.0))?;
-        writeln!(f, "vdso_clock_mode: {}", clock_mode_name(self.0.clock_mode))?;
+        writeln!(f, "vdso_clock_mode: {}", clock_mode_name(&self.0))?;
         // VDSO_CLOCKMODE_NONE: the vDSO falls back to the syscall for the precise clocks.
-        let readable = if self.0.clock_mode != CLOCK_NONE {
+        let readable = if self.0.vdso_readable != 0 {
             "yes"
         } else {
             "no"
@@ -157,7 +144,7 @@ impl fmt::Display for TimeState {
         writeln!(f, "mmaps: {}", self.mmaps.load(Relaxed))?;
         writeln!(f, "faults: {}", self.faults.load(Relaxed))?;
         writeln!(f, "updates: {}", s.updates)?;
-        writeln!(f, "clock_mode: {}", clock_mode_name(s.clock_mode))?;
+        writeln!(f, "clock_mode: {}", clock_mode_name(&s))?;
         writeln!(f, "clocksource: {}", clocksource_name(&s))?;
         writeln!(f, "abi_size: {}", s.abi_size)
     }

@@ -55,7 +55,12 @@ struct VdsoProbe {
 impl kernel::Module for VdsoProbe {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         kernel::warn_on!(module_parameters::selftest_warn.value());
-        let registry = Registry::new(vsyscall::detect()?)?;
+        let vsyscall = vsyscall::detect().inspect_err(|e| {
+            pr_err!(
+                "cannot tell the vsyscall mode (reading /proc/self/maps, /proc/cmdline): {e:?}\n"
+            );
+        })?;
+        let registry = Registry::new(vsyscall)?;
         let time = timepage::TimeState::new()?;
         let mut this = VdsoProbe {
             device: None,

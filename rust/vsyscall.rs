@@ -109,11 +109,14 @@ enum Gate {
     Absent,
 }
 
-/// The gate VMA as `/proc/<pid>/maps` shows it (`None` when the text is cut short).
+/// The gate VMA as `/proc/<pid>/maps` shows it (`None` when the text is cut short). The gate
+/// line is the last one (`show_map` lists it after every VMA) at the fixed `VSYSCALL_ADDR`: a
+/// file mapped under a name ending in `[vsyscall]` cannot pass for it.
 fn gate_from_maps(maps: &[u8], complete: bool) -> Option<Gate> {
     let line = maps
         .split(|&c| c == b'\n')
-        .find(|l| l.ends_with(b"[vsyscall]"));
+        .rfind(|l| !l.is_empty())
+        .filter(|l| l.starts_with(b"ffffffffff600000-") && l.ends_with(b" [vsyscall]"));
     match line {
         Some(l) => match l.split(|&c| c == b' ').nth(1) {
             Some([b'r', ..]) => Some(Gate::Readable),
@@ -241,5 +244,19 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
         let none = b"7ffd1000-7ffd3000 r-xp 00000000 00:00 0      [vdso]\n";
         assert_eq!(gate_from_maps(none, true), Some(Gate::Absent));
         assert_eq!(gate_from_maps(none, false), None);
+        // A file named "... [vsyscall]" is not the gate, wherever it is listed.
+        let spoof = b"7f0000000000-7f0000001000 r--p 00000000 00:1f 42  /tmp/x [vsyscall]\n\
+7ffd1000-7ffd3000 r-xp 00000000 00:00 0      [vdso]\n";
+        assert_eq!(gate_from_maps(spoof, true), Some(Gate::Absent));
+        let spoof_last = b"7ffd1000-7ffd3000 r-xp 00000000 00:00 0      [vdso]\n\
+7f0000000000-7f0000001000 r--p 00000000 00:1f 42  /tmp/x [vsyscall]\n";
+        assert_eq!(gate_from_maps(spoof_last, true), Some(Gate::Absent));
+        let spoof_before_gate =
+            b"7f0000000000-7f0000001000 r--p 00000000 00:1f 42  /tmp/x [vsyscall]\n\
+ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]\n";
+        assert_eq!(
+            gate_from_maps(spoof_before_gate, true),
+            Some(Gate::ExecOnly)
+        );
     }
 }

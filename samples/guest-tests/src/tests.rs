@@ -741,22 +741,32 @@ fn tool_vdso_bench() -> Result<Outcome> {
     Ok(Outcome::Pass)
 }
 
-/// The module's `#[kunit_tests]` suites ran at load and passed (kernels with `CONFIG_KUNIT`).
+/// The module's `#[kunit_tests]` suites ran at load and passed (kernels with `CONFIG_KUNIT`):
+/// `vdso_probe_vsyscall` (the command-line and maps parsers) and `vdso_probe_ffi` (review B3:
+/// two instances of the hook and time-page types side by side).
 fn kunit_suites() -> Result<Outcome> {
     ensure_module()?;
-    let dir = Path::new("/sys/kernel/debug/kunit/vdso_probe_vsyscall");
     if !Path::new("/sys/kernel/debug/kunit").exists() {
         return Ok(Outcome::Skip("kernel without CONFIG_KUNIT".into()));
     }
-    let results = fs::read_to_string(dir.join("results")).context("suite did not run")?;
-    print!("{results}");
-    ensure!(
-        results
-            .lines()
-            .any(|l| l.trim_start().starts_with("ok ") && l.contains("vdso_probe_vsyscall")),
-        "suite result missing"
-    );
-    ensure!(!results.contains("not ok"), "a KUnit case failed");
+    for suite in ["vdso_probe_vsyscall", "vdso_probe_ffi"] {
+        let path = Path::new("/sys/kernel/debug/kunit")
+            .join(suite)
+            .join("results");
+        let results = fs::read_to_string(&path)
+            .with_context(|| format!("suite {suite} did not run ({})", path.display()))?;
+        print!("{results}");
+        ensure!(
+            results
+                .lines()
+                .any(|l| l.trim_start().starts_with("ok ") && l.contains(suite)),
+            "suite {suite}: result missing"
+        );
+        ensure!(
+            !results.contains("not ok"),
+            "suite {suite}: a KUnit case failed"
+        );
+    }
     Ok(Outcome::Pass)
 }
 
