@@ -16,7 +16,7 @@
 //! | `hardening-init-sweep` | as `hardening-insmod-sweep`, for the allocations whose call stack is inside `do_init_module()` only (the module's init and what the loader does around it; fault-injection stacktrace filter): every one of them fails in turn, quick enough for `make check` | as below |
 //! | `hardening-insmod-sweep` | `finit_module` with its N-th allocation failed (N = 1, 2, ... until none is left) amid forks and opens of the device: a failed load leaves nothing behind | `/proc/modules`, `/dev`, debugfs, kmemleak, the kernel log |
 //!
-//! Each runs under the stress tests' kernel verdict ([`run_stress`]): a splat logged while it ran
+//! Each runs under the stress tests' kernel verdict ([`crate::stress::run_stress`]): a splat logged while it ran
 //! (or a kmemleak report after it) fails it. The fault-injection tests use
 //! `/proc/thread-self/fail-nth` (`Documentation/fault-injection/fault-injection.rst`: it fails
 //! the N-th `should_fail()` of the task, slab and page allocations alike) and skip on a kernel
@@ -30,7 +30,7 @@ use crate::{
     },
     stress::{
         budget, load_module, mmap, module_loaded, munmap, open, peek_u32, read_all,
-        registry_counters, registry_drained, run_stress, unload_module, Reload, Rng, Sys, KO,
+        registry_counters, registry_drained, stress, unload_module, Reload, Rng, Sys, KO,
     },
     Outcome, TestFn,
 };
@@ -53,28 +53,21 @@ use vdso_probe::{
     timepage::{DEVICE, MAGIC, PAGE_SIZE},
 };
 
-/// Builds a `(name, fn)` entry run under the kernel's verdict ([`run_stress`]).
-macro_rules! hardening {
-    ($name:literal, $f:path) => {
-        ($name, || run_stress($name, $f))
-    };
-}
-
 /// The hardening tests, run after the reliability suite; the sweeps last (the insmod sweep is
 /// the one most likely to leave the kernel in a bad state on a module with the bugs).
 pub const TESTS: &[(&str, TestFn)] = &[
-    hardening!("hardening-access-matrix", access_matrix),
-    hardening!("hardening-report-bound-at-open", bound_at_open),
-    hardening!("hardening-zombie-leader", zombie_leader),
-    hardening!("hardening-timepage-remote-fault", timepage_remote_fault),
-    hardening!("hardening-stalled-reader", stalled_reader),
-    hardening!("hardening-scan-vs-exit", scan_vs_exit),
-    hardening!("hardening-fork-fault-injection", fork_fault_injection),
-    hardening!("hardening-exit-fault-injection", exit_fault_injection),
-    hardening!("hardening-report-read-sweep", report_read_sweep),
-    hardening!("hardening-timepage-fault-sweep", timepage_fault_sweep),
-    hardening!("hardening-init-sweep", init_sweep),
-    hardening!("hardening-insmod-sweep", insmod_sweep),
+    stress!("hardening-access-matrix", access_matrix),
+    stress!("hardening-report-bound-at-open", bound_at_open),
+    stress!("hardening-zombie-leader", zombie_leader),
+    stress!("hardening-timepage-remote-fault", timepage_remote_fault),
+    stress!("hardening-stalled-reader", stalled_reader),
+    stress!("hardening-scan-vs-exit", scan_vs_exit),
+    stress!("hardening-fork-fault-injection", fork_fault_injection),
+    stress!("hardening-exit-fault-injection", exit_fault_injection),
+    stress!("hardening-report-read-sweep", report_read_sweep),
+    stress!("hardening-timepage-fault-sweep", timepage_fault_sweep),
+    stress!("hardening-init-sweep", init_sweep),
+    stress!("hardening-insmod-sweep", insmod_sweep),
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -120,12 +120,14 @@ macro_rules! case {
     };
 }
 
-/// Builds a `(name, fn)` entry of a stress test (run with the kernel's verdict afterwards).
+/// Builds a `(name, fn)` entry of a stress or hardening test (run with the kernel's verdict
+/// afterwards, [`run_stress`]).
 macro_rules! stress {
     ($name:literal, $f:path) => {
-        ($name, || run_stress($name, $f))
+        ($name, || crate::stress::run_stress($name, $f))
     };
 }
+pub(crate) use stress;
 
 /// The stress and bad-input tests, run after the time-page tests.
 pub const TESTS: &[(&str, TestFn)] = &[
@@ -779,6 +781,13 @@ fn readers_vs_forkers() -> Result<Outcome> {
     ensure!(
         reads.by_errno.get(&0).copied().unwrap_or(0) > 0,
         "no read returned a report"
+    );
+    // Nothing is injected here: "every event applied" must not hide an event that was applied
+    // by failing to create a file.
+    ensure!(
+        delta("add_failures") == 0,
+        "{} file creations failed during the storm (summary add_failures)",
+        delta("add_failures")
     );
     Ok(Outcome::Pass)
 }

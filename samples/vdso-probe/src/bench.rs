@@ -689,9 +689,10 @@ impl Environment {
             cpu,
             pinned_cpu,
             current_cpu: current_cpu(),
-            vdso_base: live.map(|l| format!("{:#x}", l.base())),
+            vdso_base: live.as_ref().map(|l| format!("{:#x}", l.base())),
             vdso_build_id: live
-                .and_then(|l| l.build_id().ok().flatten())
+                .as_ref()
+                .and_then(|l| l.elf().build_id())
                 .map(vdso::hex),
             static_binary: at_base == 0,
         }

@@ -8,6 +8,7 @@ pub mod child;
 pub mod cli;
 pub mod ptrace;
 pub mod report;
+pub mod testing;
 pub mod timepage;
 pub mod vdso;
 

@@ -25,43 +25,30 @@ fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
 }
 
-/// Finds a host tool in PATH. Missing, the calling test skips, unless
-/// `VDSO_PROBE_REQUIRE_TOOLS=1` (as `make check` sets it): then a missing tool fails the test
-/// instead of letting it pass untested.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() && std::env::var("VDSO_PROBE_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("{name} is not in PATH, and VDSO_PROBE_REQUIRE_TOOLS=1: install it (scripts/setup)");
-    }
-    found
-}
+use vdso_probe::testing::tool;
 
-/// A temporary file removed on drop.
-struct TempFile(PathBuf);
+/// A path in a directory of its own, removed (with whatever was written there) on drop.
+struct TempFile {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
 
 impl TempFile {
     fn new(tag: &str) -> Self {
-        TempFile(
-            std::env::temp_dir().join(format!("vdso-tools-test-{tag}-{}.so", std::process::id())),
-        )
+        let dir = tempfile::Builder::new()
+            .prefix("vdso-tools-test-")
+            .tempdir()
+            .expect("a temporary directory");
+        let path = dir.path().join(tag);
+        TempFile { _dir: dir, path }
     }
 
     fn path(&self) -> &Path {
-        &self.0
+        &self.path
     }
 
     fn str(&self) -> &str {
-        self.0.to_str().expect("UTF-8 temp path")
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        self.path.to_str().expect("UTF-8 temp path")
     }
 }
 
@@ -404,9 +391,7 @@ impl Ia32Helper {
             return None;
         };
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-tests/c/static32.c");
-        let exe = TempFile(
-            std::env::temp_dir().join(format!("vdso-tools-test-static32-{}", std::process::id())),
-        );
+        let exe = TempFile::new("static32");
         let cc = Command::new(gcc)
             .args(["-m32", "-static", "-O2", "-o"])
             .arg(exe.path())
@@ -956,10 +941,7 @@ struct ReportDir {
 
 impl ReportDir {
     fn new(tag: &str) -> Self {
-        let dir = TempFile(std::env::temp_dir().join(format!(
-            "vdso-tools-test-reports-{tag}-{}",
-            std::process::id()
-        )));
+        let dir = TempFile::new(&format!("reports-{tag}"));
         std::fs::create_dir_all(dir.path()).unwrap();
         let me = std::process::id() as i32;
         let consistent = match report_text(me) {
@@ -1015,7 +997,6 @@ impl Drop for ReportDir {
     fn drop(&mut self) {
         let _ = self.sleep.kill();
         let _ = self.sleep.wait();
-        let _ = std::fs::remove_dir_all(self.dir.path());
     }
 }
 

@@ -67,14 +67,14 @@ fn run(args: Args) -> Result<Status> {
         None => writeln!(meta, "source:   AT_SYSINFO_EHDR of this process")?,
     }
     writeln!(meta, "address:  {:#x}", dump.address)?;
-    writeln!(meta, "abi:      {}", dump.abi()?)?;
+    writeln!(meta, "abi:      {}", dump.elf().abi())?;
     let size = dump.image.len();
     writeln!(meta, "size:     {size} bytes ({size:#x})")?;
-    match dump.build_id()? {
+    match dump.elf().build_id() {
         Some(id) => writeln!(meta, "build-id: {}", vdso::hex(id))?,
         None => writeln!(meta, "build-id: none")?,
     }
-    if let Some(code) = dump.linux_version_code()? {
+    if let Some(code) = dump.elf().linux_version_code() {
         writeln!(
             meta,
             "linux:    {} (LINUX_VERSION_CODE {code:#x}, from the vDSO's Linux note)",

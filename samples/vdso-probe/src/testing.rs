@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: GPL-2.0
+//! What the workspace's tests share (the library's unit tests and the tools' integration tests).
+
+use std::path::PathBuf;
+
+/// Finds a host tool (`objdump`, `readelf`, `gcc`, ...) in `PATH`. Missing, the calling test
+/// skips, unless `VDSO_PROBE_REQUIRE_TOOLS=1` (as `make check` sets it): then a missing tool
+/// fails the test instead of letting it pass untested.
+#[doc(hidden)]
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() && std::env::var("VDSO_PROBE_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        panic!("{name} is not in PATH, and VDSO_PROBE_REQUIRE_TOOLS=1: install it (scripts/setup)");
+    }
+    found
+}
