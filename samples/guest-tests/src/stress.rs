@@ -15,7 +15,8 @@
 //!
 //! Each is bounded in count and in time: it stops early, and says so, at a deadline of
 //! `120 s x STRESS_SCALE` (`STRESS_DEADLINE=<seconds>` overrides it; `make check` sets a short
-//! one). `STRESS_SCALE` (default 1: the short version) multiplies the counts; the full version
+//! one), but never below its floor (`FLOOR_*`: it runs on past the deadline until it has done
+//! that much, and fails if it could not). `STRESS_SCALE` (default 1: the short version) multiplies the counts; the full version
 //! is `STRESS_SCALE=5` (`make stress`, `scripts/stress`). Each ends with a one-line summary. The
 //! deadline is checked between units of work, so one unit always completes: a 60k-VMA round
 //! (building the VMAs and the exit of the killed process cannot be cut short) takes about 2
@@ -219,6 +220,22 @@ pub(crate) fn budget() -> Duration {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(120 * scale());
     Duration::from_secs(secs)
+}
+
+/// The least work each stress test does, deadline or not, and below which it fails: the
+/// deadline (`make check` sets a short one) stops a test only once it has done this much, so a
+/// slow kernel makes it run longer instead of passing on next to nothing. Chosen so that each
+/// race is exercised many times over: 50 processes forked and reaped under 8 readers (each a
+/// fork/exit/publish/remove), 3 unload/load cycles under readers and a mapper, 25 map/fork/
+/// unmap rounds per CPU.
+const FLOOR_PROCESSES: u64 = 50;
+const FLOOR_CYCLES: u64 = 3;
+const FLOOR_ROUNDS_PER_CPU: u64 = 25;
+
+/// Whether a loop that has done `done` units may stop at `end`: past the deadline and at or
+/// above its floor.
+fn may_stop(done: u64, floor: u64, end: Instant) -> bool {
+    done >= floor && Instant::now() >= end
 }
 
 /// A system call's result: the non-negative return value, or the errno.
@@ -618,9 +635,9 @@ fn readers_vs_forkers() -> Result<Outcome> {
             .map(|_| {
                 s.spawn(|| {
                     let mut t = Tally::default();
-                    while Instant::now() < end {
+                    loop {
                         let i = started.fetch_add(1, Relaxed);
-                        if i >= total {
+                        if i >= total || may_stop(i, FLOOR_PROCESSES, end) {
                             break;
                         }
                         // A quarter live 20 ms (their file appears), a quarter 2 ms, the
@@ -752,7 +769,10 @@ fn readers_vs_forkers() -> Result<Outcome> {
             .saturating_sub(c0.get(k).copied().unwrap_or(0))
     };
     let stopped = if forks < total {
-        format!(" (stopped at the {:?} deadline)", budget())
+        format!(
+            " (stopped at the {:?} deadline, floor {FLOOR_PROCESSES})",
+            budget()
+        )
     } else {
         String::new()
     };
@@ -777,7 +797,10 @@ fn readers_vs_forkers() -> Result<Outcome> {
             settle
         ),
     );
-    ensure!(forks > 0, "no process was forked");
+    ensure!(
+        forks >= FLOOR_PROCESSES,
+        "{forks} processes forked and reaped, below the floor of {FLOOR_PROCESSES}"
+    );
     ensure!(
         reads.by_errno.get(&0).copied().unwrap_or(0) > 0,
         "no read returned a report"
@@ -902,7 +925,7 @@ fn insmod_rmmod_cycles() -> Result<Outcome> {
 
         let mut rng = Rng::new(300);
         for i in 0..cycles {
-            if Instant::now() >= end {
+            if may_stop(i, FLOOR_CYCLES, end) {
                 break;
             }
             // Unload: retried while something holds the module.
@@ -972,7 +995,10 @@ fn insmod_rmmod_cycles() -> Result<Outcome> {
         "the module is not back"
     );
     let stopped = if unloads < cycles {
-        format!(" (stopped at the {:?} deadline or a failure)", budget())
+        format!(
+            " (stopped at the {:?} deadline, floor {FLOOR_CYCLES}, or a failure)",
+            budget()
+        )
     } else {
         String::new()
     };
@@ -992,7 +1018,10 @@ fn insmod_rmmod_cycles() -> Result<Outcome> {
     main.check("insmod/rmmod")?;
     reads.check("readers")?;
     maps.check("mapper")?;
-    ensure!(unloads > 0, "no cycle completed");
+    ensure!(
+        unloads >= FLOOR_CYCLES,
+        "{unloads} cycles completed, below the floor of {FLOOR_CYCLES}"
+    );
     ensure!(
         maps.by_errno.get(&0).copied().unwrap_or(0) > 0,
         "the mapper never mapped the page"
@@ -1155,7 +1184,7 @@ fn churn_on(cpu: usize, rounds: u64, end: Instant, progress: &AtomicU64) -> Resu
     let mut madvise_ok = true;
     const HOUR_NS: i128 = 3_600_000_000_000;
     for i in 0..rounds {
-        if Instant::now() >= end {
+        if may_stop(i, FLOOR_ROUNDS_PER_CPU, end) {
             break;
         }
         let page = TimePage::map(Path::new(DEVICE))?;
@@ -1336,8 +1365,17 @@ fn timepage_churn() -> Result<Outcome> {
         s1.updates > s0.updates,
         "no timekeeping update during the churn"
     );
+    let floor = FLOOR_ROUNDS_PER_CPU * cpus.len() as u64;
+    ensure!(
+        done >= floor,
+        "{done} rounds on {} CPUs, below the floor of {FLOOR_ROUNDS_PER_CPU} per CPU",
+        cpus.len()
+    );
     let stopped = if done < total {
-        format!(" (stopped at the {:?} deadline)", budget())
+        format!(
+            " (stopped at the {:?} deadline, floor {FLOOR_ROUNDS_PER_CPU} per CPU)",
+            budget()
+        )
     } else {
         String::new()
     };

@@ -18,3 +18,15 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// A test that cannot run here for `reason` (no 32-bit multilib, no IA32 emulation, ...): says
+/// so and lets the caller return, unless `VDSO_PROBE_REQUIRE_TOOLS=1` (`make check`, where
+/// scripts/setup installed everything): then it fails the test instead of letting it pass
+/// untested.
+#[doc(hidden)]
+pub fn skip(reason: impl std::fmt::Display) {
+    if std::env::var("VDSO_PROBE_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        panic!("cannot run: {reason} (VDSO_PROBE_REQUIRE_TOOLS=1: scripts/setup provides it)");
+    }
+    eprintln!("skipped: {reason}");
+}

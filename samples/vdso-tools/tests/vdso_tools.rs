@@ -25,7 +25,7 @@ fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
 }
 
-use vdso_probe::testing::tool;
+use vdso_probe::testing::{skip, tool};
 
 /// A path in a directory of its own, removed (with whatever was written there) on drop.
 struct TempFile {
@@ -399,17 +399,17 @@ impl Ia32Helper {
             .output()
             .unwrap();
         if !cc.status.success() {
-            eprintln!(
-                "skipped: gcc -m32 -static cannot build {} (gcc-multilib missing?): {}",
+            skip(format!(
+                "gcc -m32 -static cannot build {} (gcc-multilib missing?): {}",
                 src.display(),
                 String::from_utf8_lossy(&cc.stderr)
-            );
+            ));
             return None;
         }
         match VdsoChild::spawn(exe.path()) {
             Ok(child) => Some(Ia32Helper { child, _exe: exe }),
             Err(e) => {
-                eprintln!("skipped: {e}; no IA32 emulation?");
+                skip(format!("{e}; no IA32 emulation?"));
                 None
             }
         }
