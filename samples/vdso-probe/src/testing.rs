@@ -30,3 +30,14 @@ pub fn skip(reason: impl std::fmt::Display) {
     }
     eprintln!("skipped: {reason}");
 }
+
+/// The symbol lines of an `objdump -T` style listing (ours or binutils'), verbatim.
+#[doc(hidden)]
+pub fn symbol_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("DYNAMIC SYMBOL TABLE:"))
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}

@@ -25,7 +25,7 @@ fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
 }
 
-use vdso_probe::testing::{skip, tool};
+use vdso_probe::testing::{skip, symbol_lines, tool};
 
 /// A path in a directory of its own, removed (with whatever was written there) on drop.
 struct TempFile {
@@ -414,16 +414,6 @@ impl Ia32Helper {
             }
         }
     }
-}
-
-/// The symbol lines of an `objdump -T` style listing, verbatim.
-fn symbol_lines(text: &str) -> Vec<String> {
-    text.lines()
-        .skip_while(|l| !l.starts_with("DYNAMIC SYMBOL TABLE:"))
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 #[test]

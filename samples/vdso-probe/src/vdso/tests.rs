@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 use super::*;
-use crate::testing::{skip, tool};
+use crate::testing::{skip, symbol_lines, tool};
 use object::elf;
 use std::fs;
 use std::path::Path;
@@ -413,14 +413,7 @@ fn objdump_t_lines(objdump: &Path, path: &Path) -> Vec<String> {
         path.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .skip_while(|l| !l.starts_with("DYNAMIC SYMBOL TABLE:"))
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect()
+    symbol_lines(&String::from_utf8(out.stdout).unwrap())
 }
 
 /// ELF64, ia32 and x32 shared objects shaped like a vDSO (versioned with a version script)
