@@ -16,8 +16,8 @@
 //! | `hardening-init-sweep` | as `hardening-insmod-sweep`, for the allocations whose call stack is inside `do_init_module()` only (the module's init and what the loader does around it; fault-injection stacktrace filter): every one of them fails in turn, quick enough for `make check` | as below |
 //! | `hardening-insmod-sweep` | `finit_module` with its N-th allocation failed (N = 1, 2, ... until none is left) amid forks and opens of the device: a failed load leaves nothing behind | `/proc/modules`, `/dev`, debugfs, kmemleak, the kernel log |
 //!
-//! Each runs under the stress tests' kernel verdict ([`crate::stress::run_stress`]): a splat logged while it ran
-//! (or a kmemleak report after it) fails it. The fault-injection tests use
+//! Each runs under the stress tests' kernel verdict ([`crate::stress::run_stress`]): a splat
+//! logged while it ran (or a kmemleak report after it) fails it. The fault-injection tests use
 //! `/proc/thread-self/fail-nth` (`Documentation/fault-injection/fault-injection.rst`: it fails
 //! the N-th `should_fail()` of the task, slab and page allocations alike) and skip on a kernel
 //! without it; each sweep also stops at the first splat, naming the N that caused it.

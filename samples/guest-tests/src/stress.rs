@@ -16,8 +16,8 @@
 //! Each is bounded in count and in time: it stops early, and says so, at a deadline of
 //! `120 s x STRESS_SCALE` (`STRESS_DEADLINE=<seconds>` overrides it; `make check` sets a short
 //! one), but never below its floor (`FLOOR_*`: it runs on past the deadline until it has done
-//! that much, and fails if it could not). `STRESS_SCALE` (default 1: the short version) multiplies the counts; the full version
-//! is `STRESS_SCALE=5` (`make stress`, `scripts/stress`). Each ends with a one-line summary. The
+//! that much, and fails if it could not). `STRESS_SCALE` (default 1: the short version)
+//! multiplies the counts; the full version is `STRESS_SCALE=5` (`make stress`, `scripts/stress`). Each ends with a one-line summary. The
 //! deadline is checked between units of work, so one unit always completes: a 60k-VMA round
 //! (building the VMAs and the exit of the killed process cannot be cut short) takes about 2
 //! minutes on the debug kernel under TCG, a few seconds on the default one.
@@ -1365,12 +1365,6 @@ fn timepage_churn() -> Result<Outcome> {
         s1.updates > s0.updates,
         "no timekeeping update during the churn"
     );
-    let floor = FLOOR_ROUNDS_PER_CPU * cpus.len() as u64;
-    ensure!(
-        done >= floor,
-        "{done} rounds on {} CPUs, below the floor of {FLOOR_ROUNDS_PER_CPU} per CPU",
-        cpus.len()
-    );
     let stopped = if done < total {
         format!(
             " (stopped at the {:?} deadline, floor {FLOOR_ROUNDS_PER_CPU} per CPU)",
@@ -1398,6 +1392,12 @@ fn timepage_churn() -> Result<Outcome> {
             s0.mappings,
             s1.mappings
         ),
+    );
+    let floor = FLOOR_ROUNDS_PER_CPU * cpus.len() as u64;
+    ensure!(
+        done >= floor,
+        "{done} rounds on {} CPUs, below the floor of {FLOOR_ROUNDS_PER_CPU} per CPU",
+        cpus.len()
     );
     // Checked last, so that the figures above are printed either way.
     ensure!(findings.is_empty(), "{}", findings.join("; "));

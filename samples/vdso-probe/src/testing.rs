@@ -3,6 +3,12 @@
 
 use std::path::PathBuf;
 
+/// `VDSO_PROBE_REQUIRE_TOOLS=1` (as `make check` sets it, after scripts/setup installed
+/// everything): a test that cannot run fails instead of passing untested.
+fn required() -> bool {
+    std::env::var("VDSO_PROBE_REQUIRE_TOOLS").as_deref() == Ok("1")
+}
+
 /// Finds a host tool (`objdump`, `readelf`, `gcc`, ...) in `PATH`. Missing, the calling test
 /// skips, unless `VDSO_PROBE_REQUIRE_TOOLS=1` (as `make check` sets it): then a missing tool
 /// fails the test instead of letting it pass untested.
@@ -13,7 +19,7 @@ pub fn tool(name: &str) -> Option<PathBuf> {
             .map(|d| d.join(name))
             .find(|p| p.is_file())
     });
-    if found.is_none() && std::env::var("VDSO_PROBE_REQUIRE_TOOLS").as_deref() == Ok("1") {
+    if found.is_none() && required() {
         panic!("{name} is not in PATH, and VDSO_PROBE_REQUIRE_TOOLS=1: install it (scripts/setup)");
     }
     found
@@ -25,7 +31,7 @@ pub fn tool(name: &str) -> Option<PathBuf> {
 /// untested.
 #[doc(hidden)]
 pub fn skip(reason: impl std::fmt::Display) {
-    if std::env::var("VDSO_PROBE_REQUIRE_TOOLS").as_deref() == Ok("1") {
+    if required() {
         panic!("cannot run: {reason} (VDSO_PROBE_REQUIRE_TOOLS=1: scripts/setup provides it)");
     }
     eprintln!("skipped: {reason}");

@@ -227,12 +227,12 @@ fn elf_image_size_as<H: FileHeader<Endian = Endianness>>(
 /// Checks that `data` is a complete x86 vDSO-style ELF shared object: `ET_DYN`, one of the
 /// [`VdsoAbi`] flavours (ELF64 `EM_X86_64`, ELF32 `EM_386` or ELF32 `EM_X86_64`), exactly
 /// [`elf_image_size`] bytes long (or longer), and every section with file contents lies inside
-/// it. Returns the flavour and the size.
+/// it. Returns the flavour.
 fn validate_as<H: FileHeader<Endian = Endianness>>(
     ehdr: &H,
     endian: Endianness,
     data: &[u8],
-) -> Result<(VdsoAbi, usize)> {
+) -> Result<VdsoAbi> {
     let abi = VdsoAbi::from_header(ElfClass::of_header::<H>(), ehdr.e_machine(endian))?;
     ensure!(
         ehdr.e_type(endian) == elf::ET_DYN,
@@ -259,7 +259,7 @@ fn validate_as<H: FileHeader<Endian = Endianness>>(
             index.0
         );
     }
-    Ok((abi, size))
+    Ok(abi)
 }
 
 /// Iterates over the ELF notes of `data`, via `PT_NOTE` segments if there are any, otherwise
@@ -629,7 +629,6 @@ struct Load {
 #[derive(Debug, Clone)]
 pub struct ElfImage {
     abi: VdsoAbi,
-    size: usize,
     loads: Vec<Load>,
     build_id: Option<Vec<u8>>,
     linux_version_code: Option<u32>,
@@ -651,7 +650,7 @@ impl ElfImage {
         endian: Endianness,
         data: &[u8],
     ) -> Result<Self> {
-        let (abi, size) = validate_as::<H>(ehdr, endian, data)?;
+        let abi = validate_as::<H>(ehdr, endian, data)?;
         let loads = program_headers(ehdr, endian, data)?
             .iter()
             .filter(|ph| ph.p_type(endian) == elf::PT_LOAD)
@@ -673,7 +672,6 @@ impl ElfImage {
         let symbols = dynamic_symbols_as::<H>(ehdr, endian, data)?;
         Ok(ElfImage {
             abi,
-            size,
             loads,
             build_id,
             linux_version_code,
@@ -684,11 +682,6 @@ impl ElfImage {
     /// Which vDSO this is: x86_64 (ELF64), ia32 or x32 (ELF32).
     pub fn abi(&self) -> VdsoAbi {
         self.abi
-    }
-
-    /// The image's size from its own headers ([`elf_image_size`]).
-    pub fn size(&self) -> usize {
-        self.size
     }
 
     /// The GNU build-id (`NT_GNU_BUILD_ID` note, owner `GNU`), if present.
