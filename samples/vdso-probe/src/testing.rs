@@ -47,3 +47,25 @@ pub fn symbol_lines(text: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// Waits until `pid`'s exec is complete and returns its `AT_SYSINFO_EHDR`; panics after 10 s.
+/// A process's comm changes, and its new mm's saved auxv reads as one zero `AT_NULL` pair (16
+/// bytes, not empty), from `exec_mmap` on: before `load_elf_binary` maps the vDSO
+/// (`ARCH_SETUP_ADDITIONAL_PAGES`). `create_elf_tables` writes `AT_SYSINFO_EHDR` after that,
+/// so this entry is the sign that the vDSO is mapped (a 64-bit process, with a vDSO).
+#[doc(hidden)]
+pub fn wait_exec_done(pid: u32) -> u64 {
+    let auxv = format!("/proc/{pid}/auxv");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let a = std::fs::read(&auxv).unwrap_or_default();
+        if let Some(ehdr) = crate::report::auxv_entry(&a, 8, libc::AT_SYSINFO_EHDR) {
+            return ehdr;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pid {pid} has no AT_SYSINFO_EHDR in {auxv} after 10 s: {a:02x?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

@@ -25,7 +25,7 @@ fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
 }
 
-use vdso_probe::testing::{skip, symbol_lines, tool};
+use vdso_probe::testing::{skip, symbol_lines, tool, wait_exec_done};
 
 /// A path in a directory of its own, removed (with whatever was written there) on drop.
 struct TempFile {
@@ -153,21 +153,11 @@ fn dump_by_pid_matches_own_vdso() {
         eprintln!("skipped: sleep not found in PATH");
         return;
     };
-    let mut child = Command::new(sleep).arg("30").spawn().unwrap();
+    let mut child = Command::new(&sleep).arg("30").spawn().unwrap();
     let pid = child.id().to_string();
-    // Dump only after its exec finished: before that it has no (or our) vDSO mapping. The comm
-    // changes before the new image's vDSO is mapped (setup_new_exec, then
-    // arch_setup_additional_pages) and the auxv is written after both: wait for a non-empty auxv
-    // with the new comm.
-    let (comm, auxv) = (format!("/proc/{pid}/comm"), format!("/proc/{pid}/auxv"));
-    for _ in 0..500 {
-        if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep")
-            && std::fs::read(&auxv).is_ok_and(|a| !a.is_empty())
-        {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    // Dump only after its exec finished (with the old wait, on the comm and a non-empty auxv,
+    // `vdso-dump --pid` ran in the window before the vDSO is mapped: "has no [vdso] mapping").
+    let ehdr = wait_exec_done(child.id());
     let theirs = TempFile::new("pid");
     let ours = TempFile::new("own");
     let out = Command::new(env!("CARGO_BIN_EXE_vdso-dump"))
@@ -183,9 +173,17 @@ fn dump_by_pid_matches_own_vdso() {
     );
     run(env!("CARGO_BIN_EXE_vdso-dump"), &["-o", ours.str()]);
     // Every process maps the same vDSO image.
-    assert_eq!(
+    let (theirs, ours) = (
         std::fs::read(theirs.path()).unwrap(),
-        std::fs::read(ours.path()).unwrap()
+        std::fs::read(ours.path()).unwrap(),
+    );
+    assert!(
+        theirs == ours,
+        "pid {pid}'s vDSO (at {ehdr:#x}, {} bytes, first difference at {:?}) differs from ours \
+         ({} bytes)",
+        theirs.len(),
+        theirs.iter().zip(&ours).position(|(a, b)| a != b),
+        ours.len()
     );
 }
 
@@ -946,13 +944,7 @@ impl ReportDir {
             .spawn()
             .unwrap();
         let pid = sleep.id() as i32;
-        let comm = format!("/proc/{pid}/comm");
-        for _ in 0..500 {
-            if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep") {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        wait_exec_done(sleep.id());
         let text = report_text(pid)
             .unwrap_or_else(|| TEMPLATE.replacen("pid: 1\n", &format!("pid: {pid}\n"), 1))
             .lines()
