@@ -25,12 +25,12 @@
 use crate::{
     kernel_log::Mark,
     proc::{
-        become_uid, ename, ensure_module, errno, report_path, reported_pids, user_pids, wait_until,
-        DebugfsOpen, Forked, Link,
+        become_uid, ename, ensure_module, errno, module_loaded, report_path, reported_pids,
+        user_pids, wait_until, DebugfsOpen, Forked, Link, Reload, KO,
     },
     stress::{
-        budget, load_module, mmap, module_loaded, munmap, open, peek_u32, read_all,
-        registry_counters, registry_drained, stress, unload_module, Reload, Rng, Sys, KO,
+        budget, load_module, mmap, munmap, open, peek_u32, read_all, registry_counters,
+        registry_drained, stress, unload_module, Rng, Sys,
     },
     Outcome, TestFn,
 };
@@ -49,7 +49,7 @@ use std::{
     time::{Duration, Instant},
 };
 use vdso_probe::{
-    report::{self, parse_maps, MapsLine, Report, DEBUGFS_DIR},
+    report::{self, parse_maps, MapsEntry, Report, DEBUGFS_DIR},
     timepage::{DEVICE, MAGIC, PAGE_SIZE},
 };
 
@@ -83,7 +83,7 @@ fn shown(r: Sys) -> String {
 }
 
 /// The `[name]` line of maps text, if any.
-fn maps_range(maps: &[MapsLine], name: &str) -> Option<(u64, u64)> {
+fn maps_range(maps: &[MapsEntry], name: &str) -> Option<(u64, u64)> {
     maps.iter()
         .find(|l| l.name == name)
         .map(|l| (l.start, l.end))

@@ -17,7 +17,27 @@ pub fn ensure_module() -> Result<()> {
     if Path::new(DEBUGFS_DIR).exists() {
         return Ok(());
     }
-    run("insmod", &["/lib/vdso_probe.ko"])
+    run("insmod", &[KO])
+}
+
+/// The module's name, and where the guest image keeps it (scripts/vm).
+pub const MODULE: &str = "vdso_probe";
+pub const KO: &str = "/lib/vdso_probe.ko";
+
+/// Whether the module is loaded (`/sys/module/vdso_probe` exists).
+pub fn module_loaded() -> bool {
+    Path::new(&format!("/sys/module/{MODULE}")).exists()
+}
+
+/// Loads the module when dropped if it is not loaded (a failed test must not leave it out).
+pub struct Reload;
+
+impl Drop for Reload {
+    fn drop(&mut self) {
+        if !module_loaded() {
+            let _ = run("insmod", &[KO]);
+        }
+    }
 }
 
 /// Runs a command and fails with its output unless it succeeds.
@@ -182,9 +202,36 @@ impl Link {
     }
 }
 
+/// `clock_gettime(clock)` in ns through libc (the vDSO where it can); for the guest tests' own
+/// clock readings, in tight loops too.
+#[inline(always)]
+pub fn gettime(clock: libc::clockid_t) -> i128 {
+    let mut ts = vdso_probe::vdso::zero_timespec();
+    // SAFETY: `ts` is a valid, exclusively borrowed timespec; the clock ids used are valid.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    vdso_probe::vdso::timespec_ns(&ts)
+}
+
 /// The calling thread's errno.
 pub fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// `ok` for 0, else the errno's name (`EACCES`): for comparing outcomes.
+pub fn ename_or_ok(e: i32) -> String {
+    if e == 0 {
+        "ok".into()
+    } else {
+        ename(e)
+    }
+}
+
+/// `EPERM (Operation not permitted)`, or `success` for 0: for messages.
+pub fn errno_name(e: i32) -> String {
+    if e == 0 {
+        return "success".into();
+    }
+    format!("{} ({})", ename(e), std::io::Error::from_raw_os_error(e))
 }
 
 /// The symbolic name of an errno (`EINVAL`), or `errno N`.
@@ -592,7 +639,7 @@ pub struct DebugfsOpen {
     mode: u32,
 }
 
-const DEBUGFS: &str = "/sys/kernel/debug";
+pub const DEBUGFS: &str = "/sys/kernel/debug";
 
 impl DebugfsOpen {
     pub fn new() -> Result<Self> {

@@ -11,6 +11,7 @@ use crate::{
 use anyhow::{bail, ensure, Context, Result};
 use std::{
     fs,
+    os::unix::fs::MetadataExt,
     path::Path,
     time::{Duration, Instant},
 };
@@ -421,6 +422,18 @@ fn read_errno(path: &str) -> i32 {
 
 fn access_unprivileged() -> Result<Outcome> {
     ensure_module()?;
+    let root_target = Target::spawn("sh", &["-c", "read x"], false)?;
+    // With the mount's own mode (0700: debugfs's default) a DAC check refuses uid 1000 first.
+    let mode0 = fs::metadata(crate::proc::DEBUGFS)?.mode() & 0o7777;
+    if mode0 & 0o001 == 0 {
+        let path = report_path(root_target.pid());
+        let e = as_user(move || read_errno(&path))?;
+        println!("uid 1000 reading a root process's report with debugfs mode {mode0:o}: errno {e}");
+        ensure!(
+            e == libc::EACCES,
+            "debugfs mode {mode0:o}: errno {e}, want EACCES"
+        );
+    }
     // Loosen everything a DAC check would catch: only the module's own check remains (the
     // mount's mode is put back at the end).
     let dbgfs = crate::proc::DebugfsOpen::new()?;
@@ -432,7 +445,6 @@ fn access_unprivileged() -> Result<Outcome> {
     wait_until(Duration::from_secs(10), "sleep to exec", || {
         fs::read_to_string(format!("/proc/{upid}/comm")).is_ok_and(|c| c.trim() == "sleep")
     })?;
-    let root_target = Target::spawn("sh", &["-c", "read x"], false)?;
     for pid in [1, root_target.pid(), upid] {
         let path = dbgfs.expose(pid)?;
         let maps = format!("/proc/{pid}/maps");
@@ -454,11 +466,11 @@ fn access_unprivileged() -> Result<Outcome> {
     }
     let _ = user_target.kill();
     let _ = user_target.wait();
-    // Init's report (a root process) must be refused to uid 1000.
-    let init = as_user(|| read_errno(&report_path(1)))?;
+    drop(dbgfs);
+    let mode1 = fs::metadata(crate::proc::DEBUGFS)?.mode() & 0o7777;
     ensure!(
-        init == libc::EACCES,
-        "uid 1000 read init's report (errno {init})"
+        mode1 == mode0,
+        "the debugfs mount mode is {mode1:o} after the test, was {mode0:o}"
     );
     Ok(Outcome::Pass)
 }

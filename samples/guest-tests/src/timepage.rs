@@ -7,12 +7,15 @@
 //! this program was compiled with.
 
 use crate::{
-    proc::{ename, ensure_module, errno, run, wait_until, Forked},
+    proc::{
+        ensure_module, errno, errno_name, gettime, module_loaded, run, wait_until, Forked, Reload,
+        KO, MODULE,
+    },
     Outcome, TestFn,
 };
 use anyhow::{bail, ensure, Context, Result};
 use std::{
-    fs::{self, File, OpenOptions},
+    fs::{self, File},
     hint::black_box,
     mem::offset_of,
     os::fd::AsRawFd,
@@ -39,14 +42,10 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ),
     ("timepage-coarse-lag", coarse_lag),
     ("timepage-monotonic-all-cpus", monotonic_all_cpus),
-    ("timepage-refused-mappings", refused_mappings),
     ("timepage-fork-and-close", fork_and_close),
     ("timepage-rmmod-busy", rmmod_busy),
     ("timepage-bench", timepage_bench),
 ];
-
-const MODULE: &str = "vdso_probe";
-const KO: &str = "/lib/vdso_probe.ko";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -69,22 +68,6 @@ fn setup() -> Result<()> {
 
 fn open_ro() -> Result<File> {
     File::open(DEVICE).with_context(|| format!("open({DEVICE}, O_RDONLY)"))
-}
-
-fn open_rw() -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(DEVICE)
-        .with_context(|| format!("open({DEVICE}, O_RDWR)"))
-}
-
-/// `EPERM (Operation not permitted)`.
-fn errno_name(e: i32) -> String {
-    if e == 0 {
-        return "success".into();
-    }
-    format!("{} ({})", ename(e), std::io::Error::from_raw_os_error(e))
 }
 
 /// A raw mapping of the device, unmapped on drop.
@@ -195,15 +178,6 @@ fn smaps_rss_kb(addr: usize) -> Result<u64> {
 
 fn faults() -> Result<u64> {
     Ok(Stats::read()?.faults)
-}
-
-/// `clock_gettime(clock)` in ns through libc (the vDSO).
-#[inline(always)]
-fn gettime(clock: libc::clockid_t) -> i128 {
-    let mut ts = vdso::zero_timespec();
-    // SAFETY: `ts` is a valid, exclusively borrowed timespec; the clock ids used are valid.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    vdso::timespec_ns(&ts)
 }
 
 /// Skips unless the page's clock mode is TSC (precise time available).
@@ -646,200 +620,6 @@ fn monotonic_all_cpus() -> Result<Outcome> {
     Ok(Outcome::Pass)
 }
 
-fn refused_mappings() -> Result<Outcome> {
-    setup()?;
-    let ro = open_ro()?;
-    let rw = open_rw()?;
-    let (r, w, x) = (libc::PROT_READ, libc::PROT_WRITE, libc::PROT_EXEC);
-    let (shared, private) = (libc::MAP_SHARED, libc::MAP_PRIVATE);
-    let before = Stats::read()?;
-    let cases: [(&str, &File, usize, i32, i32, i64, i32); 8] = [
-        (
-            "PROT_READ|PROT_WRITE on an O_RDWR fd",
-            &rw,
-            PAGE_SIZE,
-            r | w,
-            shared,
-            0,
-            libc::EPERM,
-        ),
-        (
-            "PROT_WRITE on an O_RDWR fd",
-            &rw,
-            PAGE_SIZE,
-            w,
-            shared,
-            0,
-            libc::EPERM,
-        ),
-        // The kernel refuses a shared writable mapping of a read-only fd before the driver.
-        (
-            "PROT_READ|PROT_WRITE on an O_RDONLY fd",
-            &ro,
-            PAGE_SIZE,
-            r | w,
-            shared,
-            0,
-            libc::EACCES,
-        ),
-        (
-            "PROT_READ|PROT_EXEC",
-            &ro,
-            PAGE_SIZE,
-            r | x,
-            shared,
-            0,
-            libc::EPERM,
-        ),
-        ("MAP_PRIVATE", &ro, PAGE_SIZE, r, private, 0, libc::EINVAL),
-        (
-            "MAP_PRIVATE on an O_RDWR fd",
-            &rw,
-            PAGE_SIZE,
-            r,
-            private,
-            0,
-            libc::EINVAL,
-        ),
-        (
-            "offset 4096",
-            &ro,
-            PAGE_SIZE,
-            r,
-            shared,
-            PAGE_SIZE as i64,
-            libc::EINVAL,
-        ),
-        (
-            "length 8192",
-            &ro,
-            2 * PAGE_SIZE,
-            r,
-            shared,
-            0,
-            libc::EINVAL,
-        ),
-    ];
-    let mut bad = Vec::new();
-    for (what, file, len, prot, flags, off, want) in cases {
-        match Map::new(file, len, prot, flags, off) {
-            Ok(_) => bad.push(format!("{what}: mapped, want {}", errno_name(want))),
-            Err(e) if e != want => bad.push(format!(
-                "{what}: {}, want {}",
-                errno_name(e),
-                errno_name(want)
-            )),
-            Err(e) => println!("mmap {what}: {}", errno_name(e)),
-        }
-    }
-    let after = Stats::read()?;
-    if after.mappings != before.mappings {
-        bad.push(format!(
-            "refused mmaps changed the live mappings count {} -> {}",
-            before.mappings, after.mappings
-        ));
-    }
-
-    // A valid mapping may not become writable or executable later.
-    let mut m = Map::page(&ro)?;
-    ensure!(m.touch() == MAGIC, "magic");
-    for (what, prot) in [
-        ("PROT_READ|PROT_WRITE", r | w),
-        ("PROT_READ|PROT_EXEC", r | x),
-    ] {
-        // SAFETY: changing the protection of our own mapping (refusal expected).
-        let rc = unsafe { libc::mprotect(m.addr as *mut libc::c_void, PAGE_SIZE, prot) };
-        let e = errno();
-        if rc == 0 {
-            bad.push(format!("mprotect({what}) succeeded, want EACCES"));
-        } else if e != libc::EACCES {
-            bad.push(format!("mprotect({what}): {}, want EACCES", errno_name(e)));
-        } else {
-            println!("mprotect {what}: {}", errno_name(e));
-        }
-    }
-
-    // Growing: refused by the kernel for VM_DONTEXPAND.
-    // SAFETY: mremap of our own mapping; on success the result is checked and unmapped.
-    let grown = unsafe {
-        libc::mremap(
-            m.addr as *mut libc::c_void,
-            PAGE_SIZE,
-            2 * PAGE_SIZE,
-            libc::MREMAP_MAYMOVE,
-        )
-    };
-    let e = errno();
-    if grown != libc::MAP_FAILED {
-        m.addr = grown as usize;
-        m.len = 2 * PAGE_SIZE;
-        bad.push("mremap growing to 8192 succeeded, want EFAULT".to_string());
-    } else if e != libc::EFAULT {
-        bad.push(format!("mremap growing: {}, want EFAULT", errno_name(e)));
-    } else {
-        println!("mremap 4096 -> 8192: {}", errno_name(e));
-    }
-    // Same size in place: allowed (a no-op). A one-page mapping cannot shrink (new length 0
-    // is EINVAL for every mapping), so "shrinking" is covered by this and the move below.
-    // SAFETY: as above.
-    let same = unsafe { libc::mremap(m.addr as *mut libc::c_void, PAGE_SIZE, PAGE_SIZE, 0) };
-    if same as usize != m.addr {
-        bad.push(format!("mremap to the same size: {}", errno_name(errno())));
-    }
-    // Moving to another address: allowed; the page is readable there.
-    let hole = {
-        // SAFETY: reserving an address range with a fresh anonymous mapping.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                PAGE_SIZE,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        ensure!(
-            p != libc::MAP_FAILED,
-            "mmap of a placeholder: {}",
-            errno_name(errno())
-        );
-        p
-    };
-    // SAFETY: moving our own mapping over our own placeholder (MREMAP_FIXED replaces it).
-    let moved = unsafe {
-        libc::mremap(
-            m.addr as *mut libc::c_void,
-            PAGE_SIZE,
-            PAGE_SIZE,
-            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-            hole,
-        )
-    };
-    if moved == libc::MAP_FAILED {
-        let e = errno();
-        // SAFETY: the placeholder is still ours.
-        unsafe { libc::munmap(hole, PAGE_SIZE) };
-        bad.push(format!("mremap moving the page: {}", errno_name(e)));
-    } else {
-        let old = m.addr;
-        m.addr = moved as usize;
-        ensure!(
-            m.addr == hole as usize,
-            "moved to {:#x}, asked {hole:p}",
-            m.addr
-        );
-        ensure!(m.touch() == MAGIC, "magic at the new address");
-        let line = maps_line(m.addr)?.unwrap_or_default();
-        ensure!(line.contains(DEVICE), "maps at the new address: {line:?}");
-        ensure!(maps_line(old)?.is_none(), "the old address is still mapped");
-        println!("mremap move {old:#x} -> {:#x}: ok, magic readable", m.addr);
-    }
-    drop(m);
-    ensure!(bad.is_empty(), "{}", bad.join("; "));
-    Ok(Outcome::Pass)
-}
-
 fn fork_and_close() -> Result<Outcome> {
     setup()?;
     let file = open_ro()?;
@@ -911,17 +691,6 @@ fn fork_and_close() -> Result<Outcome> {
     Ok(Outcome::Pass)
 }
 
-/// Reloads the module when dropped if a test left it unloaded.
-struct Reload;
-
-impl Drop for Reload {
-    fn drop(&mut self) {
-        if !Path::new(&format!("/sys/module/{MODULE}")).exists() {
-            let _ = run("insmod", &[KO]);
-        }
-    }
-}
-
 fn refcnt() -> Result<i64> {
     let path = format!("/sys/module/{MODULE}/refcnt");
     let v = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
@@ -986,10 +755,7 @@ fn rmmod_busy() -> Result<Outcome> {
     let r2 = refcnt()?;
     ensure!(r2 == r0, "refcnt {r2} after munmap + close (was {r0})");
     run("rmmod", &[MODULE])?;
-    ensure!(
-        !Path::new(&format!("/sys/module/{MODULE}")).exists(),
-        "module still loaded"
-    );
+    ensure!(!module_loaded(), "module still loaded");
     ensure!(!Path::new(DEVICE).exists(), "{DEVICE} left behind by rmmod");
     run("insmod", &[KO])?;
     setup()?;

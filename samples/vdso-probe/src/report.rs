@@ -109,7 +109,10 @@ pub struct VsyscallInfo {
     pub source: String,
 }
 
-fn kv(text: &str) -> Result<Vec<(&str, &str)>> {
+/// The `key: value` lines of a debugfs file of the module (`key:` alone: an empty value), in
+/// order; empty lines are skipped and any other line is an error. Every reader of the module's
+/// files parses them with this one function.
+pub fn key_values(text: &str) -> Result<Vec<(&str, &str)>> {
     text.lines()
         .filter(|l| !l.is_empty())
         .map(|l| {
@@ -154,7 +157,7 @@ pub fn parse_range(s: &str) -> Result<(u64, u64)> {
 impl Report {
     /// Parses the text of `/sys/kernel/debug/vdso/<pid>`.
     pub fn parse(text: &str) -> Result<Self> {
-        let pairs = kv(text)?;
+        let pairs = key_values(text)?;
         let raw: BTreeMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -375,7 +378,7 @@ pub fn unreadable_reason(dir: &Path, pid: i32, e: &io::Error) -> String {
 impl VsyscallInfo {
     /// Parses the text of `/sys/kernel/debug/vdso/vsyscall`.
     pub fn parse(text: &str) -> Result<Self> {
-        let raw: BTreeMap<&str, &str> = kv(text)?.into_iter().collect();
+        let raw: BTreeMap<&str, &str> = key_values(text)?.into_iter().collect();
         let need = |k: &str| {
             raw.get(k)
                 .map(|s| s.to_string())
@@ -388,39 +391,8 @@ impl VsyscallInfo {
     }
 }
 
-/// One line of `/proc/<pid>/maps`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MapsLine {
-    /// First address.
-    pub start: u64,
-    /// One past the last address.
-    pub end: u64,
-    /// `r-xp` style permissions.
-    pub perms: String,
-    /// The path or pseudo-name (`[vdso]`), empty for anonymous memory.
-    pub name: String,
-}
-
-/// Parses `/proc/<pid>/maps` text.
-pub fn parse_maps(text: &str) -> Result<Vec<MapsLine>> {
-    text.lines()
-        .map(|l| {
-            let mut f = l.split_whitespace();
-            let (start, end) = parse_range(f.next().ok_or_else(|| anyhow!("empty maps line"))?)?;
-            let perms = f
-                .next()
-                .ok_or_else(|| anyhow!("no perms in {}", quote(l)))?
-                .to_string();
-            let name = f.nth(3).unwrap_or("").to_string();
-            Ok(MapsLine {
-                start,
-                end,
-                perms,
-                name,
-            })
-        })
-        .collect()
-}
+/// `/proc/<pid>/maps` lines, parsed once for the whole workspace (names with spaces kept).
+pub use crate::vdso::{parse_maps, MapsEntry};
 
 /// Reads `/proc/<pid>/maps` and the `AT_SYSINFO_EHDR` of `/proc/<pid>/auxv`, and returns every
 /// disagreement with the report (empty: all consistent).
@@ -461,7 +433,7 @@ pub fn auxv_entry(auxv: &[u8], word: usize, key: u64) -> Option<u64> {
 }
 
 /// Compares a report with maps lines and an auxv value; returns the disagreements.
-pub fn compare(report: &Report, maps: &[MapsLine], sysinfo_ehdr: Option<u64>) -> Vec<String> {
+pub fn compare(report: &Report, maps: &[MapsEntry], sysinfo_ehdr: Option<u64>) -> Vec<String> {
     let mut bad = Vec::new();
     for name in ["[vvar]", "[vvar_vclock]", "[vdso]"] {
         let m = report.mapping(name);

@@ -554,10 +554,10 @@ pub struct Stats {
 impl Stats {
     /// Parses `key: value` lines; every documented key must be present.
     pub fn parse(text: &str) -> Result<Self> {
-        let raw: BTreeMap<String, String> = text
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        let raw: BTreeMap<String, String> = crate::report::key_values(text)
+            .context("time page statistics")?
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let text_of = |key: &str| {
             raw.get(key)
