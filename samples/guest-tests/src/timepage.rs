@@ -390,30 +390,25 @@ fn abi() -> Result<Outcome> {
         stats.clock_mode,
         s.clock_mode()
     );
-    // The clock mode follows from the clocksource (x86 vdso_clock_mode of each).
-    let fallback =
-        vdso_probe::vdso::vdso_clock_mode(&current) == vdso_probe::vdso::VdsoClockMode::Fallback;
-    match current.as_str() {
-        "tsc" => ensure!(
-            s.clock_mode() == ClockMode::Tsc,
-            "tsc with clock mode {}",
-            s.clock_mode()
-        ),
-        _ if fallback => ensure!(
-            s.clock_mode() == ClockMode::None,
-            "{current} with clock mode {}",
-            s.clock_mode()
-        ),
-        "kvm-clock" => ensure!(
-            matches!(s.clock_mode(), ClockMode::Pvclock | ClockMode::None),
-            "kvm-clock with clock mode {}",
-            s.clock_mode()
-        ),
-        _ => {}
-    }
+    // The kernel defines tsc's vdso_clock_mode as TSC.
+    ensure!(
+        current != "tsc" || s.clock_mode() == ClockMode::Tsc,
+        "tsc with clock mode {}",
+        s.clock_mode()
+    );
+    // Any clocksource: the page says the vDSO can read it exactly when the vDSO makes no
+    // clock_gettime system call (counted by ptrace), whatever the clocksource's name.
+    let calls = vdso_probe::ptrace::run(50)?;
+    ensure!(
+        (s.clock_mode() != ClockMode::None) == (calls.vdso == 0),
+        "clocksource {current}, page clock mode {}, but the vDSO made {} clock_gettime system \
+         calls for 50 calls (ptrace)",
+        s.clock_mode(),
+        calls.vdso
+    );
     println!(
-        "magic {:#x} version {} size {} (ours {ABI_SIZE}, module {}), clocksource {current}, clock mode {}",
-        p.magic, p.abi_version, p.size, stats.abi_size, s.clock_mode()
+        "magic {:#x} version {} size {} (ours {ABI_SIZE}, module {}), clocksource {current}, clock mode {}, vDSO syscalls {} for 50 calls",
+        p.magic, p.abi_version, p.size, stats.abi_size, s.clock_mode(), calls.vdso
     );
     Ok(Outcome::Pass)
 }
