@@ -143,6 +143,9 @@ pub(crate) struct TimePageStats {
     pub(crate) clocksource: [u8; 32],
     /// The kernel's name of the clocksource's `vdso_clock_mode`, NUL-terminated.
     pub(crate) clock_mode: [u8; 16],
+    /// The page's `clock_was_set_seq`.
+    pub(crate) clock_was_set_seq: u32,
+    _pad: u32,
 }
 
 // The C side asserts the same sizes (`VP_SIZEOF_*` in shim.h).
@@ -150,7 +153,7 @@ const _: () = assert!(size_of::<RawVma>() == 40);
 const _: () = assert!(size_of::<MmInfo>() == 40);
 const _: () = assert!(size_of::<Timens>() == 48);
 const _: () = assert!(size_of::<VvarLayout>() == 36);
-const _: () = assert!(size_of::<TimePageStats>() == 64);
+const _: () = assert!(size_of::<TimePageStats>() == 72);
 
 /// `struct vp_hooks` (`shim.c`): opaque.
 #[repr(C)]
@@ -954,6 +957,8 @@ impl PublishedPage {
             abi_size: 0,
             clocksource: [0; 32],
             clock_mode: [0; 16],
+            clock_was_set_seq: 0,
+            _pad: 0,
         };
         // SAFETY: `self.tp` is live (invariant); `out` is a writable `struct vp_tp_stats`.
         unsafe { vp_timepage_stats(self.tp.as_ptr(), &mut out) };
@@ -1217,5 +1222,30 @@ mod tests {
             "stopping page A stopped page B",
         )?;
         Ok(())
+    }
+
+    /// `pvclock_gtod_register_notifier` calls the whole chain with `was_set` true and the live
+    /// timekeeper, and no `clock_was_set_seq` increment follows: a page already registered must
+    /// not count another's registration as a clock set (before the fix, page A published one
+    /// more than the kernel's value, and went back down at the next tick). A tick between the two
+    /// reads would hide it; such an attempt (A saw more than the one call) is tried again.
+    #[test]
+    fn another_registration_is_not_a_clock_set() -> Result {
+        let a = PublishedPage::new()?;
+        for _ in 0..100 {
+            let before = a.stats();
+            let b = PublishedPage::new()?;
+            let (a1, b1) = (a.stats(), b.stats());
+            drop(b);
+            if a1.updates != before.updates + 1 || b1.updates != 1 {
+                continue;
+            }
+            return check(
+                a1.clock_was_set_seq == b1.clock_was_set_seq
+                    && a1.clock_was_set_seq == before.clock_was_set_seq,
+                "page A counted page B's registration as a clock set",
+            );
+        }
+        check(false, "no attempt without a tick in between (100 tries)")
     }
 }

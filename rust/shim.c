@@ -622,6 +622,7 @@ void vp_timepage_stats(const struct vp_timepage *tp, struct vp_tp_stats *out)
 			continue;
 		}
 		out->updates = data_race(p->update_count);
+		out->clock_was_set_seq = data_race(p->clock_was_set_seq);
 		mode = data_race(p->clock_mode);
 		memcpy(out->clocksource, p->clocksource, sizeof(out->clocksource));
 		smp_rmb();

@@ -79,8 +79,10 @@ struct vp_tp_stats {
 	u32 abi_size;
 	char clocksource[32];
 	char clock_mode[16]; /* the kernel's name of the VDSO_CLOCKMODE_* value */
+	u32 clock_was_set_seq;
+	u32 __pad;
 };
-#define VP_SIZEOF_TP_STATS 64
+#define VP_SIZEOF_TP_STATS 72
 
 enum { VP_EV_ADD = 0, VP_EV_REMOVE = 1 };
 typedef void (*vp_task_event_fn)(void *data, struct task_struct *t, int ev);

@@ -988,6 +988,43 @@ mod tests {
         assert!(report.render_environment().contains("clocksource:"));
     }
 
+    /// CPUID as this code decodes it against the kernel's decoding of the same CPU
+    /// (`/proc/cpuinfo`, first processor).
+    #[test]
+    fn cpu_detect_matches_proc_cpuinfo() {
+        let text = std::fs::read_to_string("/proc/cpuinfo").expect("/proc/cpuinfo");
+        let first = text.split("\n\n").next().unwrap_or_default();
+        let field = |k: &str| {
+            first
+                .lines()
+                .find_map(|l| {
+                    let (key, v) = l.split_once(':')?;
+                    (key.trim() == k).then(|| v.trim().to_string())
+                })
+                .unwrap_or_else(|| panic!("no `{k}` in /proc/cpuinfo"))
+        };
+        let flags = field("flags");
+        let flag = |f: &str| flags.split_whitespace().any(|x| x == f);
+        let num = |k: &str| field(k).parse::<u32>().expect(k);
+        let cpu = CpuInfo::detect();
+        assert_eq!(cpu.vendor, field("vendor_id"));
+        assert_eq!(
+            cpu.family_model_stepping,
+            (num("cpu family"), num("model"), num("stepping"))
+        );
+        assert_eq!(cpu.model.trim(), field("model name"));
+        assert_eq!(cpu.tsc, flag("tsc"), "tsc flag");
+        assert_eq!(cpu.rdtscp, flag("rdtscp"), "rdtscp flag");
+        assert_eq!(cpu.hypervisor, flag("hypervisor"), "hypervisor flag");
+        // The kernel sets nonstop_tsc from CPUID.80000007H:EDX[8] only (early_init_intel,
+        // early_init_amd; constant_tsc also has family/model rules).
+        assert_eq!(
+            cpu.invariant_tsc,
+            flag("nonstop_tsc"),
+            "invariant TSC against nonstop_tsc"
+        );
+    }
+
     #[test]
     fn cpu_detect_sane() {
         let cpu = CpuInfo::detect();
