@@ -1428,6 +1428,100 @@ fn syms_visibility_equals_objdump() {
     );
 }
 
+/// The file offset of the first section of type `sh_type` of an ELF64 little-endian file.
+fn section_offset(elf: &[u8], sh_type: u32) -> Option<usize> {
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap()) as usize;
+    let (shoff, shentsize, shnum) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c));
+    (0..shnum)
+        .map(|i| shoff + i * shentsize)
+        .find(|&sh| u32_at(sh + 4) == sh_type)
+        .map(|sh| u64_at(sh + 0x18))
+}
+
+/// The section and version columns where the toolchain never puts them in a shared object:
+/// `SHN_ABS` and `SHN_COMMON` indices (`*ABS*`, `*COM*`), a defined symbol whose version index
+/// is `VER_NDX_GLOBAL` in a file that has version definitions (`Base`), and a hidden version
+/// (the 0x8000 bit: parenthesised). Patched into a gcc-built library with a version script,
+/// then listed by both.
+#[test]
+fn syms_section_and_version_edge_cases_equal_objdump() {
+    let (Some(objdump), Some(gcc)) = (tool("objdump"), tool("gcc")) else {
+        eprintln!("skipped: objdump or gcc not found in PATH");
+        return;
+    };
+    let dir = TempFile::new("edge");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let (src_c, map, so) = (
+        dir.path().join("edge.c"),
+        dir.path().join("edge.map"),
+        dir.path().join("edge.so"),
+    );
+    let fns: String = ["abs_fn", "com_fn", "base_fn", "hidden_fn", "plain_fn"]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| format!("int {f}(void) {{ return {i}; }}\n"))
+        .collect();
+    std::fs::write(&src_c, fns).unwrap();
+    std::fs::write(&map, "VERS_1 { global: *_fn; local: *; };\n").unwrap();
+    let cc = Command::new(gcc)
+        .args(["-shared", "-fPIC", "-nostdlib", "-O2"])
+        .arg(format!("-Wl,--version-script={}", map.display()))
+        .arg("-o")
+        .arg(&so)
+        .arg(&src_c)
+        .output()
+        .unwrap();
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let mut elf = std::fs::read(&so).unwrap();
+    let syms = dynsym_offsets(&elf);
+    let dynsym = syms[0].1; // the null symbol: index 0
+    let versym = section_offset(&elf, 0x6fff_ffff).expect(".gnu.version");
+    let at = |name: &str| {
+        syms.iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} not in .dynsym"))
+            .1
+    };
+    let index = |name: &str| (at(name) - dynsym) / 24;
+    for (name, shndx) in [("abs_fn", 0xfff1u16), ("com_fn", 0xfff2)] {
+        let o = at(name) + 6;
+        elf[o..o + 2].copy_from_slice(&shndx.to_le_bytes());
+    }
+    for (name, ver) in [("base_fn", 1u16), ("hidden_fn", 0x8002)] {
+        let o = versym + 2 * index(name);
+        elf[o..o + 2].copy_from_slice(&ver.to_le_bytes());
+    }
+    std::fs::write(&so, &elf).unwrap();
+    let o = Command::new(objdump).arg("-T").arg(&so).output().unwrap();
+    assert!(
+        o.status.success() && o.stderr.is_empty(),
+        "objdump -T: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let expected = symbol_lines(&String::from_utf8_lossy(&o.stdout));
+    let ours = symbol_lines(&stdout(&run(exe("vdso-syms"), &[so.to_str().unwrap()])));
+    assert_eq!(ours, expected);
+    // The patches took: each case is in the listing.
+    for (name, what) in [
+        ("abs_fn", "*ABS*"),
+        ("com_fn", "*COM*"),
+        ("base_fn", " Base "),
+        ("hidden_fn", "(VERS_1)"),
+        ("plain_fn", " VERS_1 "),
+    ] {
+        assert!(
+            ours.iter().any(|l| l.ends_with(name) && l.contains(what)),
+            "{name} without {what}: {ours:#?}"
+        );
+    }
+}
+
 /// A report that cannot be opened (EACCES) says so and what to do; run as `nobody` when the
 /// tests run as root (as in `make check`).
 #[test]
