@@ -196,7 +196,7 @@ impl Report {
                 });
             }
         }
-        let has_mm = need("mm")? == "yes";
+        let has_mm = yes_no(need("mm")?)?;
         let opt_hex = |k: &str| get(k).filter(|v| *v != "absent").map(hex).transpose();
         Ok(Report {
             pid: need("pid")?.parse()?,
