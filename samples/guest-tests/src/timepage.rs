@@ -142,20 +142,11 @@ impl Drop for Map {
     }
 }
 
-/// True for a `/proc/<pid>/{maps,smaps}` mapping header line (`start-end perms ...`).
+/// True for a `/proc/<pid>/smaps` mapping header line (`start-end perms ...`).
 fn is_maps_header(line: &str) -> bool {
     line.split_whitespace()
         .next()
         .is_some_and(|t| t.contains('-') && t.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
-}
-
-/// The `/proc/self/maps` line of the mapping that starts at `addr`.
-fn maps_line(addr: usize) -> Result<Option<String>> {
-    let head = format!("{addr:08x}-");
-    Ok(fs::read_to_string("/proc/self/maps")?
-        .lines()
-        .find(|l| l.starts_with(&head))
-        .map(str::to_string))
 }
 
 /// `Rss:` in kB of the mapping that starts at `addr`, from `/proc/self/smaps`.
@@ -621,12 +612,19 @@ fn fork_and_close() -> Result<Outcome> {
     let m = Map::page(&file)?;
     drop(file); // close(fd): the VMA keeps its own reference to the file
     ensure!(m.touch() == MAGIC, "magic {:#x} after close(fd)", m.touch());
-    let line = maps_line(m.addr)?.context("the mapping is not in /proc/self/maps")?;
+    let maps = vdso_probe::report::parse_maps(&fs::read_to_string("/proc/self/maps")?)?;
+    let entry = maps
+        .iter()
+        .find(|e| e.start == m.addr as u64)
+        .context("the mapping is not in /proc/self/maps")?;
     ensure!(
-        line.contains(DEVICE),
-        "/proc/self/maps line {line:?} does not name {DEVICE}"
+        entry.name == DEVICE && entry.perms == "r--s",
+        "/proc/self/maps: {entry:?}, want {DEVICE} r--s"
     );
-    println!("maps: {line}");
+    println!(
+        "maps: {:#x}-{:#x} {} {}",
+        entry.start, entry.end, entry.perms, entry.name
+    );
 
     let f0 = faults()?;
     let u_parent = m.update_count();
