@@ -484,11 +484,12 @@ struct vp_timepage {
 	struct notifier_block nb;
 	struct vdso_probe_time_page *p;
 	/*
-	 * Set before registering and consumed by the first notifier call, which is the synchronous
-	 * one of pvclock_gtod_register_notifier(): both run under tk_core.lock, so this flag is only
-	 * ever touched under that lock (registration and every later call are serialised by it).
+	 * The live timekeeper (&tk_core.timekeeper), learnt from the first notifier call, which is
+	 * the synchronous one of our pvclock_gtod_register_notifier(): NULL until then. Only
+	 * touched by the notifier, so only under tk_core.lock (registration and every later call
+	 * are serialised by it).
 	 */
-	bool registering;
+	const struct timekeeper *live_tk;
 };
 
 static void vp_ts_add_ns(struct vdso_probe_timespec *out, const struct vdso_probe_timespec *a,
@@ -524,19 +525,23 @@ static int vp_tk_notify(struct notifier_block *nb, unsigned long was_set, void *
 	const struct timekeeper *tk = priv;
 	struct vdso_probe_time_page *p = tp->p;
 	u32 seq = p->seq;
-	bool registering = tp->registering;
+	bool from_shadow;
 
-	tp->registering = false;
+	if (!tp->live_tk)
+		tp->live_tk = tk;
+	/*
+	 * Every registration, ours and any other notifier's, calls the whole chain with was_set
+	 * true and the live timekeeper, and increments nothing. Only
+	 * timekeeping_update_from_shadow() passes the shadow timekeeper, and it increments
+	 * clock_was_set_seq after calling us when was_set.
+	 */
+	from_shadow = tk != tp->live_tk;
 	WRITE_ONCE(p->seq, seq + 1);
 	smp_wmb();
 
 	p->update_count++;
 	p->clock_mode = tk->tkr_mono.clock->vdso_clock_mode;
-	/*
-	 * timekeeping_update_from_shadow() increments clock_was_set_seq only after calling us;
-	 * registration passes was_set without incrementing anything.
-	 */
-	p->clock_was_set_seq = tk->clock_was_set_seq + (was_set && !registering ? 1 : 0);
+	p->clock_was_set_seq = tk->clock_was_set_seq + (was_set && from_shadow ? 1 : 0);
 	strscpy_pad(p->clocksource, tk->tkr_mono.clock->name);
 
 	p->realtime_coarse.sec = tk->xtime_sec;
@@ -572,7 +577,6 @@ struct vp_timepage *vp_timepage_start(struct page *page)
 	p->size = sizeof(*p);
 	tp->p = p;
 	tp->nb.notifier_call = vp_tk_notify;
-	tp->registering = true;
 	ret = pvclock_gtod_register_notifier(&tp->nb);
 	if (ret) {
 		kfree(tp);
