@@ -623,6 +623,168 @@ struct Load {
     exec: bool,
 }
 
+/// One entry of an x86 vDSO's `.altinstructions` (`struct alt_instr`,
+/// arch/x86/include/asm/alternative.h): `len` bytes at image offset `offset` that the kernel
+/// rewrites at boot when the CPU has the feature (`apply_alternatives`, called for each vDSO
+/// image by `init_vdso_image`). A live vDSO differs from the file the kernel build made exactly
+/// there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AltSite {
+    /// Offset of the original instructions in the image (the vDSO is linked at 0, so this is
+    /// both the address and the file offset).
+    pub offset: u64,
+    /// `instrlen`: bytes that may be rewritten.
+    pub len: u8,
+    /// `replacementlen`: bytes of the replacement (the rest becomes NOPs).
+    pub replacement_len: u8,
+    /// `ft_flags`: the X86_FEATURE_* word and bit (`cpuid`, low 16 bits) and the `ALT_FLAG_*`
+    /// bits (high 16).
+    pub ft_flags: u32,
+}
+
+impl AltSite {
+    /// Whether image offset `at` lies in the bytes this site may rewrite.
+    pub fn covers(&self, at: u64) -> bool {
+        (self.offset..self.offset + u64::from(self.len)).contains(&at)
+    }
+}
+
+/// `sizeof(struct alt_instr)`: `s32 instr_offset, s32 repl_offset, u32 ft_flags, u8 instrlen,
+/// u8 replacementlen`, packed.
+const ALT_INSTR_SIZE: usize = 14;
+
+fn alternatives_as<H: FileHeader<Endian = Endianness>>(
+    ehdr: &H,
+    endian: Endianness,
+    data: &[u8],
+) -> Result<Vec<AltSite>> {
+    let sections = ehdr
+        .sections(endian, data)
+        .map_err(|e| anyhow!("bad section headers: {e}"))?;
+    let Some((_, sh)) = sections.section_by_name(endian, b".altinstructions") else {
+        return Ok(Vec::new());
+    };
+    let table = sh
+        .data(endian, data)
+        .map_err(|e| anyhow!("bad .altinstructions: {e}"))?;
+    ensure!(
+        table.len() % ALT_INSTR_SIZE == 0,
+        ".altinstructions is {} bytes, not a multiple of {ALT_INSTR_SIZE}",
+        table.len()
+    );
+    let base = word(sh.sh_addr(endian));
+    let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    table
+        .chunks_exact(ALT_INSTR_SIZE)
+        .enumerate()
+        .map(|(i, e)| {
+            // instr_offset is relative to the entry's own first field.
+            let entry = base + (i * ALT_INSTR_SIZE) as u64;
+            let rel = i64::from(le32(&e[0..4]) as i32);
+            let offset = entry
+                .checked_add_signed(rel)
+                .filter(|&o| o < data.len() as u64)
+                .with_context(|| format!(".altinstructions entry {i} points outside the image"))?;
+            Ok(AltSite {
+                offset,
+                len: e[12],
+                replacement_len: e[13],
+                ft_flags: le32(&e[8..12]),
+            })
+        })
+        .collect()
+}
+
+/// How a live vDSO image differs from the file a kernel build made ([`compare_with_build`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildDiff {
+    /// Sizes of the live image and of the build's; when they differ, nothing else is compared.
+    pub live_size: usize,
+    pub built_size: usize,
+    /// Entries of the build's `.altinstructions` (an `ALTERNATIVE_2` makes two for one site).
+    pub entries: usize,
+    /// Distinct sites (instruction offsets) among them.
+    pub sites: usize,
+    /// The sites whose bytes differ: rewritten at boot. Each with the build's and the live
+    /// bytes (JSON: hex strings).
+    pub patched: Vec<PatchedSite>,
+    /// Differing bytes outside every alternative site, as `(offset, build byte, live byte)`:
+    /// not the image this kernel was built with (empty when it is).
+    pub unexplained: Vec<(u64, u8, u8)>,
+}
+
+/// One alternative site rewritten at boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PatchedSite {
+    /// Image offset of the site.
+    pub offset: u64,
+    /// The longest `instrlen` of its entries.
+    pub len: u8,
+    /// The `ft_flags` of each of its entries, in table order (the kernel applies the last
+    /// whose feature the CPU has).
+    pub ft_flags: Vec<u32>,
+    /// Its bytes in the build's file.
+    #[serde(serialize_with = "hex_json")]
+    pub built: Vec<u8>,
+    /// Its bytes in the live image.
+    #[serde(serialize_with = "hex_json")]
+    pub live: Vec<u8>,
+}
+
+fn hex_json<S: serde::Serializer>(b: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&hex(b))
+}
+
+/// Compares a live vDSO image with the stripped image a kernel build made
+/// (`arch/x86/entry/vdso/vdso64/vdso64.so`, `vdso32/vdso32.so`; vdso2c embeds them byte for
+/// byte): every difference must lie in one of the build's alternative sites. An error if
+/// `built` is not a vDSO image.
+pub fn compare_with_build(live: &[u8], built: &[u8]) -> Result<BuildDiff> {
+    let sites = ElfImage::parse(built)
+        .context("the build's image")?
+        .alternatives;
+    let mut offsets: Vec<u64> = sites.iter().map(|s| s.offset).collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    let mut diff = BuildDiff {
+        live_size: live.len(),
+        built_size: built.len(),
+        entries: sites.len(),
+        sites: offsets.len(),
+        patched: Vec::new(),
+        unexplained: Vec::new(),
+    };
+    if live.len() != built.len() {
+        return Ok(diff);
+    }
+    for offset in offsets {
+        let here: Vec<&AltSite> = sites.iter().filter(|s| s.offset == offset).collect();
+        let len = here.iter().map(|s| s.len).max().unwrap_or(0);
+        let r = offset as usize..(offset as usize + usize::from(len)).min(live.len());
+        if live[r.clone()] != built[r.clone()] {
+            diff.patched.push(PatchedSite {
+                offset,
+                len,
+                ft_flags: here.iter().map(|s| s.ft_flags).collect(),
+                built: built[r.clone()].to_vec(),
+                live: live[r].to_vec(),
+            });
+        }
+    }
+    diff.unexplained = (0..live.len())
+        .filter(|&i| live[i] != built[i] && !sites.iter().any(|s| s.covers(i as u64)))
+        .map(|i| (i as u64, built[i], live[i]))
+        .collect();
+    Ok(diff)
+}
+
+impl BuildDiff {
+    /// Whether the live image is the build's, but for alternatives rewritten at boot.
+    pub fn is_the_build(&self) -> bool {
+        self.live_size == self.built_size && self.unexplained.is_empty()
+    }
+}
+
 /// A vDSO image parsed once: [`ElfImage::parse`] validates it and reads its flavour, size,
 /// notes, load segments and dynamic symbols; every later question is answered from those.
 /// ELF32 and ELF64 images alike.
@@ -633,6 +795,7 @@ pub struct ElfImage {
     build_id: Option<Vec<u8>>,
     linux_version_code: Option<u32>,
     symbols: Vec<DynamicSymbol>,
+    alternatives: Vec<AltSite>,
 }
 
 impl ElfImage {
@@ -670,13 +833,21 @@ impl ElfImage {
                 .then(|| u32::from_le_bytes([desc[0], desc[1], desc[2], desc[3]]))
         })?;
         let symbols = dynamic_symbols_as::<H>(ehdr, endian, data)?;
+        let alternatives = alternatives_as::<H>(ehdr, endian, data)?;
         Ok(ElfImage {
             abi,
             loads,
             build_id,
             linux_version_code,
             symbols,
+            alternatives,
         })
+    }
+
+    /// The image's alternative-instruction sites (`.altinstructions`), in table order; empty if
+    /// it has none.
+    pub fn alternatives(&self) -> &[AltSite] {
+        &self.alternatives
     }
 
     /// Which vDSO this is: x86_64 (ELF64), ia32 or x32 (ELF32).

@@ -581,3 +581,66 @@ fn ia32_process_vdso_parses() {
         eprintln!("objdump comparison skipped: objdump not found in PATH");
     }
 }
+
+/// `.altinstructions` as `readelf` lays it out: as many 14-byte entries as the section holds,
+/// each site inside the executable segment.
+#[test]
+fn alternative_sites_match_the_section_table() {
+    let Some(readelf) = tool("readelf") else {
+        return skip("readelf not found in PATH");
+    };
+    let dump = dump_self().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vdso.so");
+    fs::write(&path, &dump.image).unwrap();
+    let out = Command::new(readelf)
+        .arg("-SW")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // [Nr] Name Type Address Off Size ES ...: the size of .altinstructions, in hex.
+    let size = text
+        .lines()
+        .find(|l| l.contains(" .altinstructions "))
+        .and_then(|l| l.split_whitespace().skip_while(|f| *f != "PROGBITS").nth(3))
+        .map(|s| u64::from_str_radix(s, 16).unwrap());
+    let sites = dump.elf().alternatives();
+    let Some(size) = size else {
+        assert!(sites.is_empty(), "sites without a section: {sites:?}");
+        return skip("this vDSO has no .altinstructions");
+    };
+    assert_eq!(sites.len() as u64 * 14, size, "{sites:?}");
+    for s in sites {
+        assert!(s.len > 0 && s.replacement_len <= s.len.max(s.replacement_len));
+        dump.elf()
+            .check_in_exec_segment(s.offset, u64::from(s.len))
+            .unwrap_or_else(|e| panic!("{s:?}: {e:#}"));
+    }
+}
+
+/// A byte rewritten inside an alternative site is a patched site; one outside every site is
+/// unexplained; a size difference is not the build.
+#[test]
+fn compare_with_build_tells_patched_sites_from_other_bytes() {
+    let built = dump_self().unwrap().image;
+    let sites = ElfImage::parse(&built).unwrap().alternatives().to_vec();
+    let Some(site) = sites.first() else {
+        return skip("this vDSO has no .altinstructions");
+    };
+    let same = compare_with_build(&built, &built).unwrap();
+    assert!(same.is_the_build() && same.patched.is_empty() && same.entries == sites.len());
+    let mut live = built.clone();
+    live[site.offset as usize] ^= 0xff;
+    let d = compare_with_build(&live, &built).unwrap();
+    assert!(d.is_the_build(), "{d:?}");
+    assert_eq!(d.patched.len(), 1);
+    assert_eq!(d.patched[0].offset, site.offset);
+    // EI_PAD (e_ident[9]) is in no site.
+    live[9] ^= 0xff;
+    let d = compare_with_build(&live, &built).unwrap();
+    assert!(!d.is_the_build());
+    assert_eq!(d.unexplained, vec![(9, built[9], live[9])]);
+    let d = compare_with_build(&built[..built.len() - 1], &built).unwrap();
+    assert!(!d.is_the_build() && d.unexplained.is_empty());
+}

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use vdso_probe::cli::{self, Status, Tool};
 use vdso_probe::{out, vdso};
@@ -27,6 +27,11 @@ struct Args {
     /// Dump the vDSO of process PID (via /proc/PID/maps and /proc/PID/mem) instead of our own.
     #[arg(short, long, value_name = "PID")]
     pid: Option<libc::pid_t>,
+    /// Compare the image with BUILT, the stripped image of the kernel build
+    /// (arch/x86/entry/vdso/vdso64/vdso64.so, vdso32/vdso32.so): list the alternative sites
+    /// the kernel rewrote at boot; exit 1 if any other byte differs.
+    #[arg(long, value_name = "BUILT")]
+    compare: Option<PathBuf>,
 }
 
 static TOOL: Tool = Tool {
@@ -45,8 +50,14 @@ static TOOL: Tool = Tool {
             "dump the vDSO of process 1234 (e.g. ia32)",
         ),
         ("vdso-dump -o - | sha256sum", "write the image to stdout"),
+        (
+            "vdso-dump --compare $KBUILD/arch/x86/entry/vdso/vdso64/vdso64.so",
+            "which alternatives the kernel applied to its vDSO at boot",
+        ),
     ],
-    problem: None,
+    problem: Some(
+        "with --compare: a size, or a byte outside the build's alternative sites, differs",
+    ),
     cannot_run: "no vDSO mapped, no such process, /proc/PID/mem not readable, FILE not \
                  writable, -o - to a terminal",
 };
@@ -81,6 +92,50 @@ fn run(args: Args) -> Result<Status> {
             vdso::format_version_code(code)
         )?;
     }
+    let mut status = Status::Ok;
+    if let Some(built) = &args.compare {
+        let file = std::fs::read(built).with_context(|| format!("reading {}", built.display()))?;
+        let diff = vdso::compare_with_build(&dump.image, &file)
+            .with_context(|| format!("comparing with {}", built.display()))?;
+        let verdict = if diff.live_size != diff.built_size {
+            format!(
+                "the live image is {} bytes, the build's {}: not the image this kernel was \
+                 built with",
+                diff.live_size, diff.built_size
+            )
+        } else {
+            format!(
+                "{} of {} alternative sites ({} entries) rewritten at boot{}",
+                diff.patched.len(),
+                diff.sites,
+                diff.entries,
+                match diff.unexplained.first() {
+                    None => ", no other byte differs".to_string(),
+                    Some((at, b, l)) => format!(
+                        "; {} other bytes differ, the first at {at:#x} ({b:02x} in the build, \
+                         {l:02x} live): not the image this kernel was built with",
+                        diff.unexplained.len()
+                    ),
+                }
+            )
+        };
+        writeln!(meta, "compare:  {}: {verdict}", built.display())?;
+        for p in &diff.patched {
+            let flags: Vec<String> = p.ft_flags.iter().map(|f| format!("{f:#010x}")).collect();
+            writeln!(
+                meta,
+                "  {:#06x} {} bytes (ft_flags {}): {} -> {}",
+                p.offset,
+                p.len,
+                flags.join(" "),
+                vdso::hex(&p.built),
+                vdso::hex(&p.live)
+            )?;
+        }
+        if !diff.is_the_build() {
+            status = Status::Problem;
+        }
+    }
     match args.output {
         Some(path) if path.as_os_str() == "-" => {
             // SAFETY: isatty only inspects the descriptor.
@@ -97,5 +152,5 @@ fn run(args: Args) -> Result<Status> {
         }
         None => out!("{meta}"),
     }
-    Ok(Status::Ok)
+    Ok(status)
 }
