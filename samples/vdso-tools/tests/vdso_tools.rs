@@ -663,7 +663,7 @@ fn every_tool_help_says_what_it_does_and_ends_with_exit_status() {
     }
     // Exit status 1 is documented by the tools that use it, and only by them.
     for (name, uses_1) in [
-        ("vdso-dump", false),
+        ("vdso-dump", true),
         ("vdso-syms", false),
         ("vdso-call", true),
         ("vdso-bench", false),
