@@ -212,6 +212,23 @@ pub fn gettime(clock: libc::clockid_t) -> i128 {
     vdso_probe::vdso::timespec_ns(&ts)
 }
 
+/// `vdso_probe::ptrace::run(50)` (the vDSO's clock_gettime system calls, counted by ptrace)
+/// with the clock mode `mode()` read before and after it: measured again (up to 3 times) if the
+/// clocksource watchdog switched clocksource meanwhile.
+pub fn stable_count<M: PartialEq>(mode: impl Fn() -> M) -> Result<(M, vdso_probe::ptrace::Counts)> {
+    let mut tries = 0;
+    loop {
+        let before = mode();
+        let calls = vdso_probe::ptrace::run(50)?;
+        let after = mode();
+        tries += 1;
+        if before == after || tries == 3 {
+            return Ok((after, calls));
+        }
+        println!("the clock mode changed during the ptrace count: counting again");
+    }
+}
+
 /// The calling thread's errno.
 pub fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)

@@ -8,8 +8,8 @@
 
 use crate::{
     proc::{
-        ensure_module, errno, errno_name, gettime, module_loaded, run, wait_until, Forked, Reload,
-        KO, MODULE,
+        ensure_module, errno, errno_name, gettime, module_loaded, run, stable_count, wait_until,
+        Forked, Reload, KO, MODULE,
     },
     Outcome, TestFn,
 };
@@ -388,13 +388,13 @@ fn abi() -> Result<Outcome> {
         s.clock_mode()
     );
     // Any clocksource: the page says the vDSO can read it exactly when the vDSO makes no
-    // clock_gettime system call (counted by ptrace), whatever the clocksource's name.
-    let calls = vdso_probe::ptrace::run(50)?;
+    // clock_gettime system call (counted by ptrace), whatever the clocksource's name. The
+    // clocksource watchdog may switch clocksource meanwhile: then measure again.
+    let (mode, calls) = stable_count(|| page.snapshot().clock_mode())?;
     ensure!(
-        (s.clock_mode() != ClockMode::None) == (calls.vdso == 0),
-        "clocksource {current}, page clock mode {}, but the vDSO made {} clock_gettime system \
-         calls for 50 calls (ptrace)",
-        s.clock_mode(),
+        (mode != ClockMode::None) == (calls.vdso == 0),
+        "clocksource {current}, page clock mode {mode}, but the vDSO made {} clock_gettime \
+         system calls for 50 calls (ptrace)",
         calls.vdso
     );
     println!(

@@ -187,6 +187,44 @@ fn dump_by_pid_matches_own_vdso() {
     );
 }
 
+/// `--compare`: exit 0 against our own dump, 1 when a byte outside the alternative sites
+/// differs (with the offset in the verdict), 2 for a file that is not a vDSO image.
+#[test]
+fn dump_compare_exit_codes() {
+    let own = TempFile::new("cmp-own");
+    run(env!("CARGO_BIN_EXE_vdso-dump"), &["-o", own.str()]);
+    let compare = |built: &str| {
+        Command::new(env!("CARGO_BIN_EXE_vdso-dump"))
+            .args(["--compare", built])
+            .output()
+            .unwrap()
+    };
+    let same = compare(own.str());
+    assert_eq!(same.status.code(), Some(0), "{same:?}");
+    assert!(
+        stdout(&same).contains("rewritten at boot, no other byte differs"),
+        "{}",
+        stdout(&same)
+    );
+    let mut image = std::fs::read(own.path()).unwrap();
+    image[9] ^= 0xff; // EI_PAD: in no alternative site
+    let patched = TempFile::new("cmp-patched");
+    std::fs::write(patched.path(), &image).unwrap();
+    let differs = compare(patched.str());
+    assert_eq!(differs.status.code(), Some(1), "{differs:?}");
+    assert!(
+        stdout(&differs).contains("1 other bytes differ, the first at 0x9"),
+        "{}",
+        stdout(&differs)
+    );
+    let not_elf = TempFile::new("cmp-text");
+    std::fs::write(not_elf.path(), b"not an ELF file\n").unwrap();
+    let bad = compare(not_elf.str());
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.starts_with("vdso-dump: comparing with "), "{err}");
+}
+
 #[test]
 fn call_result_between_syscalls() {
     for clock in ["monotonic", "realtime", "monotonic-raw", "boottime", "tai"] {
@@ -987,12 +1025,13 @@ const TEMPLATE: &str = include_str!("../../vdso-probe/tests/data/report-init.txt
 /// The captured report with `pid`'s pid, ranges, permissions, `AT_SYSINFO_EHDR` and vsyscall
 /// mode; `None` if its special mappings are not the capture's three.
 fn report_text(pid: i32) -> Option<String> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let maps =
+        vdso_probe::report::parse_maps(&std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?)
+            .ok()?;
     let mapping = |name: &str| {
-        maps.lines().find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() == 6 && f[5] == name).then(|| (f[0].to_string(), f[1].to_string()))
-        })
+        maps.iter()
+            .find(|m| m.name == name)
+            .map(|m| (format!("{:x}-{:x}", m.start, m.end), m.perms.clone()))
     };
     let auxv = std::fs::read(format!("/proc/{pid}/auxv")).ok()?;
     let ehdr = vdso_probe::report::auxv_entry(&auxv, 8, AT_SYSINFO_EHDR)?;

@@ -653,6 +653,16 @@ impl AltSite {
 /// u8 replacementlen`, packed.
 const ALT_INSTR_SIZE: usize = 14;
 
+/// The alternative-instruction sites of a vDSO image (`.altinstructions`), in table order;
+/// empty if it has none. Parsed only when asked for, so that a malformed table does not make
+/// the image unreadable for anything else.
+pub fn alternative_sites(data: &[u8]) -> Result<Vec<AltSite>> {
+    with_ehdr!(data, H => {
+        let (ehdr, endian) = parse_ehdr::<H>(data)?;
+        alternatives_as::<H>(ehdr, endian, data)
+    })
+}
+
 fn alternatives_as<H: FileHeader<Endian = Endianness>>(
     ehdr: &H,
     endian: Endianness,
@@ -672,18 +682,21 @@ fn alternatives_as<H: FileHeader<Endian = Endianness>>(
         ".altinstructions is {} bytes, not a multiple of {ALT_INSTR_SIZE}",
         table.len()
     );
-    let base = word(sh.sh_addr(endian));
+    // The section's file offset, which `sh.data` bounded: the vDSO is linked at 0, so it is
+    // also the address that instr_offset is relative to (vdso2c and apply_alternatives use
+    // the offset too).
+    let base = word(sh.sh_offset(endian));
     let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     table
         .chunks_exact(ALT_INSTR_SIZE)
         .enumerate()
         .map(|(i, e)| {
             // instr_offset is relative to the entry's own first field.
-            let entry = base + (i * ALT_INSTR_SIZE) as u64;
             let rel = i64::from(le32(&e[0..4]) as i32);
-            let offset = entry
-                .checked_add_signed(rel)
-                .filter(|&o| o < data.len() as u64)
+            let offset = base
+                .checked_add((i * ALT_INSTR_SIZE) as u64)
+                .and_then(|entry| entry.checked_add_signed(rel))
+                .filter(|&o| o.saturating_add(u64::from(e[12])) <= data.len() as u64)
                 .with_context(|| format!(".altinstructions entry {i} points outside the image"))?;
             Ok(AltSite {
                 offset,
@@ -740,9 +753,8 @@ fn hex_json<S: serde::Serializer>(b: &[u8], s: S) -> std::result::Result<S::Ok, 
 /// byte): every difference must lie in one of the build's alternative sites. An error if
 /// `built` is not a vDSO image.
 pub fn compare_with_build(live: &[u8], built: &[u8]) -> Result<BuildDiff> {
-    let sites = ElfImage::parse(built)
-        .context("the build's image")?
-        .alternatives;
+    ElfImage::parse(built).context("the build's image")?;
+    let sites = alternative_sites(built).context("the build's image")?;
     let mut offsets: Vec<u64> = sites.iter().map(|s| s.offset).collect();
     offsets.sort_unstable();
     offsets.dedup();
@@ -795,7 +807,6 @@ pub struct ElfImage {
     build_id: Option<Vec<u8>>,
     linux_version_code: Option<u32>,
     symbols: Vec<DynamicSymbol>,
-    alternatives: Vec<AltSite>,
 }
 
 impl ElfImage {
@@ -833,21 +844,13 @@ impl ElfImage {
                 .then(|| u32::from_le_bytes([desc[0], desc[1], desc[2], desc[3]]))
         })?;
         let symbols = dynamic_symbols_as::<H>(ehdr, endian, data)?;
-        let alternatives = alternatives_as::<H>(ehdr, endian, data)?;
         Ok(ElfImage {
             abi,
             loads,
             build_id,
             linux_version_code,
             symbols,
-            alternatives,
         })
-    }
-
-    /// The image's alternative-instruction sites (`.altinstructions`), in table order; empty if
-    /// it has none.
-    pub fn alternatives(&self) -> &[AltSite] {
-        &self.alternatives
     }
 
     /// Which vDSO this is: x86_64 (ELF64), ia32 or x32 (ELF32).

@@ -605,14 +605,15 @@ fn alternative_sites_match_the_section_table() {
         .find(|l| l.contains(" .altinstructions "))
         .and_then(|l| l.split_whitespace().skip_while(|f| *f != "PROGBITS").nth(3))
         .map(|s| u64::from_str_radix(s, 16).unwrap());
-    let sites = dump.elf().alternatives();
+    let sites = alternative_sites(&dump.image).unwrap();
     let Some(size) = size else {
         assert!(sites.is_empty(), "sites without a section: {sites:?}");
         return skip("this vDSO has no .altinstructions");
     };
     assert_eq!(sites.len() as u64 * 14, size, "{sites:?}");
-    for s in sites {
-        assert!(s.len > 0 && s.replacement_len <= s.len.max(s.replacement_len));
+    for s in &sites {
+        // The assembler pads the original to the longest replacement (asm/alternative.h).
+        assert!(s.len > 0 && s.replacement_len <= s.len, "{s:?}");
         dump.elf()
             .check_in_exec_segment(s.offset, u64::from(s.len))
             .unwrap_or_else(|e| panic!("{s:?}: {e:#}"));
@@ -624,7 +625,7 @@ fn alternative_sites_match_the_section_table() {
 #[test]
 fn compare_with_build_tells_patched_sites_from_other_bytes() {
     let built = dump_self().unwrap().image;
-    let sites = ElfImage::parse(&built).unwrap().alternatives().to_vec();
+    let sites = alternative_sites(&built).unwrap();
     let Some(site) = sites.first() else {
         return skip("this vDSO has no .altinstructions");
     };
@@ -643,4 +644,31 @@ fn compare_with_build_tells_patched_sites_from_other_bytes() {
     assert_eq!(d.unexplained, vec![(9, built[9], live[9])]);
     let d = compare_with_build(&built[..built.len() - 1], &built).unwrap();
     assert!(!d.is_the_build() && d.unexplained.is_empty());
+}
+
+/// A table entry that points outside the image is an error, never a panic or a wrong site.
+#[test]
+fn alternative_sites_reject_an_entry_outside_the_image() {
+    let mut img = dump_self().unwrap().image;
+    let Some(first) = alternative_sites(&img).unwrap().first().copied() else {
+        return skip("this vDSO has no .altinstructions");
+    };
+    // The first entry's instr_offset field, found back from the site it gives.
+    let entry = (0..img.len() - 4)
+        .find(|&at| {
+            let rel = i32::from_le_bytes(img[at..at + 4].try_into().unwrap());
+            at as i64 + i64::from(rel) == first.offset as i64
+                && img.get(at + 12) == Some(&first.len)
+        })
+        .expect("the first entry");
+    for rel in [i32::MAX, i32::MIN] {
+        img[entry..entry + 4].copy_from_slice(&rel.to_le_bytes());
+        let e = alternative_sites(&img).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("points outside the image"),
+            "{e:#}"
+        );
+    }
+    // The rest of the image still parses.
+    ElfImage::parse(&img).unwrap();
 }

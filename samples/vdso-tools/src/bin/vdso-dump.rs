@@ -92,7 +92,7 @@ fn run(args: Args) -> Result<Status> {
             vdso::format_version_code(code)
         )?;
     }
-    let mut status = Status::Ok;
+    let (mut status, mut compared) = (Status::Ok, String::new());
     if let Some(built) = &args.compare {
         let file = std::fs::read(built).with_context(|| format!("reading {}", built.display()))?;
         let diff = vdso::compare_with_build(&dump.image, &file)
@@ -119,11 +119,11 @@ fn run(args: Args) -> Result<Status> {
                 }
             )
         };
-        writeln!(meta, "compare:  {}: {verdict}", built.display())?;
+        writeln!(compared, "compare:  {}: {verdict}", built.display())?;
         for p in &diff.patched {
             let flags: Vec<String> = p.ft_flags.iter().map(|f| format!("{f:#010x}")).collect();
             writeln!(
-                meta,
+                compared,
                 "  {:#06x} {} bytes (ft_flags {}): {} -> {}",
                 p.offset,
                 p.len,
@@ -135,6 +135,7 @@ fn run(args: Args) -> Result<Status> {
         if !diff.is_the_build() {
             status = Status::Problem;
         }
+        meta.push_str(&compared);
     }
     match args.output {
         Some(path) if path.as_os_str() == "-" => {
@@ -143,6 +144,8 @@ fn run(args: Args) -> Result<Status> {
                 bail!("refusing to write the binary image to a terminal: redirect stdout");
             }
             cli::write_stdout(&dump.image);
+            // Nothing else goes to stdout: a --compare verdict goes to stderr.
+            eprint!("{compared}");
         }
         Some(path) => {
             // The file first: `vdso-dump -o F | head -1` still writes F.
