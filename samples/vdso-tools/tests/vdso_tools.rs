@@ -25,7 +25,7 @@ fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
 }
 
-use vdso_probe::testing::{skip, symbol_lines, tool, wait_exec_done};
+use vdso_probe::testing::{skip, skip_env, symbol_lines, tool, wait_exec_done};
 
 /// A path in a directory of its own, removed (with whatever was written there) on drop.
 struct TempFile {
@@ -111,7 +111,7 @@ fn dump_is_accepted_by_objdump_and_readelf() {
 #[test]
 fn syms_output_equals_objdump_t() {
     let Some(objdump) = tool("objdump") else {
-        eprintln!("skipped: objdump not found in PATH");
+        skip("objdump not found in PATH");
         return;
     };
     let file = TempFile::new("syms");
@@ -150,7 +150,7 @@ fn syms_output_equals_objdump_t() {
 #[test]
 fn dump_by_pid_matches_own_vdso() {
     let Some(sleep) = tool("sleep") else {
-        eprintln!("skipped: sleep not found in PATH");
+        skip("sleep not found in PATH");
         return;
     };
     let mut child = Command::new(&sleep).arg("30").spawn().unwrap();
@@ -402,10 +402,10 @@ fn strace_demo_counts() {
     {
         Some(vdso_probe::vdso::VdsoClockMode::Capable) => assert_eq!(v["vdso"], 0, "{v}"),
         Some(vdso_probe::vdso::VdsoClockMode::Fallback) => assert_eq!(v["vdso"], n, "{v}"),
-        _ => eprintln!(
+        _ => skip_env(format!(
             "vDSO count not asserted: clocksource {:?} unknown",
             clocksource()
-        ),
+        )),
     }
     let text = stdout(&run(env!("CARGO_BIN_EXE_vdso-strace-demo"), &["-n", "10"]));
     assert!(text.contains("syscall path: 10 for 10 calls"), "{text}");
@@ -423,7 +423,7 @@ impl Ia32Helper {
     /// possible (no gcc, no 32-bit multilib, no IA32 emulation in the kernel).
     fn start() -> Option<Self> {
         let Some(gcc) = tool("gcc") else {
-            eprintln!("skipped: gcc not found in PATH");
+            skip("gcc not found in PATH");
             return None;
         };
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-tests/c/static32.c");
@@ -455,7 +455,7 @@ impl Ia32Helper {
 #[test]
 fn ia32_dump_syms_equal_objdump() {
     let Some(objdump) = tool("objdump") else {
-        eprintln!("skipped: objdump not found in PATH");
+        skip("objdump not found in PATH");
         return;
     };
     let Some(helper) = Ia32Helper::start() else {
@@ -843,7 +843,7 @@ fn every_tool_piped_into_head_exits_0() {
         report_args.extend(many_me.iter().copied());
         cases.push(("vdso-report", report_args, "pid "));
     } else {
-        eprintln!("vdso-report | head not tested: this kernel's special mappings differ");
+        skip_env("vdso-report | head not tested: this kernel's special mappings differ");
     }
     for (name, args, first) in cases {
         let (line, status, stderr) = head_1(name, &args);
@@ -1063,7 +1063,7 @@ fn report_text(pid: i32) -> Option<String> {
 #[test]
 fn report_without_the_module_is_one_line_exit_2() {
     if vdso_probe::report::debugfs_problem().is_none() {
-        eprintln!("skipped: the module is loaded and debugfs mounted here");
+        skip_env("the module is loaded and debugfs mounted here");
         return;
     }
     for args in [&[][..], &["1", "999999999", "2"][..], &["--json", "1"][..]] {
@@ -1239,7 +1239,7 @@ fn fake_time_page(tag: &str, kind: FakePage) -> TempFile {
 #[test]
 fn timepage_without_the_module_is_one_line_exit_2() {
     if Path::new(vdso_probe::timepage::DEVICE).exists() {
-        eprintln!("skipped: the module is loaded here");
+        skip_env("the module is loaded here");
         return;
     }
     for args in [&[][..], &["--json"][..], &["--watch", "3"][..]] {
@@ -1342,7 +1342,7 @@ fn timepage_json_follows_the_convention() {
 #[test]
 fn syms_equal_objdump_verbatim_on_system_files() {
     let Some(objdump) = tool("objdump") else {
-        eprintln!("skipped: objdump not found in PATH");
+        skip("objdump not found in PATH");
         return;
     };
     let files: Vec<&str> = [
@@ -1403,7 +1403,7 @@ fn dynsym_offsets(elf: &[u8]) -> Vec<(String, usize)> {
 #[test]
 fn syms_visibility_equals_objdump() {
     let (Some(objdump), Some(gcc)) = (tool("objdump"), tool("gcc")) else {
-        eprintln!("skipped: objdump or gcc not found in PATH");
+        skip("objdump or gcc not found in PATH");
         return;
     };
     let src = TempFile::new("vis-src");
@@ -1487,7 +1487,7 @@ fn section_offset(elf: &[u8], sh_type: u32) -> Option<usize> {
 #[test]
 fn syms_section_and_version_edge_cases_equal_objdump() {
     let (Some(objdump), Some(gcc)) = (tool("objdump"), tool("gcc")) else {
-        eprintln!("skipped: objdump or gcc not found in PATH");
+        skip("objdump or gcc not found in PATH");
         return;
     };
     let dir = TempFile::new("edge");
@@ -1567,11 +1567,11 @@ fn syms_section_and_version_edge_cases_equal_objdump() {
 fn report_permission_denied_says_what_to_do() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to run the tool as nobody");
+        skip_env("needs root to run the tool as nobody");
         return;
     }
     let Some(setpriv) = tool("setpriv") else {
-        eprintln!("skipped: setpriv not found in PATH");
+        skip("setpriv not found in PATH");
         return;
     };
     let reports = ReportDir::new("eacces");
