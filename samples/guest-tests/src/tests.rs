@@ -325,7 +325,7 @@ fn lifecycle_1000() -> Result<Outcome> {
             ensure!(r.pid == pid, "file {pid} reports pid {}", r.pid);
         }
         let f = fs::File::open(&path);
-        drop(child); // released and reaped
+        child.finish()?; // released, reaped, and it exited with status 0
         let t1 = Instant::now();
         // Reading a file of a process that exited: an error, never another process's data.
         if let Ok(mut f) = f {
@@ -388,7 +388,7 @@ fn exited_reads() -> Result<Outcome> {
         let path = report_path(child.pid());
         wait_until(Duration::from_secs(5), &path, || Path::new(&path).exists())?;
         let mut f = fs::File::open(&path)?;
-        drop(child);
+        child.finish()?;
         let mut s = String::new();
         match std::io::Read::read_to_string(&mut f, &mut s) {
             Ok(_) => bail!("read of a reaped process's open report succeeded: {s:.40}"),

@@ -675,7 +675,7 @@ fn fork_and_close() -> Result<Outcome> {
         f1 == f0,
         "the child faulted ({f0} -> {f1}): the page tables were not copied at fork"
     );
-    drop(child);
+    child.finish()?;
     ensure!(
         m.touch() == MAGIC,
         "parent lost the page after the child exited"
