@@ -3,6 +3,12 @@
 //! shared with the module. The output (`$OUT_DIR/vdso_probe_uapi.rs`) is `include!`d by
 //! `src/timepage.rs`; bindgen's layout assertions in it fail the build if the Rust view of a
 //! struct ever differs from what clang computes for the header.
+//!
+//! Generated at build time rather than committed: a committed copy would be a second
+//! definition of the ABI to keep in step with the header (the module and this library must
+//! compile the same text). The cost is libclang at build time, which scripts/setup installs
+//! (Debian's llvm-19, the same toolchain the kernel's bindgen uses); `LIBCLANG_PATH` overrides
+//! the default below.
 
 use std::{env, path::PathBuf};
 
