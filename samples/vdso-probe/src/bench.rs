@@ -6,14 +6,16 @@
 //! by
 //!
 //! * a raw `clock_gettime(CLOCK_MONOTONIC_RAW)` system call (ns; outermost), and
-//! * serialised TSC reads (cycles; innermost): `lfence; rdtsc` before and `rdtscp; lfence`
-//!   after (or `lfence; rdtsc; lfence` when the CPU lacks RDTSCP,
+//! * ordered TSC reads (cycles; innermost): `lfence; rdtsc; lfence` before (the first fence
+//!   waits for what came before, the second keeps the timed code from starting early) and
+//!   `rdtscp; lfence` after (or `lfence; rdtsc; lfence` when the CPU lacks RDTSCP,
 //!   CPUID.80000001H:EDX\[27\]).
 //!
 //! The per-call cost of a batch is its duration divided by `batch_size`; a row reports the
-//! minimum and median of these over all batches (one extra warm-up batch is discarded).
-//! The bracketing overhead (one syscall plus two TSC reads per batch) is amortised over the
-//! batch and is visible in the `baseline (empty loop)` row.
+//! minimum, p10, median, p90 and maximum of these over all batches (nearest rank; one extra
+//! warm-up batch is discarded) with the batch count. The bracket (the fastest pair of timer
+//! reads around nothing, measured with each row) is subtracted from each batch's ns, as the
+//! cycle columns exclude the clock reads; the `baseline (empty loop)` row shows what is left.
 //!
 //! "Cycles" are TSC ticks (reference cycles at the TSC frequency, which on CPUs with an
 //! invariant TSC is constant and unrelated to the current core clock).
@@ -216,7 +218,8 @@ impl Tsc {
         self.rdtscp
     }
 
-    /// Start-of-interval read: `lfence; rdtsc` (earlier instructions complete first).
+    /// Start-of-interval read: `lfence; rdtsc; lfence` (earlier instructions complete first, and
+    /// the timed ones start only after the read).
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     pub fn start(&self) -> u64 {
@@ -226,7 +229,9 @@ impl Tsc {
         // (With CR4.TSD set RDTSC would raise SIGSEGV, a crash, not undefined behaviour.)
         unsafe {
             _mm_lfence();
-            _rdtsc()
+            let t = _rdtsc();
+            _mm_lfence();
+            t
         }
     }
 
@@ -1022,6 +1027,34 @@ mod tests {
             cpu.invariant_tsc,
             flag("nonstop_tsc"),
             "invariant TSC against nonstop_tsc"
+        );
+    }
+
+    /// The TSC rate this code estimates, against the kernel's own (`tsc_khz`, as its log says
+    /// it: the refined calibration if any, else the detected one).
+    #[test]
+    fn tsc_estimate_matches_the_kernel_rate() {
+        let Ok(out) = std::process::Command::new("dmesg").output() else {
+            return crate::testing::skip_env("dmesg cannot run");
+        };
+        let log = String::from_utf8_lossy(&out.stdout);
+        let mhz = |tag: &str| {
+            log.lines()
+                .filter_map(|l| l.split_once(tag))
+                .filter_map(|(_, rest)| rest.split_whitespace().next()?.parse::<f64>().ok())
+                .last()
+        };
+        let Some(kernel) = mhz("tsc: Refined TSC clocksource calibration: ")
+            .or_else(|| mhz("tsc: Detected "))
+        else {
+            return crate::testing::skip_env("the kernel log has no TSC rate (dmesg restricted?)");
+        };
+        let cpu = CpuInfo::detect();
+        let tsc = Tsc::detect(&cpu).expect("a TSC");
+        let ours = estimate_tsc_mhz(&tsc, 200).unwrap();
+        assert!(
+            (ours - kernel).abs() / kernel < 0.01,
+            "estimated {ours:.3} MHz, the kernel's tsc_khz {kernel:.3} MHz"
         );
     }
 
