@@ -1042,10 +1042,10 @@ mod tests {
             log.lines()
                 .filter_map(|l| l.split_once(tag))
                 .filter_map(|(_, rest)| rest.split_whitespace().next()?.parse::<f64>().ok())
-                .last()
+                .next_back()
         };
-        let Some(kernel) = mhz("tsc: Refined TSC clocksource calibration: ")
-            .or_else(|| mhz("tsc: Detected "))
+        let Some(kernel) =
+            mhz("tsc: Refined TSC clocksource calibration: ").or_else(|| mhz("tsc: Detected "))
         else {
             return crate::testing::skip_env("the kernel log has no TSC rate (dmesg restricted?)");
         };

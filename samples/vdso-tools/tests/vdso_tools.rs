@@ -187,6 +187,36 @@ fn dump_by_pid_matches_own_vdso() {
     );
 }
 
+/// `--whole-mapping` writes the whole `[vdso]` mapping, as long as /proc/self/maps says it
+/// is: the image, then zeros; and the text says both sizes.
+#[test]
+fn dump_whole_mapping_is_the_image_and_zeros() {
+    let (file, whole) = (TempFile::new("wm-file"), TempFile::new("wm-whole"));
+    let text = stdout(&run(env!("CARGO_BIN_EXE_vdso-dump"), &["-o", file.str()]));
+    run(
+        env!("CARGO_BIN_EXE_vdso-dump"),
+        &["--whole-mapping", "-o", whole.str()],
+    );
+    let maps = vdso_probe::report::parse_maps(&std::fs::read_to_string("/proc/self/maps").unwrap())
+        .unwrap();
+    let vdso = maps.iter().find(|m| m.name == "[vdso]").expect("[vdso]");
+    let (image, mapping) = (
+        std::fs::read(file.path()).unwrap(),
+        std::fs::read(whole.path()).unwrap(),
+    );
+    assert_eq!(mapping.len() as u64, vdso.end - vdso.start);
+    assert!(mapping.starts_with(&image) && mapping[image.len()..].iter().all(|&b| b == 0));
+    assert!(
+        text.contains(&format!(
+            "mapping:  {} bytes ({} pages); the {} bytes after the file are zeros",
+            mapping.len(),
+            mapping.len() / 4096,
+            mapping.len() - image.len()
+        )),
+        "{text}"
+    );
+}
+
 /// `--compare`: exit 0 against our own dump, 1 when a byte outside the alternative sites
 /// differs (with the offset in the verdict), 2 for a file that is not a vDSO image.
 #[test]

@@ -151,6 +151,9 @@ pub struct Dump {
     pub pid: Option<libc::pid_t>,
     /// The image, trimmed to [`elf_image_size`].
     pub image: Vec<u8>,
+    /// The rest of the `[vdso]` mapping after the image (vdso2c pads the image with zeros to
+    /// whole pages); `None` when `/proc/self/maps` could not be read for this process.
+    pub tail: Option<Vec<u8>>,
     elf: ElfImage,
 }
 
@@ -164,15 +167,51 @@ impl Dump {
     pub fn write_to(&self, path: &Path) -> Result<()> {
         fs::write(path, &self.image).with_context(|| format!("writing {}", path.display()))
     }
+
+    /// The whole `[vdso]` mapping: the image and its tail.
+    pub fn whole_mapping(&self) -> Result<Vec<u8>> {
+        let tail = self
+            .tail
+            .as_ref()
+            .context("the [vdso] mapping's extent is unknown (/proc/self/maps unreadable)")?;
+        Ok([self.image.as_slice(), tail].concat())
+    }
+}
+
+/// The `[vdso]` mapping of `pid` (`None`: this process) read whole through `/proc/PID/mem`, and
+/// where it starts.
+fn read_mapping(pid: Option<libc::pid_t>) -> Result<Option<(u64, Vec<u8>)>> {
+    let who = pid.map_or("self".to_string(), |p| p.to_string());
+    let Some(entry) = find_mapping(pid, "[vdso]")? else {
+        return Ok(None);
+    };
+    let len = usize::try_from(entry.len()).context("[vdso] mapping too large")?;
+    ensure!(len > 0, "empty [vdso] mapping");
+    let path = format!("/proc/{who}/mem");
+    let mem = fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+    let mut buf = vec![0u8; len];
+    mem.read_exact_at(&mut buf, entry.start)
+        .with_context(|| format!("reading {len} bytes at {:#x} from {path}", entry.start))?;
+    Ok(Some((entry.start, buf)))
 }
 
 /// Copies this process's vDSO.
 pub fn dump_self() -> Result<Dump> {
     let live = LiveVdso::locate()?;
+    let image = live.image().to_vec();
+    // The tail, where /proc says where the mapping ends (and it is the one AT_SYSINFO_EHDR
+    // points to).
+    let tail = match read_mapping(None) {
+        Ok(Some((start, whole))) if start == live.base() as u64 && whole.len() >= image.len() => {
+            Some(whole[image.len()..].to_vec())
+        }
+        _ => None,
+    };
     Ok(Dump {
         address: live.base() as u64,
         pid: None,
-        image: live.image().to_vec(),
+        image,
+        tail,
         elf: live.elf().clone(),
     })
 }
@@ -181,26 +220,20 @@ pub fn dump_self() -> Result<Dump> {
 /// `/proc/PID/maps`. Needs ptrace-read access to the process (same user, or CAP_SYS_PTRACE).
 /// Works for 64-bit processes (ELF64 x86_64 vDSO) as well as ia32 and x32 ones (ELF32).
 pub fn dump_pid(pid: libc::pid_t) -> Result<Dump> {
-    let entry = find_mapping(Some(pid), "[vdso]")?
-        .with_context(|| format!("process {pid} has no [vdso] mapping"))?;
-    let len = usize::try_from(entry.len()).context("[vdso] mapping too large")?;
-    ensure!(len > 0, "empty [vdso] mapping");
-    let path = format!("/proc/{pid}/mem");
-    let mem = fs::File::open(&path).with_context(|| format!("opening {path}"))?;
-    let mut buf = vec![0u8; len];
-    mem.read_exact_at(&mut buf, entry.start)
-        .with_context(|| format!("reading {len} bytes at {:#x} from {path}", entry.start))?;
-    let size = elf_image_size(&buf)?;
+    let (start, mut buf) =
+        read_mapping(Some(pid))?.with_context(|| format!("process {pid} has no [vdso] mapping"))?;
+    let (size, len) = (elf_image_size(&buf)?, buf.len());
     ensure!(
         size <= len,
         "vDSO headers describe {size} bytes but the [vdso] mapping is only {len} bytes"
     );
-    buf.truncate(size);
+    let tail = buf.split_off(size);
     let elf = ElfImage::parse(&buf)?;
     Ok(Dump {
-        address: entry.start,
+        address: start,
         pid: Some(pid),
         image: buf,
+        tail: Some(tail),
         elf,
     })
 }

@@ -27,6 +27,10 @@ struct Args {
     /// Dump the vDSO of process PID (via /proc/PID/maps and /proc/PID/mem) instead of our own.
     #[arg(short, long, value_name = "PID")]
     pid: Option<libc::pid_t>,
+    /// Write (and compare) the whole [vdso] mapping, the image and the zeros that pad it to
+    /// whole pages, instead of the ELF file alone.
+    #[arg(long)]
+    whole_mapping: bool,
     /// Compare the image with BUILT, the stripped image of the kernel build
     /// (arch/x86/entry/vdso/vdso64/vdso64.so, vdso32/vdso32.so): list the alternative sites
     /// the kernel rewrote at boot; exit 1 if any other byte differs.
@@ -80,7 +84,26 @@ fn run(args: Args) -> Result<Status> {
     writeln!(meta, "address:  {:#x}", dump.address)?;
     writeln!(meta, "abi:      {}", dump.elf().abi())?;
     let size = dump.image.len();
-    writeln!(meta, "size:     {size} bytes ({size:#x})")?;
+    writeln!(
+        meta,
+        "size:     {size} bytes ({size:#x}): the ELF file, up to the end of its section headers"
+    )?;
+    if let Some(tail) = &dump.tail {
+        let len = size + tail.len();
+        let zeros = tail.iter().all(|&b| b == 0);
+        writeln!(
+            meta,
+            "mapping:  {len} bytes ({} pages); the {} bytes after the file are {}",
+            len.div_ceil(vdso::page_size().max(1)),
+            tail.len(),
+            if zeros { "zeros" } else { "NOT all zero" }
+        )?;
+    }
+    let bytes = if args.whole_mapping {
+        dump.whole_mapping()?
+    } else {
+        dump.image.clone()
+    };
     match dump.elf().build_id() {
         Some(id) => writeln!(meta, "build-id: {}", vdso::hex(id))?,
         None => writeln!(meta, "build-id: none")?,
@@ -95,7 +118,7 @@ fn run(args: Args) -> Result<Status> {
     let (mut status, mut compared) = (Status::Ok, String::new());
     if let Some(built) = &args.compare {
         let file = std::fs::read(built).with_context(|| format!("reading {}", built.display()))?;
-        let diff = vdso::compare_with_build(&dump.image, &file)
+        let diff = vdso::compare_with_build(&bytes, &file)
             .with_context(|| format!("comparing with {}", built.display()))?;
         let verdict = if diff.live_size != diff.built_size {
             format!(
@@ -143,13 +166,13 @@ fn run(args: Args) -> Result<Status> {
             if unsafe { libc::isatty(libc::STDOUT_FILENO) } == 1 {
                 bail!("refusing to write the binary image to a terminal: redirect stdout");
             }
-            cli::write_stdout(&dump.image);
+            cli::write_stdout(&bytes);
             // Nothing else goes to stdout: a --compare verdict goes to stderr.
             eprint!("{compared}");
         }
         Some(path) => {
             // The file first: `vdso-dump -o F | head -1` still writes F.
-            dump.write_to(&path)?;
+            std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
             writeln!(meta, "written:  {}", path.display())?;
             out!("{meta}");
         }
