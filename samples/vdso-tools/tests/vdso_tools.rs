@@ -498,7 +498,14 @@ fn ia32_dump_syms_equal_objdump() {
         &["--pid", &pid, "-o", file.str()],
     ));
     let vdso = helper.child.vdso();
+    // vdso-syms --pid reads the same image itself.
+    let by_pid = stdout(&run(exe("vdso-syms"), &["--pid", &pid]));
     drop(helper);
+    assert_eq!(
+        by_pid,
+        stdout(&run(exe("vdso-syms"), &[file.str()])),
+        "vdso-syms --pid {pid} against vdso-syms of its dump"
+    );
     let address = field(&text, "address")
         .and_then(|a| a.strip_prefix("0x"))
         .and_then(|a| u64::from_str_radix(a, 16).ok());

@@ -21,7 +21,11 @@ use vdso_probe::{outln, vdso};
 #[derive(Debug, Parser)]
 struct Args {
     /// ELF file to read, ELF64 or ELF32 (default: the vDSO mapped into this process).
+    #[arg(conflicts_with = "pid")]
     file: Option<PathBuf>,
+    /// List the vDSO of process PID (read through /proc/PID/mem, as vdso-dump --pid does).
+    #[arg(short, long, value_name = "PID")]
+    pid: Option<libc::pid_t>,
 }
 
 static TOOL: Tool = Tool {
@@ -30,12 +34,17 @@ static TOOL: Tool = Tool {
         ("vdso-syms", "list this process's vDSO"),
         ("vdso-syms vdso32.so", "list an image saved by vdso-dump"),
         (
+            "vdso-syms --pid 1234",
+            "list the vDSO of process 1234 (e.g. ia32)",
+        ),
+        (
             "diff <(vdso-syms F) <(objdump -T F | sed -n '/^DYNAMIC/,$p')",
             "compare with binutils",
         ),
     ],
     problem: None,
-    cannot_run: "FILE unreadable, not ELF, or not a dynamic object (no .dynsym)",
+    cannot_run: "FILE unreadable, not ELF, or not a dynamic object (no .dynsym); no such \
+                 process, or /proc/PID/mem not readable",
 };
 
 fn main() -> ExitCode {
@@ -44,12 +53,16 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<Status> {
     let owned;
-    let (image, what): (&[u8], String) = match &args.file {
-        Some(path) => {
+    let (image, what): (&[u8], String) = match (&args.file, args.pid) {
+        (Some(path), _) => {
             owned = std::fs::read(path).with_context(|| path.display().to_string())?;
             (&owned, path.display().to_string())
         }
-        None => (vdso::LiveVdso::locate()?.image(), "the vDSO".to_string()),
+        (None, Some(pid)) => {
+            owned = vdso::dump_pid(pid)?.image;
+            (&owned, format!("the vDSO of process {pid}"))
+        }
+        (None, None) => (vdso::LiveVdso::locate()?.image(), "the vDSO".to_string()),
     };
     let symbols = vdso::dynamic_symbols(image).context(what)?;
     outln!("DYNAMIC SYMBOL TABLE:");
