@@ -154,6 +154,11 @@ pub fn parse_range(s: &str) -> Result<(u64, u64)> {
     Ok((hex(a)?, hex(b)?))
 }
 
+/// The pages of a special mapping the module reports one by one (`<name>.page<N>` lines): the
+/// first 64, a `u64` bitmap in the module (`TRACKED_PAGES`, rust/report.rs); `<name>.pages`
+/// gives the whole count. The x86 special mappings have at most four pages.
+pub const TRACKED_PAGES: u64 = 64;
+
 impl Report {
     /// Parses the text of `/sys/kernel/debug/vdso/<pid>`.
     pub fn parse(text: &str) -> Result<Self> {
@@ -172,7 +177,7 @@ impl Report {
                 let (start, end) = parse_range(v)?;
                 let field = |f: &str| need(&format!("{key}.{f}"));
                 let pages: u64 = field("pages")?.parse()?;
-                let page_roles = (0..pages.min(64))
+                let page_roles = (0..pages.min(TRACKED_PAGES))
                     .map(|i| {
                         let v = field(&format!("page{i}"))?;
                         let (role, state) = v
