@@ -20,7 +20,7 @@ KO := $(MO)/rust/vdso_probe.ko
 TARGET := x86_64-unknown-linux-gnu
 export LIBCLANG_PATH := /usr/lib/llvm-19/lib
 
-.PHONY: all modules setup kernel samples test guest clean rust-analyzer clippy fmt fmt-check \
+.PHONY: all modules setup kernel samples selftests test guest clean rust-analyzer clippy fmt fmt-check \
 	check demo shell mutants
 
 all: modules
@@ -53,7 +53,13 @@ test:
 	$(CARGO_STATIC) test --release --locked --workspace --target $(TARGET) $(TEST_ARGS)
 
 # Everything scripts/vm puts into the initramfs.
-guest: modules samples build/guest/static32
+guest: modules samples build/guest/static32 selftests
+
+# The kernel's own vDSO, vsyscall, mremap and timens selftests (scripts/build-selftests, cached),
+# as /selftests in the guest, with the loaders and libc of the dynamic ones.
+selftests: setup
+	@d=$$(scripts/build-selftests) && rm -rf build/guest/selftests build/guest/root && \
+		mkdir -p build/guest && cp -a "$$d/bin" build/guest/selftests && cp -a "$$d/root" build/guest/root
 
 build/guest/static32: samples/guest-tests/c/static32.c
 	@mkdir -p $(@D)
