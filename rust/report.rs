@@ -371,7 +371,8 @@ impl TaskView {
         writeln!(
             f,
             "context.vdso_matches: {}",
-            yes_no(vdso == Some(i.vdso_base))
+            // No [vdso] (vdso=0) and a NULL mm->context.vdso agree too.
+            yes_no(vdso.unwrap_or(0) == i.vdso_base)
         )?;
         if i.auxv_has_sysinfo_ehdr {
             writeln!(f, "auxv.sysinfo_ehdr: {:#x}", i.auxv_sysinfo_ehdr)?;

@@ -222,6 +222,17 @@ fn report_timens() -> Result<Outcome> {
         "timens.page: {}",
         r.timens_page
     );
+    println!(
+        "pid {} in time namespace {link:?} (offsets written: monotonic 1000 s 250 ns, boottime \
+         2000 s); its report:",
+        child.pid()
+    );
+    for (k, v) in &r.raw {
+        if k.starts_with("timens.") || k.starts_with("vvar.page") {
+            println!("  {k}: {v}");
+        }
+    }
+    println!("  (its CLOCK_MONOTONIC through the vDSO: {} s)", child.line);
     Ok(Outcome::Pass)
 }
 
@@ -927,5 +938,14 @@ fn report_after_mremap() -> Result<Outcome> {
         "context.vdso {:x?}",
         r.context_vdso
     );
+    println!(
+        "pid {} moved its [vdso] to {moved:#x} with mremap(MREMAP_FIXED); its report:",
+        child.pid()
+    );
+    for (k, v) in &r.raw {
+        if k.starts_with("vdso.") || k.starts_with("context.") || k == "lookup" {
+            println!("  {k}: {v}");
+        }
+    }
     Ok(Outcome::Pass)
 }
