@@ -27,6 +27,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("report-timens", report_timens),
     ("report-60k-vmas", report_60k_vmas),
     ("report-after-vdso-mremap", report_after_mremap),
+    ("report-mlockall", crate::hardening::report_mlockall),
     ("vsyscall-mode", vsyscall_mode),
     ("lifecycle-1000-processes", lifecycle_1000),
     ("exited-process-reads", exited_reads),
