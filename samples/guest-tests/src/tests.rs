@@ -921,9 +921,37 @@ fn report_after_mremap() -> Result<Outcome> {
             format!("{:x}", r as usize)
         }
     })?;
+    // A kernel that seals its system mappings (MSEAL_SYSTEM_MAPPINGS: the debug flavour)
+    // refuses the move with EPERM, and the report says why.
+    let r = report_of(child.pid())?;
+    let sealed = r
+        .mapping("[vdso]")
+        .is_some_and(|m| m.flags.iter().any(|f| f == "sealed"));
+    // The sealed experiment (scripts/experiment sealed) boots with VP_EXPECT_SEALED=1.
+    ensure!(
+        sealed || std::env::var("VP_EXPECT_SEALED").as_deref() != Ok("1"),
+        "VP_EXPECT_SEALED=1 but the report shows no sealed [vdso] ({:?})",
+        r.raw.get("vdso.flags")
+    );
+    if sealed {
+        check_against_proc(&r)?;
+        let eperm = std::io::Error::from_raw_os_error(libc::EPERM).to_string();
+        ensure!(
+            child.line == format!("mremap: {eperm}"),
+            "a sealed [vdso] (report flags: sealed): the child's mremap said {:?}, want EPERM",
+            child.line
+        );
+        println!(
+            "pid {}: [vdso] is sealed (report: vdso.flags {}); mremap: {eperm}; the report \
+             still shows it at {:#x}",
+            child.pid(),
+            r.raw.get("vdso.flags").map_or("?", String::as_str),
+            r.mapping("[vdso]").map_or(0, |m| m.start)
+        );
+        return Ok(Outcome::Pass);
+    }
     let moved = u64::from_str_radix(&child.line, 16)
         .map_err(|_| anyhow::anyhow!("child: {}", child.line))?;
-    let r = report_of(child.pid())?;
     check_against_proc(&r)?;
     ensure!(
         r.lookup.as_deref().is_some_and(|l| l.starts_with("walk")),
