@@ -20,8 +20,13 @@ use vdso_probe::vdso::{self, Clock, LiveVdso};
 struct Args {
     /// Clock to read (realtime, monotonic, monotonic-raw, boottime, tai, realtime-coarse,
     /// monotonic-coarse).
-    #[arg(short, long, default_value = "monotonic")]
+    #[arg(short, long, default_value = "monotonic", conflicts_with = "clock_id")]
     clock: Clock,
+    /// A clockid_t by number instead, e.g. 16 for CLOCK_AUX (the first auxiliary clock,
+    /// POSIX_AUX_CLOCKS): the vDSO serves an enabled one, and falls back to the syscall for
+    /// a disabled one, which refuses it.
+    #[arg(long, value_name = "N")]
+    clock_id: Option<libc::clockid_t>,
 }
 
 static TOOL: Tool = Tool {
@@ -32,6 +37,11 @@ static TOOL: Tool = Tool {
             "CLOCK_MONOTONIC through the vDSO, bracketed by syscalls",
         ),
         ("vdso-call --clock tai", "the same for CLOCK_TAI"),
+        (
+            "vdso-call --clock-id 16",
+            "the first auxiliary clock (enable it first: echo 1 > \
+             /sys/kernel/time/aux_clocks/0/aux_clock_enable)",
+        ),
     ],
     problem: Some("the vDSO value is not between the two syscall readings"),
     cannot_run: "no vDSO, symbol not found, the clock refused (EINVAL)",
@@ -46,7 +56,10 @@ fn fmt_ts(ts: &libc::timespec) -> String {
 }
 
 fn run(args: Args) -> Result<Status> {
-    let clock = args.clock;
+    let (id, clock) = match args.clock_id {
+        Some(id) => (id, format!("clock {id}")),
+        None => (args.clock.id(), args.clock.to_string()),
+    };
     let live = LiveVdso::locate()?;
     let f = live.clock_gettime()?;
     outln!(
@@ -57,9 +70,16 @@ fn run(args: Args) -> Result<Status> {
         f.address(),
         f.address() - live.base()
     );
-    let before = vdso::syscall_clock_gettime(clock.id())?;
-    let mid = f.get(clock)?;
-    let after = vdso::syscall_clock_gettime(clock.id())?;
+    let before = vdso::syscall_clock_gettime(id)?;
+    let mut mid = vdso::zero_timespec();
+    let rc = f.call(id, &mut mid);
+    anyhow::ensure!(
+        rc == 0,
+        "{} for {clock}: {}",
+        vdso::CLOCK_GETTIME_SYMBOL,
+        std::io::Error::from_raw_os_error(-rc)
+    );
+    let after = vdso::syscall_clock_gettime(id)?;
     outln!("syscall  {clock}: {}", fmt_ts(&before));
     outln!("vDSO     {clock}: {}", fmt_ts(&mid));
     outln!("syscall  {clock}: {}", fmt_ts(&after));
