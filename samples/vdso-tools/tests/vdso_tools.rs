@@ -266,6 +266,16 @@ fn call_result_between_syscalls() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+    // A clockid by number: CLOCK_MONOTONIC is 1; no kernel has clock 9999 (exit 2, one line).
+    let by_id = run(env!("CARGO_BIN_EXE_vdso-call"), &["--clock-id", "1"]);
+    assert!(stdout(&by_id).contains("OK: syscall <= vDSO <= syscall"));
+    let refused = Command::new(env!("CARGO_BIN_EXE_vdso-call"))
+        .args(["--clock-id", "9999"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.starts_with("vdso-call: ") && err.lines().count() == 1, "{err}");
 }
 
 /// First CPU this process may run on (from `Cpus_allowed_list`), for `--cpu`.
