@@ -275,7 +275,10 @@ fn call_result_between_syscalls() {
         .unwrap();
     let err = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(2), "{err}");
-    assert!(err.starts_with("vdso-call: ") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.starts_with("vdso-call: ") && err.lines().count() == 1,
+        "{err}"
+    );
 }
 
 /// First CPU this process may run on (from `Cpus_allowed_list`), for `--cpu`.
