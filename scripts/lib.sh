@@ -52,11 +52,12 @@ deb_download() {
     echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror%/} $KSUITE main" >"$apt/sources.list"
     local opts=(-o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
                 -o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache" -o APT::Architecture=amd64)
-    line=$(apt-get "${opts[@]}" download --print-uris "$pkg=$version" 2>/dev/null | tail -n1)
+    # Not found (lists missing or stale on a new machine): update the lists and ask again.
+    line=$(apt-get "${opts[@]}" download --print-uris "$pkg=$version" 2>/dev/null | tail -n1 || true)
     if [ -z "$line" ]; then
         step "apt-get update ($KSUITE, private lists in $apt)"
         apt-get "${opts[@]}" update -q >&2
-        line=$(apt-get "${opts[@]}" download --print-uris "$pkg=$version" 2>/dev/null | tail -n1)
+        line=$(apt-get "${opts[@]}" download --print-uris "$pkg=$version" 2>/dev/null | tail -n1 || true)
     fi
     [ -n "$line" ] || die "$pkg=$version is not in $KSUITE any more; update its version and SHA256 in scripts/lib.sh"
     url=$(echo "$line" | awk '{print $1}' | tr -d "'")
