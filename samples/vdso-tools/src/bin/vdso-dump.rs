@@ -99,10 +99,11 @@ fn run(args: Args) -> Result<Status> {
             if zeros { "zeros" } else { "NOT all zero" }
         )?;
     }
-    let bytes = if args.whole_mapping {
-        dump.whole_mapping()?
+    // What -o writes and --compare compares: the image itself, or the whole mapping.
+    let bytes: std::borrow::Cow<'_, [u8]> = if args.whole_mapping {
+        dump.whole_mapping()?.into()
     } else {
-        dump.image.clone()
+        dump.image.as_slice().into()
     };
     match dump.elf().build_id() {
         Some(id) => writeln!(meta, "build-id: {}", vdso::hex(id))?,
