@@ -40,6 +40,10 @@ use kernel::{
         ArcBorrow, //
     },
     task::Task,
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
     workqueue::Queue,
 };
 
@@ -148,16 +152,68 @@ pub(crate) struct TimePageStats {
     _pad: u32,
 }
 
+/// Mirrors `struct vp_time_call` (`shim.h`): one time system call or vsyscall, as a probe saw it.
+#[repr(C)]
+pub(crate) struct TimeCall {
+    /// The thread group leader's `start_time`: with `tgid`, names the process across pid reuse.
+    pub(crate) start_time: u64,
+    /// `self_exec_id` of the calling thread: changes at every exec.
+    pub(crate) exec_id: u64,
+    /// The process, in the initial pid namespace.
+    pub(crate) tgid: i32,
+    /// The `clockid_t` argument, the vsyscall number, else 0.
+    pub(crate) clock: i32,
+    /// `VP_SC_*`.
+    pub(crate) syscall: u8,
+    /// `VP_ORIGIN_*`.
+    pub(crate) origin: u8,
+    /// Whether it came through the ia32 entry point.
+    pub(crate) compat: bool,
+    /// The calling thread's `comm`.
+    pub(crate) comm: [u8; COMM_LEN],
+}
+
+/// Mirrors `struct vp_cs_event` (`shim.h`): one clocksource change the timekeeping notifier saw.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct CsEvent {
+    /// The event's number since load.
+    pub(crate) seq: u64,
+    /// `CLOCK_MONOTONIC` at the update that showed the change.
+    pub(crate) mono_ns: i64,
+    /// `CLOCK_REALTIME` seconds at that update.
+    pub(crate) real_sec: i64,
+    /// The `vdso_clock_mode` value.
+    pub(crate) mode: u32,
+    /// The clocksource's rating.
+    pub(crate) rating: u32,
+    /// The clocksource's name, NUL-padded.
+    pub(crate) clocksource: [u8; 32],
+    /// The kernel's name of the `vdso_clock_mode`, NUL-padded.
+    pub(crate) clock_mode: [u8; 16],
+}
+
+/// `VP_CS_LOG_LEN` (`shim.h`): how many clocksource events the shim keeps.
+pub(crate) const CS_LOG_LEN: usize = 64;
+
 // The C side asserts the same sizes (`VP_SIZEOF_*` in shim.h).
 const _: () = assert!(size_of::<RawVma>() == 40);
 const _: () = assert!(size_of::<MmInfo>() == 40);
 const _: () = assert!(size_of::<Timens>() == 48);
 const _: () = assert!(size_of::<VvarLayout>() == 36);
 const _: () = assert!(size_of::<TimePageStats>() == 72);
+const _: () = assert!(size_of::<TimeCall>() == 48);
+const _: () = assert!(size_of::<CsEvent>() == 80);
 
 /// `struct vp_hooks` (`shim.c`): opaque.
 #[repr(C)]
 struct RawHooks {
+    _p: [u8; 0],
+}
+
+/// `struct vp_attr` (`shim.c`): opaque.
+#[repr(C)]
+struct RawAttr {
     _p: [u8; 0],
 }
 
@@ -169,8 +225,12 @@ struct RawTimePage {
 
 type EventFn = unsafe extern "C" fn(*mut c_void, *mut bindings::task_struct, c_int);
 
+type TimeCallFn = unsafe extern "C" fn(*mut c_void, *const TimeCall);
+
+// `VP_EV_*` (shim.h).
 const EV_ADD: c_int = 0;
 const EV_REMOVE: c_int = 1;
+const EV_EXEC: c_int = 2;
 
 // Only pointers to these kernel structs cross the boundary; Rust never reads them through these
 // prototypes, so bindgen's zero-sized placeholders inside `task_struct` do not matter.
@@ -194,6 +254,14 @@ extern "C" {
     fn vp_timepage_start(page: *mut bindings::page) -> *mut RawTimePage;
     fn vp_timepage_stop(tp: *mut RawTimePage);
     fn vp_timepage_stats(tp: *const RawTimePage, out: *mut TimePageStats);
+    fn vp_timepage_log(
+        tp: *mut RawTimePage,
+        out: *mut CsEvent,
+        max: c_uint,
+        total: *mut u64,
+    ) -> c_uint;
+    fn vp_attr_register(f: TimeCallFn, data: *mut c_void) -> *mut RawAttr;
+    fn vp_attr_unregister(a: *mut RawAttr);
     fn vp_alloc_wq(
         name: *const c_char,
         flags: c_uint,
@@ -577,6 +645,8 @@ pub(crate) enum TaskEvent {
     Add(PidRef),
     /// A process's last thread exited.
     Remove(PidRef),
+    /// A process called exec (after `de_thread`: the calling thread is the only one).
+    Exec(PidRef),
 }
 
 /// Receives [`TaskEvent`]s. Called from tracepoint probes: must not sleep.
@@ -585,7 +655,7 @@ pub(crate) trait TaskEvents: Send + Sync {
     fn on_event(this: ArcBorrow<'_, Self>, ev: TaskEvent);
 }
 
-/// The registered `sched_process_{fork,exit}` probes; unregistered on drop.
+/// The registered `sched_process_{fork,exit,exec}` probes; unregistered on drop.
 ///
 /// # Invariants
 ///
@@ -622,6 +692,7 @@ unsafe extern "C" fn on_task_event<T: TaskEvents + 'static>(
     match ev {
         EV_ADD => T::on_event(this, TaskEvent::Add(pid)),
         EV_REMOVE => T::on_event(this, TaskEvent::Remove(pid)),
+        EV_EXEC => T::on_event(this, TaskEvent::Exec(pid)),
         _ => {}
     }
 }
@@ -651,6 +722,77 @@ impl<T: TaskEvents + 'static> Drop for Hooks<T> {
         // frees the C object.
         unsafe { vp_hooks_unregister(self.hooks.as_ptr()) };
         // SAFETY: `self.data` came from `Arc::into_raw` and no probe can use it any more.
+        drop(unsafe { Arc::from_raw(self.data) });
+    }
+}
+
+// ------------------------------------------------------------------ attribution probes
+
+/// Receives every time system call and vsyscall the attribution probes see. Called from kprobe
+/// handlers and the vsyscall tracepoint: atomic context, must not sleep.
+pub(crate) trait TimeCalls: Send + Sync {
+    /// Counts one call.
+    fn on_call(this: ArcBorrow<'_, Self>, call: &TimeCall);
+}
+
+/// The probe callback.
+///
+/// # Safety
+///
+/// `data` must be the `Arc::into_raw` pointer of a registered [`TimeCallProbes<T>`] and `call` a
+/// valid `struct vp_time_call` for the duration of the call.
+unsafe extern "C" fn on_time_call<T: TimeCalls + 'static>(
+    data: *mut c_void,
+    call: *const TimeCall,
+) {
+    // SAFETY: `data` is the pointer `TimeCallProbes::register` got from `Arc::into_raw`, valid
+    // until `TimeCallProbes::drop` has unregistered the probes and waited for running ones.
+    let this = unsafe { ArcBorrow::from_raw(data.cast::<T>().cast_const()) };
+    // SAFETY: the shim passes a live struct on its stack.
+    T::on_call(this, unsafe { &*call });
+}
+
+/// The registered kprobes on the time system calls and the vsyscall tracepoint probe;
+/// unregistered on drop (which sleeps).
+///
+/// # Invariants
+///
+/// `self.attr` is a `struct vp_attr` registered with `self.data`, the `Arc::into_raw` pointer of
+/// a `T`, as its callback data.
+pub(crate) struct TimeCallProbes<T: TimeCalls + 'static> {
+    attr: NonNull<RawAttr>,
+    data: *const T,
+}
+
+// SAFETY: a C object usable from any thread and a pointer to a `T: Send + Sync` held through an
+// `Arc`.
+unsafe impl<T: TimeCalls> Send for TimeCallProbes<T> {}
+// SAFETY: as above, and there are no `&self` methods.
+unsafe impl<T: TimeCalls> Sync for TimeCallProbes<T> {}
+
+impl<T: TimeCalls + 'static> TimeCallProbes<T> {
+    /// Attaches the probes (process context: `register_kprobe` sleeps).
+    pub(crate) fn register(target: Arc<T>) -> Result<Self> {
+        let data = Arc::into_raw(target);
+        // SAFETY: `on_time_call::<T>` matches `vp_time_call_fn` and expects exactly this `data`.
+        let a = unsafe { vp_attr_register(on_time_call::<T>, data.cast_mut().cast()) };
+        match from_err_ptr(a).and_then(|a| NonNull::new(a).ok_or(EINVAL)) {
+            // INVARIANT: registered with `data` just now.
+            Ok(attr) => Ok(Self { attr, data }),
+            Err(e) => {
+                // SAFETY: `data` came from `Arc::into_raw` above and no probe is registered.
+                drop(unsafe { Arc::from_raw(data) });
+                Err(e)
+            }
+        }
+    }
+}
+
+impl<T: TimeCalls + 'static> Drop for TimeCallProbes<T> {
+    fn drop(&mut self) {
+        // SAFETY: registered (invariant); this waits until no handler runs and frees the object.
+        unsafe { vp_attr_unregister(self.attr.as_ptr()) };
+        // SAFETY: `self.data` came from `Arc::into_raw` and no handler can use it any more.
         drop(unsafe { Arc::from_raw(self.data) });
     }
 }
@@ -714,7 +856,17 @@ pub(crate) trait SeqShow: Send + Sync + Sized + 'static {
     fn open(&self) -> Result<Self::Open>;
     /// Writes the file's content, computed now (process context, may sleep).
     fn show(&self, open: &Self::Open, out: &SeqFile) -> Result;
+    /// Whether the file takes writes: mode 0600 instead of 0400.
+    const WRITABLE: bool = false;
+    /// Handles one `write(2)` of `input` (at most [`WRITE_MAX`] bytes, already copied from
+    /// userspace; process context, may sleep).
+    fn write(&self, _input: &[u8]) -> Result {
+        Err(EPERM)
+    }
 }
+
+/// The longest `write(2)` a debugfs file takes (`EINVAL` beyond): the files take short commands.
+pub(crate) const WRITE_MAX: usize = 64;
 
 /// The private data of an open file: its own reference to the file's `T`, and the per-open
 /// state. Reads use only this, so they need no protection against the file's removal, and a
@@ -771,6 +923,43 @@ unsafe extern "C" fn seq_show<T: SeqShow>(m: *mut bindings::seq_file, _v: *mut c
     }
 }
 
+/// `write` of the files of type `T`: copies the input, then `T::write`. Mode 0400 does not stop a
+/// writer with `CAP_DAC_OVERRIDE`, so a read-only type refuses here too.
+///
+/// # Safety
+///
+/// `file` must be a file opened by [`seq_open::<T>`]; `buf` a user pointer to `count` bytes.
+unsafe extern "C" fn seq_write<T: SeqShow>(
+    file: *mut bindings::file,
+    buf: *const c_char,
+    count: usize,
+    _pos: *mut bindings::loff_t,
+) -> isize {
+    if !T::WRITABLE {
+        return EPERM.to_errno() as isize;
+    }
+    let mut input = [0u8; WRITE_MAX];
+    let Some(input) = input.get_mut(..count) else {
+        return EINVAL.to_errno() as isize;
+    };
+    let mut reader = UserSlice::new(UserPtr::from_ptr(buf.cast_mut().cast()), count).reader();
+    if let Err(e) = reader.read_slice(input) {
+        return e.to_errno() as isize;
+    }
+    // SAFETY: `single_open` made `private_data` a `seq_file` whose private data is the
+    // `OpenFile<T>` of `seq_open`, freed only at release, after the last write returned.
+    let of = unsafe {
+        &*(*(*file).private_data.cast::<bindings::seq_file>())
+            .private
+            .cast::<OpenFile<T>>()
+    };
+    match of.node.write(input) {
+        // `count <= WRITE_MAX`: no truncation.
+        Ok(()) => count as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
 /// `release` of the files of type `T`.
 ///
 /// # Safety
@@ -808,6 +997,7 @@ impl<T: SeqShow> HasSeqOps for T {
             owner: kernel::module::this_module::<crate::LocalModule>().as_ptr(),
             open: Some(seq_open::<T>),
             read: Some(bindings::seq_read),
+            write: Some(seq_write::<T>),
             llseek: Some(bindings::seq_lseek),
             release: Some(seq_release::<T>),
             ..pin_init::zeroed()
@@ -841,7 +1031,7 @@ impl DebugfsDir {
         NonNull::new(d).map(|dentry| Self { dentry }).ok_or(ENODEV)
     }
 
-    /// Creates a mode-0400 file `name` showing `data`.
+    /// Creates a file `name` showing `data`: mode 0400, 0600 if `T` takes writes.
     pub(crate) fn file<T: SeqShow>(&self, name: &CStr, data: Arc<T>) -> Result<DebugfsFile<T>> {
         let data = Arc::into_raw(data);
         // SAFETY: `name` is NUL-terminated, the parent is live (invariant); the file's reference
@@ -851,7 +1041,7 @@ impl DebugfsDir {
         let d = unsafe {
             bindings::debugfs_create_file_unsafe(
                 name.as_char_ptr(),
-                0o400,
+                if T::WRITABLE { 0o600 } else { 0o400 },
                 self.dentry.as_ptr(),
                 data.cast_mut().cast(),
                 &<T as HasSeqOps>::OPS.0,
@@ -963,6 +1153,25 @@ impl PublishedPage {
         // SAFETY: `self.tp` is live (invariant); `out` is a writable `struct vp_tp_stats`.
         unsafe { vp_timepage_stats(self.tp.as_ptr(), &mut out) };
         out
+    }
+
+    /// The clocksource log, oldest first, and how many events there were since load.
+    pub(crate) fn clocksource_log(&self) -> Result<(KVec<CsEvent>, u64)> {
+        let mut out = KVec::<CsEvent>::with_capacity(CS_LOG_LEN, GFP_KERNEL)?;
+        let mut total = 0u64;
+        // SAFETY: `self.tp` is live (invariant); `out` has room for `CS_LOG_LEN` events and the
+        // shim writes at most that many; its lock serialises it with the notifier.
+        let n = unsafe {
+            vp_timepage_log(
+                self.tp.as_ptr(),
+                out.as_mut_ptr(),
+                CS_LOG_LEN as c_uint,
+                &mut total,
+            )
+        };
+        // SAFETY: the shim initialised the first `n <= CS_LOG_LEN` elements.
+        unsafe { out.inc_len((n as usize).min(CS_LOG_LEN)) };
+        Ok((out, total))
     }
 }
 

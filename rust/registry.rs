@@ -17,6 +17,10 @@
 //! buffer that is never served) holds up nothing but itself.
 
 use crate::{
+    attribution::{
+        Attribution,
+        Fallbacks, //
+    },
     ffi::{
         DebugfsDir,
         DebugfsFile,
@@ -68,6 +72,8 @@ pub(crate) enum Node {
         pid: PidRef,
         /// The vsyscall mode, shown in every report.
         vsyscall: vsyscall::Info,
+        /// The process's time system calls.
+        attribution: Arc<Attribution>,
     },
     /// `vsyscall`: the mode and its evidence.
     Vsyscall(vsyscall::Info),
@@ -75,6 +81,10 @@ pub(crate) enum Node {
     Summary(Arc<Stats>, Arc<TimeState>),
     /// `timepage`: the time page's statistics.
     TimePage(Arc<TimeState>),
+    /// `fallbacks`: every process's time system calls, with the reasons.
+    Fallbacks(Arc<Attribution>),
+    /// `clocksource_log`: the clocksource changes since load.
+    ClocksourceLog(Arc<TimeState>),
 }
 
 impl Node {
@@ -95,15 +105,27 @@ impl SeqShow for Node {
     fn open(&self) -> Result<Option<MmIdentity>> {
         match self {
             Node::Task { pid, .. } => report::open(pid).map(Some),
-            Node::Vsyscall(_) | Node::Summary(..) | Node::TimePage(_) => Ok(None),
+            Node::Vsyscall(_)
+            | Node::Summary(..)
+            | Node::TimePage(_)
+            | Node::Fallbacks(_)
+            | Node::ClocksourceLog(_) => Ok(None),
         }
     }
 
     fn show(&self, open: &Option<MmIdentity>, out: &SeqFile) -> Result {
         match (self, open) {
-            (Node::Task { pid, vsyscall }, Some(bound)) => {
+            (
+                Node::Task {
+                    pid,
+                    vsyscall,
+                    attribution,
+                },
+                Some(bound),
+            ) => {
                 let view = TaskView::gather(pid, bound, *vsyscall)?;
-                out.call_printf(format_args!("{view}"));
+                let calls = attribution.report(pid.nr_init_ns())?;
+                out.call_printf(format_args!("{view}{calls}"));
             }
             (Node::Task { .. }, None) => return Err(EINVAL),
             (Node::Vsyscall(info), _) => out.call_printf(format_args!("{info}")),
@@ -111,6 +133,8 @@ impl SeqShow for Node {
                 out.call_printf(format_args!("{}{}", &**stats, time.clocksource()))
             }
             (Node::TimePage(state), _) => out.call_printf(format_args!("{}", &**state)),
+            (Node::Fallbacks(a), _) => Fallbacks(a).show(out)?,
+            (Node::ClocksourceLog(time), _) => time.show_log(out)?,
         }
         Ok(())
     }
@@ -210,6 +234,8 @@ pub(crate) struct Registry {
     dir: DebugfsDir,
     stats: Arc<Stats>,
     vsyscall: vsyscall::Info,
+    /// Told of every exec and exit: a process's counts start over.
+    attribution: Arc<Attribution>,
 }
 
 impl_has_work! {
@@ -218,7 +244,10 @@ impl_has_work! {
 
 impl Registry {
     /// Creates `/sys/kernel/debug/vdso/` and an empty registry.
-    pub(crate) fn new(vsyscall: vsyscall::Info) -> Result<Arc<Self>> {
+    pub(crate) fn new(
+        vsyscall: vsyscall::Info,
+        attribution: Arc<Attribution>,
+    ) -> Result<Arc<Self>> {
         let stats = Arc::new(Stats::new(), GFP_KERNEL)?;
         let pending = Pending {
             events: KVec::with_capacity(QUEUE_LEN, GFP_KERNEL)?,
@@ -238,14 +267,24 @@ impl Registry {
                 dir: DebugfsDir::new(c"vdso")?,
                 stats,
                 vsyscall,
+                attribution,
             }),
             GFP_KERNEL,
         )
     }
 
-    /// Creates a global file (`vsyscall`, `summary`) in the directory.
+    /// Creates a global file (`vsyscall`, `summary`, ...) in the directory.
     pub(crate) fn global_file(&self, name: &CStr, node: Node) -> Result<DebugfsFile<Node>> {
-        self.dir.file(name, Arc::new(node, GFP_KERNEL)?)
+        self.other_file(name, Arc::new(node, GFP_KERNEL)?)
+    }
+
+    /// Creates a file of another kind in the directory.
+    pub(crate) fn other_file<T: SeqShow>(
+        &self,
+        name: &CStr,
+        data: Arc<T>,
+    ) -> Result<DebugfsFile<T>> {
+        self.dir.file(name, data)
     }
 
     /// The registry's counters.
@@ -290,6 +329,7 @@ impl Registry {
             Node::Task {
                 pid,
                 vsyscall: self.vsyscall,
+                attribution: self.attribution.clone(),
             },
             GFP_KERNEL,
         )?;
@@ -370,6 +410,8 @@ impl Registry {
             match ev {
                 TaskEvent::Add(pid) => self.add_counted(pid),
                 TaskEvent::Remove(pid) => self.remove(&pid),
+                // Never queued (`on_event`).
+                TaskEvent::Exec(_) => {}
             }
             self.stats.applied.fetch_add(1, Relaxed);
         }
@@ -406,13 +448,23 @@ impl WorkItem for Registry {
 
 impl TaskEvents for Registry {
     fn on_event(this: ArcBorrow<'_, Self>, ev: TaskEvent) {
+        // The counts of a process's old image, or of a process that is gone, go now: a new
+        // image, or a process that reuses the pid, starts from 0.
+        match &ev {
+            TaskEvent::Exec(pid) => {
+                this.attribution.forget(pid.nr_init_ns());
+                return;
+            }
+            TaskEvent::Remove(pid) => this.attribution.forget(pid.nr_init_ns()),
+            TaskEvent::Add(_) => {}
+        }
         {
             let mut p = this.pending.lock();
             this.stats.events.fetch_add(1, Relaxed);
             if let Err(full) = p.events.push_within_capacity(ev) {
                 match full.0 {
                     TaskEvent::Add(_) => p.rescan = true,
-                    TaskEvent::Remove(_) => p.sweep = true,
+                    TaskEvent::Remove(_) | TaskEvent::Exec(_) => p.sweep = true,
                 }
                 p.overflowed += 1;
                 this.stats.overflowed.fetch_add(1, Relaxed);

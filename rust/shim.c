@@ -10,6 +10,7 @@
 #include <linux/build_bug.h>
 #include <linux/elf.h>
 #include <linux/fs.h>
+#include <linux/ftrace.h>
 #include <linux/mm.h>
 #include <linux/pgtable.h>
 #include <linux/pid.h>
@@ -22,13 +23,19 @@
 #include <linux/slab.h>
 #include <linux/time_namespace.h>
 #include <linux/timekeeper_internal.h>
+#include <linux/uaccess.h>
 #include <linux/tracepoint.h>
 #include <linux/uio.h>
 #include <linux/workqueue.h>
+#include <asm/compat.h>
 #include <asm/pgtable_types.h>
+#include <asm/unistd.h>
 #include <asm/vdso.h>
 #include <asm/vdso/vsyscall.h>
 #include <asm/vsyscall.h>
+#ifdef CONFIG_IA32_EMULATION
+#include <asm/unistd_32_ia32.h>
+#endif
 #include <vdso/clocksource.h>
 #include <vdso/datapage.h>
 
@@ -41,6 +48,8 @@ static_assert(sizeof(struct vp_mm) == VP_SIZEOF_MM);
 static_assert(sizeof(struct vp_timens) == VP_SIZEOF_TIMENS);
 static_assert(sizeof(struct vp_vvar_layout) == VP_SIZEOF_VVAR_LAYOUT);
 static_assert(sizeof(struct vp_tp_stats) == VP_SIZEOF_TP_STATS);
+static_assert(sizeof(struct vp_time_call) == VP_SIZEOF_TIME_CALL);
+static_assert(sizeof(struct vp_cs_event) == VP_SIZEOF_CS_EVENT);
 /* The UAPI clock modes are the kernel's (include/vdso/clocksource.h, asm/vdso/clocksource.h). */
 static_assert((int)VDSO_PROBE_CLOCK_NONE == (int)VDSO_CLOCKMODE_NONE);
 static_assert((int)VDSO_PROBE_CLOCK_TSC == (int)VDSO_CLOCKMODE_TSC);
@@ -378,7 +387,7 @@ ssize_t vp_read_file(const char *path, char *buf, size_t len)
  * unseen: hardening-scan-vs-exit.) Processes forked before are found by the scan, which runs
  * after both.
  */
-enum { VP_HOOK_EXIT, VP_HOOK_FORK, VP_NR_HOOKS };
+enum { VP_HOOK_EXIT, VP_HOOK_FORK, VP_HOOK_EXEC, VP_NR_HOOKS };
 
 struct vp_hooks {
 	vp_task_event_fn fn;
@@ -392,7 +401,7 @@ static void vp_probe_fork(void *data, struct task_struct *parent, struct task_st
 
 	/*
 	 * Every new user process, usermode helpers included (user_mode_thread() does not set
-	 * PF_KTHREAD): so no exec probe is needed; processes that existed at load come from the scan.
+	 * PF_KTHREAD): processes that existed at load come from the scan.
 	 */
 	if (child->pid == child->tgid && !(child->flags & PF_KTHREAD))
 		h->fn(h->data, child, VP_EV_ADD);
@@ -406,22 +415,49 @@ static void vp_probe_exit(void *data, struct task_struct *p, bool group_dead)
 		h->fn(h->data, p, VP_EV_REMOVE);
 }
 
+/* After de_thread(): p is the thread group's only thread, and its leader. */
+static void vp_probe_exec(void *data, struct task_struct *p, pid_t old_pid,
+			  struct linux_binprm *bprm)
+{
+	struct vp_hooks *h = data;
+
+	h->fn(h->data, p, VP_EV_EXEC);
+}
+
 static const struct {
 	const char *name;
 	void *probe;
 } vp_hook_defs[VP_NR_HOOKS] = {
 	[VP_HOOK_EXIT] = { "sched_process_exit", vp_probe_exit },
 	[VP_HOOK_FORK] = { "sched_process_fork", vp_probe_fork },
+	[VP_HOOK_EXEC] = { "sched_process_exec", vp_probe_exec },
 };
 
-static void vp_find_tp(struct tracepoint *tp, void *priv)
-{
-	struct vp_hooks *h = priv;
-	int i;
+struct vp_tp_lookup {
+	const char *name;
+	struct tracepoint *tp;
+};
 
-	for (i = 0; i < VP_NR_HOOKS; i++)
-		if (!strcmp(tp->name, vp_hook_defs[i].name))
-			h->tp[i] = tp;
+static void vp_tp_match(struct tracepoint *tp, void *priv)
+{
+	struct vp_tp_lookup *l = priv;
+
+	if (!strcmp(tp->name, l->name))
+		l->tp = tp;
+}
+
+/*
+ * The tracepoint called name, or NULL: the ones used here are not exported
+ * (EXPORT_TRACEPOINT_SYMBOL), so they are found by name among the kernel's.
+ */
+static struct tracepoint *vp_find_tracepoint(const char *name)
+{
+	struct vp_tp_lookup l = { .name = name };
+
+	for_each_kernel_tracepoint(vp_tp_match, &l);
+	if (!l.tp)
+		pr_err("vdso_probe: tracepoint %s not found\n", name);
+	return l.tp;
 }
 
 static void vp_hooks_detach(struct vp_hooks *h, int registered)
@@ -444,14 +480,10 @@ struct vp_hooks *vp_hooks_register(vp_task_event_fn fn, void *data)
 		return ERR_PTR(-ENOMEM);
 	h->fn = fn;
 	h->data = data;
-	for_each_kernel_tracepoint(vp_find_tp, h);
-	for (i = 0; i < VP_NR_HOOKS && !err; i++) {
-		if (!h->tp[i]) {
-			pr_err("vdso_probe: tracepoint %s not found\n", vp_hook_defs[i].name);
-			err = -ENOENT;
-			break;
-		}
-		err = tracepoint_probe_register(h->tp[i], vp_hook_defs[i].probe, h);
+	for (i = 0; i < VP_NR_HOOKS; i++) {
+		h->tp[i] = vp_find_tracepoint(vp_hook_defs[i].name);
+		err = h->tp[i] ? tracepoint_probe_register(h->tp[i], vp_hook_defs[i].probe, h) :
+				 -ENOENT;
 		if (err)
 			break;
 	}
@@ -469,6 +501,241 @@ void vp_hooks_unregister(struct vp_hooks *h)
 	kfree(h);
 }
 
+/*
+ * Attribution: an ftrace callback on the entry points of the time system calls, and the vsyscall
+ * emulation's tracepoint. What a call's origin is takes arch facts: the user registers
+ * (task_pt_regs), mm->context.vdso and the vDSO image. On x86 the entry points are the ABI
+ * wrappers (__x64_sys_*, __ia32_sys_*); the ftrace_ops filters on exactly those, so other
+ * system calls do not pay, and an unregistered ops costs nothing (the call sites are NOPs again).
+ *
+ * Not kprobes: on 7.3.4 a second registration of kprobes on ftrace call sites, after the first
+ * set was unregistered (the static kprobe_ftrace_ops registered again), made the next call of a
+ * probed function jump to address 0 (attribution-switch, off then on). An ftrace_ops of our own
+ * is allocated per instance, so each registration gets a fresh trampoline (FTRACE_OPS_FL_DYNAMIC),
+ * and it is cheaper (no kprobe layer, no saved registers).
+ */
+static const char *const vp_attr_symbols[] = {
+	"__x64_sys_clock_gettime", "__x64_sys_gettimeofday", "__x64_sys_time",
+	"__x64_sys_clock_getres", "__x64_sys_getcpu", "__x64_sys_getrandom",
+#ifdef CONFIG_IA32_EMULATION
+	"__ia32_sys_clock_gettime32", "__ia32_sys_clock_gettime", "__ia32_compat_sys_gettimeofday",
+	"__ia32_sys_time32", "__ia32_sys_clock_getres_time32", "__ia32_sys_clock_getres",
+	"__ia32_sys_getcpu", "__ia32_sys_getrandom",
+#endif
+};
+
+/* The system call a probed entry point serves, from its number (regs->orig_ax) and ABI. */
+struct vp_attr_call_def {
+	int nr;
+	u8 syscall;
+	bool has_clock; /* first argument: a clockid_t */
+};
+
+static const struct vp_attr_call_def vp_attr_x64[] = {
+	{ __NR_clock_gettime, VP_SC_CLOCK_GETTIME, true },
+	{ __NR_gettimeofday, VP_SC_GETTIMEOFDAY, false },
+	{ __NR_time, VP_SC_TIME, false },
+	{ __NR_clock_getres, VP_SC_CLOCK_GETRES, true },
+	{ __NR_getcpu, VP_SC_GETCPU, false },
+	{ __NR_getrandom, VP_SC_GETRANDOM, false },
+};
+
+#ifdef CONFIG_IA32_EMULATION
+static const struct vp_attr_call_def vp_attr_ia32[] = {
+	{ __NR_ia32_clock_gettime, VP_SC_CLOCK_GETTIME, true },
+	{ __NR_ia32_clock_gettime64, VP_SC_CLOCK_GETTIME64, true },
+	{ __NR_ia32_gettimeofday, VP_SC_GETTIMEOFDAY, false },
+	{ __NR_ia32_time, VP_SC_TIME, false },
+	{ __NR_ia32_clock_getres, VP_SC_CLOCK_GETRES, true },
+	{ __NR_ia32_clock_getres_time64, VP_SC_CLOCK_GETRES_TIME64, true },
+	{ __NR_ia32_getcpu, VP_SC_GETCPU, false },
+	{ __NR_ia32_getrandom, VP_SC_GETRANDOM, false },
+};
+#endif
+
+struct vp_attr {
+	struct ftrace_ops ops;
+	vp_time_call_fn fn;
+	void *data;
+	struct tracepoint *vsyscall_tp;
+	bool ops_registered;
+	bool vsyscall_registered;
+};
+
+/* Whether addr lies in the [vdso] text of mm (the image, not the vvar pages before it). */
+static bool vp_in_vdso_text(struct mm_struct *mm, unsigned long addr)
+{
+	unsigned long base = (unsigned long)READ_ONCE(mm->context.vdso);
+	const struct vdso_image *image = READ_ONCE(mm->context.vdso_image);
+
+	return base && image && addr - base < image->size;
+}
+
+static u8 vp_call_origin(struct mm_struct *mm, const struct pt_regs *regs, bool compat)
+{
+	unsigned long ip = regs->ip;
+
+	if (!mm || !READ_ONCE(mm->context.vdso))
+		return VP_ORIGIN_NO_VDSO;
+	if (compat && vp_in_vdso_text(mm, ip) &&
+	    ip - (unsigned long)mm->context.vdso == mm->context.vdso_image->sym_int80_landing_pad) {
+		/*
+		 * Every ia32 system call made through __kernel_vsyscall (libc's as well as the
+		 * vDSO's own fallbacks) comes back to its landing pad, in the vDSO: the caller is
+		 * the one that called __kernel_vsyscall. Its return address lies above the three
+		 * registers __kernel_vsyscall pushed (arch/x86/entry/vdso/vdso32/system_call.S);
+		 * regs->sp is the user stack pointer at the sysenter/syscall/int $0x80. A probe may
+		 * not sleep: a stack page that is not present reads as "elsewhere".
+		 */
+		u32 caller;
+
+		if (copy_from_user_nofault(&caller, (const void __user *)(regs->sp + 12),
+					   sizeof(caller)))
+			return VP_ORIGIN_ELSEWHERE;
+		ip = caller;
+	}
+	return vp_in_vdso_text(mm, ip) ? VP_ORIGIN_VDSO : VP_ORIGIN_ELSEWHERE;
+}
+
+static void vp_attr_call(struct vp_attr *a, u8 syscall, int clock, u8 origin, bool compat)
+{
+	struct task_struct *t = current;
+	struct vp_time_call call = {
+		.start_time = t->group_leader->start_time,
+		.exec_id = t->self_exec_id,
+		.tgid = task_tgid_nr(t),
+		.clock = clock,
+		.syscall = syscall,
+		.origin = origin,
+		.compat = compat,
+	};
+
+	get_task_comm(call.comm, t);
+	a->fn(a->data, &call);
+}
+
+static const struct vp_attr_call_def *vp_attr_find(const struct vp_attr_call_def *defs,
+						    size_t n, long nr)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (defs[i].nr == nr)
+			return &defs[i];
+	return NULL;
+}
+
+/*
+ * The ftrace callback, at the entry of one of the probed functions; preemption is off
+ * (FTRACE_OPS_FL_RECURSION). The system call comes from the user registers: orig_ax is its
+ * number (x32's with __X32_SYSCALL_BIT), TS_COMPAT says ia32. The vsyscall emulation calls
+ * __x64_sys_gettimeofday/time/getcpu itself with orig_ax set to -1: no number matches, so it is
+ * counted once, by its tracepoint.
+ */
+static void vp_attr_ftrace(unsigned long ip, unsigned long parent_ip, struct ftrace_ops *op,
+			   struct ftrace_regs *fregs)
+{
+	struct vp_attr *a = container_of(op, struct vp_attr, ops);
+	const struct pt_regs *regs;
+	const struct vp_attr_call_def *def;
+	bool compat = in_ia32_syscall();
+	int clock = 0;
+
+	if (current->flags & PF_KTHREAD)
+		return;
+	regs = task_pt_regs(current);
+#ifdef CONFIG_IA32_EMULATION
+	if (compat)
+		def = vp_attr_find(vp_attr_ia32, ARRAY_SIZE(vp_attr_ia32), regs->orig_ax);
+	else
+#endif
+		def = vp_attr_find(vp_attr_x64, ARRAY_SIZE(vp_attr_x64),
+				   regs->orig_ax & ~(long)__X32_SYSCALL_BIT);
+	if (!def)
+		return;
+	/* The first argument, from the user registers: rdi for x86_64 and x32, ebx for ia32. */
+	if (def->has_clock)
+		clock = compat ? (int)regs->bx : (int)regs->di;
+	vp_attr_call(a, def->syscall, clock, vp_call_origin(current->mm, regs, compat), compat);
+}
+
+/*
+ * The vsyscall emulation (emulate and xonly: the page is never executable, every call traps into
+ * __emulate_vsyscall()); nr is the vsyscall's number, negative for a jump to no entry point.
+ */
+static void vp_attr_vsyscall(void *data, int nr)
+{
+	if (nr >= 0)
+		vp_attr_call(data, VP_SC_VSYSCALL, nr, VP_ORIGIN_VSYSCALL, false);
+}
+
+static void vp_attr_detach(struct vp_attr *a)
+{
+	if (a->ops_registered) {
+		/* Waits (RCU tasks) until no callback runs or is preempted in the trampoline. */
+		unregister_ftrace_function(&a->ops);
+		a->ops_registered = false;
+	}
+	ftrace_free_filter(&a->ops);
+	if (a->vsyscall_registered) {
+		tracepoint_probe_unregister(a->vsyscall_tp, vp_attr_vsyscall, a);
+		tracepoint_synchronize_unregister();
+		a->vsyscall_registered = false;
+	}
+}
+
+/*
+ * Attaches the callback and the tracepoint probe; they call fn(data, call) for every time system
+ * call and vsyscall until vp_attr_unregister(). Process context (registration sleeps).
+ */
+struct vp_attr *vp_attr_register(vp_time_call_fn fn, void *data)
+{
+	struct vp_attr *a = kzalloc(sizeof(*a), GFP_KERNEL);
+	char sym[48];
+	unsigned int i;
+	int err = 0;
+
+	if (!a)
+		return ERR_PTR(-ENOMEM);
+	a->fn = fn;
+	a->data = data;
+	a->ops.func = vp_attr_ftrace;
+	a->ops.flags = FTRACE_OPS_FL_RECURSION;
+	for (i = 0; i < ARRAY_SIZE(vp_attr_symbols); i++) {
+		/* ftrace_set_filter() parses (and may write into) its buffer. */
+		strscpy(sym, vp_attr_symbols[i]);
+		err = ftrace_set_filter(&a->ops, sym, strlen(sym), i == 0);
+		if (err) {
+			pr_err("vdso_probe: cannot trace %s: %d\n", vp_attr_symbols[i], err);
+			goto fail;
+		}
+	}
+	err = register_ftrace_function(&a->ops);
+	if (err)
+		goto fail;
+	a->ops_registered = true;
+#ifdef CONFIG_X86_VSYSCALL_EMULATION
+	a->vsyscall_tp = vp_find_tracepoint("emulate_vsyscall");
+	err = a->vsyscall_tp ? tracepoint_probe_register(a->vsyscall_tp, vp_attr_vsyscall, a) :
+			       -ENOENT;
+	if (err)
+		goto fail;
+	a->vsyscall_registered = true;
+#endif
+	return a;
+fail:
+	vp_attr_detach(a);
+	kfree(a);
+	return ERR_PTR(err);
+}
+
+/* No callback runs after this returns. */
+void vp_attr_unregister(struct vp_attr *a)
+{
+	vp_attr_detach(a);
+	kfree(a);
+}
+
 /* alloc_workqueue() is a macro with a format string. */
 struct workqueue_struct *vp_alloc_wq(const char *name, unsigned int flags, int max_active)
 {
@@ -480,6 +747,8 @@ struct workqueue_struct *vp_alloc_wq(const char *name, unsigned int flags, int m
  * (timekeeper_internal.h), and the notifier runs with tk_core.lock held and interrupts off.
  */
 
+static const char *vp_clock_mode_name(u32 mode);
+
 struct vp_timepage {
 	struct notifier_block nb;
 	struct vdso_probe_time_page *p;
@@ -490,7 +759,59 @@ struct vp_timepage {
 	 * are serialised by it).
 	 */
 	const struct timekeeper *live_tk;
+	/*
+	 * The clocksource log: every change of clocksource or of its vdso_clock_mode the notifier
+	 * saw (the first call logs the state at load), the last VP_CS_LOG_LEN of them. Written by
+	 * the notifier (interrupts off, under tk_core.lock), read by vp_timepage_log().
+	 */
+	raw_spinlock_t log_lock;
+	const struct clocksource *last_cs;
+	u32 last_mode;
+	u64 log_total;
+	struct vp_cs_event log[VP_CS_LOG_LEN];
 };
+
+/* Appends a clocksource event if the clocksource or its vDSO mode changed since the last call. */
+static void vp_cs_log(struct vp_timepage *tp, const struct timekeeper *tk)
+{
+	const struct clocksource *cs = tk->tkr_mono.clock;
+	u32 mode = READ_ONCE(cs->vdso_clock_mode);
+	struct vp_cs_event *ev;
+
+	if (tp->log_total && cs == tp->last_cs && mode == tp->last_mode)
+		return;
+	raw_spin_lock(&tp->log_lock);
+	ev = &tp->log[tp->log_total % VP_CS_LOG_LEN];
+	ev->seq = tp->log_total;
+	/* base has whole seconds of wall time; xtime_nsec the rest, as of cycle_last. */
+	ev->mono_ns = ktime_to_ns(tk->tkr_mono.base) + (tk->tkr_mono.xtime_nsec >> tk->tkr_mono.shift);
+	ev->real_sec = tk->xtime_sec;
+	ev->mode = mode;
+	ev->rating = cs->rating;
+	strscpy_pad(ev->clocksource, cs->name);
+	strscpy_pad(ev->clock_mode, vp_clock_mode_name(mode));
+	tp->log_total++;
+	raw_spin_unlock(&tp->log_lock);
+	tp->last_cs = cs;
+	tp->last_mode = mode;
+}
+
+/* Copies the newest events, oldest first, into out (room for max); returns how many. */
+unsigned int vp_timepage_log(struct vp_timepage *tp, struct vp_cs_event *out, unsigned int max,
+			     u64 *total)
+{
+	unsigned long flags;
+	unsigned int n;
+	u64 first;
+
+	raw_spin_lock_irqsave(&tp->log_lock, flags);
+	*total = tp->log_total;
+	n = min3((u64)max, tp->log_total, (u64)VP_CS_LOG_LEN);
+	for (first = tp->log_total - n; first < tp->log_total; first++)
+		*out++ = tp->log[first % VP_CS_LOG_LEN];
+	raw_spin_unlock_irqrestore(&tp->log_lock, flags);
+	return n;
+}
 
 static void vp_ts_add_ns(struct vdso_probe_timespec *out, const struct vdso_probe_timespec *a,
 			 s64 ns)
@@ -529,6 +850,7 @@ static int vp_tk_notify(struct notifier_block *nb, unsigned long was_set, void *
 
 	if (!tp->live_tk)
 		tp->live_tk = tk;
+	vp_cs_log(tp, tk);
 	/*
 	 * Every registration, ours and any other notifier's, calls the whole chain with was_set
 	 * true and the live timekeeper, and increments nothing. Only
@@ -576,6 +898,7 @@ struct vp_timepage *vp_timepage_start(struct page *page)
 	p->abi_version = VDSO_PROBE_ABI_VERSION;
 	p->size = sizeof(*p);
 	tp->p = p;
+	raw_spin_lock_init(&tp->log_lock);
 	tp->nb.notifier_call = vp_tk_notify;
 	ret = pvclock_gtod_register_notifier(&tp->nb);
 	if (ret) {

@@ -18,6 +18,7 @@ struct pid;
 struct task_struct;
 struct vm_area_struct;
 struct workqueue_struct;
+struct vp_attr;
 struct vp_hooks;
 struct vp_timepage;
 
@@ -84,7 +85,20 @@ struct vp_tp_stats {
 };
 #define VP_SIZEOF_TP_STATS 72
 
-enum { VP_EV_ADD = 0, VP_EV_REMOVE = 1 };
+/* One change of clocksource or of its vdso_clock_mode, as the timekeeping notifier saw it. */
+struct vp_cs_event {
+	u64 seq;             /* the event's number since load */
+	s64 mono_ns;         /* CLOCK_MONOTONIC at the timekeeping update that showed it */
+	s64 real_sec;        /* CLOCK_REALTIME seconds at the same update */
+	u32 mode;            /* vdso_clock_mode */
+	u32 rating;
+	char clocksource[32];
+	char clock_mode[16]; /* the kernel's name of the VDSO_CLOCKMODE_* value */
+};
+#define VP_SIZEOF_CS_EVENT 80
+#define VP_CS_LOG_LEN 64
+
+enum { VP_EV_ADD = 0, VP_EV_REMOVE = 1, VP_EV_EXEC = 2 };
 typedef void (*vp_task_event_fn)(void *data, struct task_struct *t, int ev);
 
 bool vp_pid_alive(struct pid *pid);
@@ -106,9 +120,46 @@ ssize_t vp_read_file(const char *path, char *buf, size_t len);
 struct vp_hooks *vp_hooks_register(vp_task_event_fn fn, void *data);
 void vp_hooks_unregister(struct vp_hooks *hooks);
 
+/* Attribution: the time system calls and vsyscalls, as the probes see them. */
+enum {
+	VP_SC_CLOCK_GETTIME,
+	VP_SC_CLOCK_GETTIME64,
+	VP_SC_GETTIMEOFDAY,
+	VP_SC_TIME,
+	VP_SC_CLOCK_GETRES,
+	VP_SC_CLOCK_GETRES_TIME64,
+	VP_SC_GETCPU,
+	VP_SC_GETRANDOM,
+	VP_SC_VSYSCALL, /* a call into the vsyscall page; clock is the vsyscall number */
+	VP_NR_SC,
+};
+enum {
+	VP_ORIGIN_ELSEWHERE, /* the caller made the system call itself: it bypassed the vDSO */
+	VP_ORIGIN_VDSO,      /* from the [vdso] text: the vDSO's own fallback */
+	VP_ORIGIN_NO_VDSO,   /* the process has no [vdso] */
+	VP_ORIGIN_VSYSCALL,  /* the vsyscall emulation */
+};
+struct vp_time_call {
+	u64 start_time; /* the thread group leader's start_time */
+	u64 exec_id;    /* self_exec_id: changes at every exec */
+	int tgid;       /* in the initial pid namespace */
+	int clock;      /* the clockid_t argument, the vsyscall number, else 0 */
+	u8 syscall;     /* VP_SC_* */
+	u8 origin;      /* VP_ORIGIN_* */
+	bool compat;    /* the ia32 entry point */
+	char comm[VP_COMM_LEN];
+};
+#define VP_SIZEOF_TIME_CALL 48
+typedef void (*vp_time_call_fn)(void *data, const struct vp_time_call *call);
+
+struct vp_attr *vp_attr_register(vp_time_call_fn fn, void *data);
+void vp_attr_unregister(struct vp_attr *attr);
+
 struct vp_timepage *vp_timepage_start(struct page *page);
 void vp_timepage_stop(struct vp_timepage *tp);
 void vp_timepage_stats(const struct vp_timepage *tp, struct vp_tp_stats *out);
+unsigned int vp_timepage_log(struct vp_timepage *tp, struct vp_cs_event *out, unsigned int max,
+			     u64 *total);
 
 struct workqueue_struct *vp_alloc_wq(const char *name, unsigned int flags, int max_active);
 

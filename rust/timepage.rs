@@ -30,6 +30,7 @@ use kernel::{
     },
     page::PAGE_SIZE,
     prelude::*,
+    seq_file::SeqFile,
     sync::{
         atomic::{
             Atomic,
@@ -112,6 +113,36 @@ impl TimeState {
     /// The current clocksource and whether the vDSO can read it.
     pub(crate) fn clocksource(&self) -> Clocksource {
         Clocksource(self.page.stats())
+    }
+}
+
+impl TimeState {
+    /// What the last timekeeping update published (clocksource, its vDSO mode). Any context.
+    pub(crate) fn stats(&self) -> TimePageStats {
+        self.page.stats()
+    }
+
+    /// Writes `clocksource_log`: one line per clocksource change, oldest first (copied out of
+    /// the shim's ring first).
+    pub(crate) fn show_log(&self, out: &SeqFile) -> Result {
+        let (events, total) = self.page.clocksource_log()?;
+        out.call_printf(format_args!(
+            "# seq monotonic_ns realtime_s clocksource rating vdso_clock_mode ({total} events, \
+             the last {} kept)\n",
+            ffi::CS_LOG_LEN
+        ));
+        for e in events.iter() {
+            out.call_printf(format_args!(
+                "{} {} {} {} {} {}\n",
+                e.seq,
+                e.mono_ns,
+                e.real_sec,
+                ffi::str_until_nul(&e.clocksource),
+                e.rating,
+                ffi::str_until_nul(&e.clock_mode)
+            ));
+        }
+        Ok(())
     }
 }
 

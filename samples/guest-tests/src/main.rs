@@ -4,10 +4,12 @@
 //! `vdso-guest-tests --list` prints the test names; `vdso-guest-tests NAME` runs one test and
 //! exits 0 (pass), 4 (skip) or 1 (fail, with the reason on stderr); `--kernel-log` checks the
 //! whole boot's kernel log and kmemleak (the runner's last test); `--hold` is a target process
-//! of the hardening tests ([`hardening::hold`]). Every assertion compares the
+//! of the hardening tests ([`hardening::hold`]); `--workload` reads the clock once a millisecond
+//! until killed (`scripts/experiment clocksource`). Every assertion compares the
 //! module's output with an independent source: `/proc/<pid>/maps`, `/proc/<pid>/auxv`,
 //! `getauxval`, `/proc/<pid>/timens_offsets`, the kernel's own access rules.
 
+mod attribution;
 mod hardening;
 mod kernel_log;
 mod proc;
@@ -33,6 +35,7 @@ fn all() -> impl Iterator<Item = &'static (&'static str, TestFn)> {
         .chain(timepage::TESTS)
         .chain(stress::TESTS)
         .chain(hardening::TESTS)
+        .chain(attribution::TESTS)
 }
 
 /// The tests load and unload the module, remount debugfs, fork thousands of processes and
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
             }
         },
         Some("--hold") => hardening::hold(&args[1..]),
+        Some("--workload") => attribution::workload(),
         Some("--list") => {
             for (name, _) in all() {
                 println!("{name}");

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod child;
 pub mod cli;
+pub mod doctor;
 pub mod ptrace;
 pub mod report;
 pub mod testing;

@@ -28,7 +28,7 @@ use std::ptr;
 use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
 
-use crate::vdso::{self, LiveVdso, VdsoClockGettime, VdsoClockMode};
+use crate::vdso::{self, LiveVdso, VdsoClockMode};
 
 /// Exit status of the child when `PTRACE_TRACEME` fails.
 const CHILD_TRACEME_FAILED: libc::c_int = 90;
@@ -186,10 +186,10 @@ fn marker() {
 }
 
 /// The child's program. Runs after `fork()` in a possibly multi-threaded parent, so it only
-/// uses async-signal-safe operations: ptrace, raise, the vDSO (plain user-space code reading
-/// the vvar page), libc `clock_gettime` (async-signal-safe per POSIX), raw syscalls and
-/// `_exit`. No allocation, no locks, no unwinding.
-fn child(f: VdsoClockGettime, calls: u64) -> ! {
+/// uses async-signal-safe operations: ptrace, raise, the phases (which must be as safe: the vDSO,
+/// libc `clock_gettime`, raw syscalls, the vsyscall page) and `_exit`. No allocation, no locks,
+/// no unwinding.
+fn child(phases: &[&dyn Fn()]) -> ! {
     // SAFETY: PTRACE_TRACEME ignores pid/addr/data.
     let rc = unsafe {
         libc::ptrace(
@@ -208,20 +208,9 @@ fn child(f: VdsoClockGettime, calls: u64) -> ! {
         // SAFETY: as above.
         unsafe { libc::_exit(CHILD_RAISE_FAILED) };
     }
-
-    let mut ts = vdso::zero_timespec();
-    marker();
-    for _ in 0..calls {
-        black_box(f.call(black_box(CLOCK), &mut ts));
-    }
-    marker();
-    for _ in 0..calls {
-        // SAFETY: `ts` is a valid, exclusively borrowed timespec.
-        black_box(unsafe { libc::clock_gettime(black_box(CLOCK), &mut ts) });
-    }
-    marker();
-    for _ in 0..calls {
-        black_box(vdso::raw_syscall_clock_gettime(black_box(CLOCK), &mut ts));
+    for phase in phases {
+        marker();
+        phase();
     }
     marker();
     // SAFETY: _exit never returns and skips atexit handlers and stdio flushing, which must
@@ -229,12 +218,35 @@ fn child(f: VdsoClockGettime, calls: u64) -> ! {
     unsafe { libc::_exit(0) }
 }
 
-/// Runs the demonstration with `calls` calls per phase and returns the counts.
-pub fn run(calls: u64) -> Result<Counts> {
-    // Resolve before fork: the child must not allocate or parse ELF.
-    let f = LiveVdso::locate()?.clock_gettime()?;
-    let clocksource = vdso::current_clocksource().ok();
+/// System-call entries of one phase, by number (`orig_rax`).
+pub type PhaseCounts = std::collections::BTreeMap<libc::c_long, u64>;
 
+/// What [`trace_phases`] saw.
+pub struct Traced<R> {
+    /// Each phase's system-call entries.
+    pub phases: Vec<PhaseCounts>,
+    /// Entry stops in total (markers, the set-up and `exit_group` included).
+    pub total_entries: u64,
+    /// What `at_end` returned.
+    pub at_end: R,
+}
+
+/// Runs `phases` in a forked, ptrace-traced child, one after the other, each after a marker
+/// system call (`getppid`), and counts each phase's system-call entries by number: the truth of
+/// what the kernel was entered for, independent of any counter in it. `at_end` runs while the
+/// child is stopped at the entry of its last marker: its phases are done and it is still alive
+/// (its mm and its `/sys/kernel/debug/vdso/<pid>` are there).
+///
+/// The phases run in the child after `fork()`: they must be async-signal-safe (no allocation,
+/// no locks). The parent sets `PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL` and steps with
+/// `PTRACE_SYSCALL`; entry and exit stops alternate, and each entry is cross-checked by
+/// `rax == -ENOSYS`, which the x86_64 entry code stores before the tracer sees the stop.
+pub fn trace_phases<R>(
+    phases: &[&dyn Fn()],
+    at_end: impl FnOnce(libc::pid_t) -> Result<R>,
+) -> Result<Traced<R>> {
+    let mut at_end = Some(at_end);
+    let mut result = None;
     // SAFETY: fork has no memory-safety preconditions by itself; the child only runs the
     // async-signal-safe `child()` and then `_exit`s, as required after fork() in a
     // multi-threaded process.
@@ -243,7 +255,7 @@ pub fn run(calls: u64) -> Result<Counts> {
         return Err(last_err("fork"));
     }
     if pid == 0 {
-        child(f, calls);
+        child(phases);
     }
     let mut guard = ChildGuard { pid, reaped: false };
 
@@ -282,9 +294,9 @@ pub fn run(calls: u64) -> Result<Counts> {
         )
     }?;
 
-    let mut phase = 0usize; // 0: before first marker, 1 vdso, 2 libc, 3 syscall, 4 after
-    let mut clock_counts = [0u64; 5];
-    let mut other_counts = [0u64; 5];
+    // Markers seen: phase k runs after marker k + 1; marker phases.len() + 1 is the last.
+    let mut markers = 0usize;
+    let mut counts = vec![PhaseCounts::new(); phases.len()];
     let mut total_entries = 0u64;
     let mut in_syscall = false;
     let mut deliver: libc::c_int = 0; // the initial SIGSTOP is suppressed
@@ -333,24 +345,67 @@ pub fn run(calls: u64) -> Result<Counts> {
             regs.orig_rax
         );
         let nr = regs.orig_rax as libc::c_long;
-        if nr == MARKER {
-            phase = (phase + 1).min(4);
-        } else if nr == libc::SYS_clock_gettime {
-            clock_counts[phase] += 1;
-        } else {
-            other_counts[phase] += 1;
+        if nr == MARKER && markers <= phases.len() {
+            markers += 1;
+            if markers == phases.len() + 1 {
+                if let Some(f) = at_end.take() {
+                    result = Some(f(pid)?);
+                }
+            }
+        } else if (1..=phases.len()).contains(&markers) {
+            *counts[markers - 1].entry(nr).or_default() += 1;
         }
     };
     ensure!(exit_code == 0, "child exited with status {exit_code}");
-    ensure!(phase == 4, "saw {phase} of 4 phase markers");
+    let Some(at_end) = result else {
+        bail!("saw {markers} of {} phase markers", phases.len() + 1);
+    };
+    Ok(Traced {
+        phases: counts,
+        total_entries,
+        at_end,
+    })
+}
 
+/// Runs the demonstration with `calls` calls per phase and returns the counts.
+pub fn run(calls: u64) -> Result<Counts> {
+    // Resolve before fork: the child must not allocate or parse ELF.
+    let f = LiveVdso::locate()?.clock_gettime()?;
+    let clocksource = vdso::current_clocksource().ok();
+    let vdso_phase = || {
+        let mut ts = vdso::zero_timespec();
+        for _ in 0..calls {
+            black_box(f.call(black_box(CLOCK), &mut ts));
+        }
+    };
+    let libc_phase = || {
+        let mut ts = vdso::zero_timespec();
+        for _ in 0..calls {
+            // SAFETY: `ts` is a valid, exclusively borrowed timespec.
+            black_box(unsafe { libc::clock_gettime(black_box(CLOCK), &mut ts) });
+        }
+    };
+    let syscall_phase = || {
+        let mut ts = vdso::zero_timespec();
+        for _ in 0..calls {
+            black_box(vdso::raw_syscall_clock_gettime(black_box(CLOCK), &mut ts));
+        }
+    };
+    let t = trace_phases(&[&vdso_phase, &libc_phase, &syscall_phase], |_| Ok(()))?;
+    let clock = |p: &PhaseCounts| p.get(&libc::SYS_clock_gettime).copied().unwrap_or(0);
+    let others = |p: &PhaseCounts| {
+        p.iter()
+            .filter(|(&nr, _)| nr != libc::SYS_clock_gettime)
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
     Ok(Counts {
         calls,
-        vdso: clock_counts[1],
-        libc: clock_counts[2],
-        syscall: clock_counts[3],
-        other_in_phases: other_counts[1..4].iter().sum(),
-        total_entries,
+        vdso: clock(&t.phases[0]),
+        libc: clock(&t.phases[1]),
+        syscall: clock(&t.phases[2]),
+        other_in_phases: t.phases.iter().map(others).sum(),
+        total_entries: t.total_entries,
         vdso_function: f.address(),
         clocksource,
     })

@@ -95,9 +95,146 @@ pub struct Report {
     pub timens_boottime_ns: i128,
     /// Where the timens page is.
     pub timens_page: String,
+    /// The process's time system calls, as attribution counted them.
+    pub calls: Calls,
     /// Every key and value, as read (not in the JSON form, which has them all as fields).
     #[serde(skip)]
     pub raw: BTreeMap<String, String>,
+}
+
+/// One process's time system calls, from its report: only the non-zero counters are there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Calls {
+    /// Whether attribution was on at the read (`attribution:`); None from a module without it.
+    pub on: Option<bool>,
+    /// `<syscall>[.<CLOCK>]` → calls the vDSO itself made (its fallbacks): `fallback.*` lines.
+    pub fallback: BTreeMap<String, u64>,
+    /// `<syscall>[.<CLOCK>]` → calls the caller made itself, past the vDSO: `direct.*` lines.
+    pub direct: BTreeMap<String, u64>,
+    /// Calls into the vsyscall page (`vsyscall.calls`).
+    pub vsyscall_calls: u64,
+}
+
+impl Calls {
+    fn parse(raw: &BTreeMap<String, String>) -> Result<Self> {
+        let mut c = Calls {
+            on: raw.get("attribution").map(|v| v == "on"),
+            ..Calls::default()
+        };
+        for (k, v) in raw {
+            let n = || {
+                v.parse::<u64>()
+                    .with_context(|| format!("bad count in `{k}: {v}`"))
+            };
+            if let Some(key) = k.strip_prefix("fallback.") {
+                c.fallback.insert(key.to_string(), n()?);
+            } else if let Some(key) = k.strip_prefix("direct.") {
+                c.direct.insert(key.to_string(), n()?);
+            } else if k == "vsyscall.calls" {
+                c.vsyscall_calls = n()?;
+            }
+        }
+        Ok(c)
+    }
+
+    /// Calls of `syscall` (`clock_gettime`, ...) over every clock: fallbacks and direct.
+    pub fn syscalls(&self, syscall: &str) -> u64 {
+        let of = |m: &BTreeMap<String, u64>| {
+            m.iter()
+                .filter(|(k, _)| k.split('.').next() == Some(syscall))
+                .map(|(_, n)| n)
+                .sum::<u64>()
+        };
+        of(&self.fallback) + of(&self.direct)
+    }
+}
+
+/// One line of the global `fallbacks` file: one process's calls of one system call (and
+/// clock) from one origin, with the reason of the last one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FallbackLine {
+    /// TGID.
+    pub pid: i32,
+    /// `comm`, blanks shown as `?`.
+    pub comm: String,
+    /// `fallback` (from the vDSO), `direct` (past it) or `vsyscall`.
+    pub origin: String,
+    /// `clock_gettime`, ..., or the vsyscall's name.
+    pub syscall: String,
+    /// `MONOTONIC`, ...; None for system calls without a clock.
+    pub clock: Option<String>,
+    /// How many.
+    pub calls: u64,
+    /// `clock_mode none (hpet)`, `no vDSO path for this clock`, `bypass`, ...
+    pub reason: String,
+}
+
+/// Parses the global `fallbacks` file (`# ...` lines are comments).
+pub fn parse_fallbacks(text: &str) -> Result<Vec<FallbackLine>> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let bad = || anyhow!("not a fallbacks line: {}", quote(l));
+            let mut f = l.splitn(5, ' ');
+            let (pid, comm, key, calls, reason) =
+                (f.next(), f.next(), f.next(), f.next(), f.next());
+            let (Some(pid), Some(comm), Some(key), Some(calls), Some(reason)) =
+                (pid, comm, key, calls, reason)
+            else {
+                return Err(bad());
+            };
+            let mut k = key.splitn(3, '.');
+            let (origin, syscall) = (k.next().ok_or_else(bad)?, k.next().ok_or_else(bad)?);
+            Ok(FallbackLine {
+                pid: pid.parse().map_err(|_| bad())?,
+                comm: comm.to_string(),
+                origin: origin.to_string(),
+                syscall: syscall.to_string(),
+                clock: k.next().map(str::to_string),
+                calls: calls.parse().map_err(|_| bad())?,
+                reason: reason.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// One line of the global `clocksource_log` file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClocksourceEvent {
+    /// The event's number since the module was loaded.
+    pub seq: u64,
+    /// CLOCK_MONOTONIC at the timekeeping update that showed the change, ns.
+    pub monotonic_ns: i64,
+    /// CLOCK_REALTIME at that update, seconds.
+    pub realtime_s: i64,
+    /// The clocksource.
+    pub clocksource: String,
+    /// Its rating.
+    pub rating: u32,
+    /// Its `vdso_clock_mode` (`tsc`, `pvclock`, `none`, ...).
+    pub vdso_clock_mode: String,
+}
+
+/// Parses the global `clocksource_log` file (`# ...` lines are comments).
+pub fn parse_clocksource_log(text: &str) -> Result<Vec<ClocksourceEvent>> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let bad = || anyhow!("not a clocksource_log line: {}", quote(l));
+            let f: Vec<&str> = l.split(' ').collect();
+            let [seq, mono, real, cs, rating, mode] = f[..] else {
+                return Err(bad());
+            };
+            Ok(ClocksourceEvent {
+                seq: seq.parse().map_err(|_| bad())?,
+                monotonic_ns: mono.parse().map_err(|_| bad())?,
+                realtime_s: real.parse().map_err(|_| bad())?,
+                clocksource: cs.to_string(),
+                rating: rating.parse().map_err(|_| bad())?,
+                vdso_clock_mode: mode.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// The global `vsyscall` file.
@@ -221,6 +358,7 @@ impl Report {
             timens_monotonic_ns: offset_ns(need("timens.monotonic")?)?,
             timens_boottime_ns: offset_ns(need("timens.boottime")?)?,
             timens_page: need("timens.page")?.to_string(),
+            calls: Calls::parse(&raw)?,
             raw,
         })
     }
@@ -598,5 +736,78 @@ mod tests {
             b.extend_from_slice(&v.to_le_bytes());
         }
         assert_eq!(auxv_entry(&b, 4, 33), Some(0xf7f7_4000));
+    }
+
+    #[test]
+    fn attribution_lines() {
+        let raw: BTreeMap<String, String> = [
+            ("attribution", "on"),
+            ("fallback.clock_gettime.PROCESS_CPUTIME_ID", "13"),
+            ("direct.clock_gettime.MONOTONIC", "7"),
+            ("direct.getrandom", "2"),
+            ("vsyscall.calls", "5"),
+            ("vsyscall.mode", "emulate"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let c = Calls::parse(&raw).unwrap();
+        assert_eq!(c.on, Some(true));
+        assert_eq!(
+            c.fallback.get("clock_gettime.PROCESS_CPUTIME_ID"),
+            Some(&13)
+        );
+        assert_eq!(c.direct.len(), 2);
+        assert_eq!(c.vsyscall_calls, 5);
+        assert_eq!(c.syscalls("clock_gettime"), 20);
+        assert_eq!(c.syscalls("getrandom"), 2);
+        assert_eq!(c.syscalls("clock_gettime64"), 0);
+        let bad: BTreeMap<String, String> = [("direct.time".to_string(), "x".to_string())]
+            .into_iter()
+            .collect();
+        assert!(Calls::parse(&bad).is_err());
+        assert_eq!(Calls::parse(&BTreeMap::new()).unwrap().on, None);
+    }
+
+    #[test]
+    fn fallbacks_and_clocksource_log() {
+        let text = "# pid comm origin.syscall[.clock] calls reason\n\
+                    12 a?b fallback.clock_gettime.MONOTONIC 30 clock_mode none (hpet)\n\
+                    12 a?b direct.getrandom 1 bypass\n\
+                    7 sh vsyscall.gettimeofday 2 vsyscall page (emulate)\n";
+        let l = parse_fallbacks(text).unwrap();
+        assert_eq!(l.len(), 3);
+        assert_eq!(
+            (
+                l[0].pid,
+                l[0].origin.as_str(),
+                l[0].syscall.as_str(),
+                l[0].clock.as_deref()
+            ),
+            (12, "fallback", "clock_gettime", Some("MONOTONIC"))
+        );
+        assert_eq!(
+            (l[0].calls, l[0].reason.as_str()),
+            (30, "clock_mode none (hpet)")
+        );
+        assert_eq!(
+            (l[1].clock.as_deref(), l[1].reason.as_str()),
+            (None, "bypass")
+        );
+        assert_eq!(l[2].reason, "vsyscall page (emulate)");
+        assert!(parse_fallbacks("12 sh direct.time\n").is_err());
+        assert!(parse_fallbacks("x sh direct.time 1 bypass\n").is_err());
+
+        let log = "# seq monotonic_ns realtime_s clocksource rating vdso_clock_mode (2 events, the last 64 kept)\n\
+                   0 1000 1700000000 tsc 300 tsc\n\
+                   1 2000 1700000001 hpet 250 none\n";
+        let e = parse_clocksource_log(log).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            (e[1].clocksource.as_str(), e[1].vdso_clock_mode.as_str()),
+            ("hpet", "none")
+        );
+        assert_eq!((e[1].seq, e[1].monotonic_ns, e[1].rating), (1, 2000, 250));
+        assert!(parse_clocksource_log("0 1 2 tsc 300\n").is_err());
     }
 }
