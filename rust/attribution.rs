@@ -250,11 +250,12 @@ struct Proc {
 }
 
 impl Proc {
+    /// Empty counters for the process image of `call` (its caller's, so `current`'s comm).
     fn new(call: &TimeCall) -> Self {
         Proc {
             start_time: call.start_time,
             exec_id: call.exec_id,
-            comm: call.comm,
+            comm: ffi::current_comm(),
             used: 0,
             overflowed: 0,
             buckets: [Bucket::EMPTY; BUCKETS],
@@ -299,7 +300,6 @@ impl Proc {
             copy_name(&mut bucket.clocksource, &t.clocksource);
             copy_name(&mut bucket.clock_mode, &t.clock_mode);
         }
-        self.comm = call.comm;
     }
 
     fn buckets(&self) -> impl Iterator<Item = &Bucket> {
@@ -339,8 +339,6 @@ pub(crate) struct Attribution {
     /// Whether the probes are attached (written under `switch`; read without it, so that a
     /// report never waits for a registration in progress).
     on: Atomic<bool>,
-    /// Calls counted since load.
-    calls: Atomic<u64>,
     /// Calls not counted because a process's counters could not be allocated.
     lost: Atomic<u64>,
 }
@@ -358,7 +356,6 @@ impl Attribution {
                 time,
                 vsyscall: vsyscall.mode.name(),
                 on: Atomic::new(false),
-                calls: Atomic::new(0),
                 lost: Atomic::new(0),
             }),
             GFP_KERNEL,
@@ -465,37 +462,43 @@ impl Attribution {
 }
 
 impl TimeCalls for Attribution {
+    /// The hot path, at every probed system call: one lookup under the spinlock.
     fn on_call(this: ArcBorrow<'_, Self>, call: &TimeCall) {
         let (why, time) = this.why(call);
-        // Allocated outside the lock when the process has no counters yet; dropped (outside the
-        // lock, at return) if another CPU's call created them meanwhile.
-        let mut node: Option<RBTreeNode<i32, Proc>> = None;
-        loop {
-            let mut table = this.table.lock();
-            if table.get(&call.tgid).is_none() {
-                let Some(n) = node.take() else {
-                    drop(table);
-                    match RBTreeNode::new(call.tgid, Proc::new(call), GFP_NOWAIT) {
-                        Ok(n) => node = Some(n),
-                        Err(_) => {
-                            this.lost.fetch_add(1, Relaxed);
-                            return;
-                        }
-                    }
-                    continue;
-                };
-                // No entry for `call.tgid`: nothing is replaced.
-                let _ = table.insert(n);
+        let count = |p: &mut Proc| {
+            if !p.same_image(call) {
+                *p = Proc::new(call);
             }
-            if let Some(p) = table.get_mut(&call.tgid) {
-                if !p.same_image(call) {
-                    *p = Proc::new(call);
-                }
-                p.count(call, why, time.as_ref());
-            }
-            break;
+            p.count(call, why, time.as_ref());
+        };
+        if let Some(p) = this.table.lock().get_mut(&call.tgid) {
+            count(p);
+            return;
         }
-        this.calls.fetch_add(1, Relaxed);
+        // The process's first call: its counters are allocated outside the lock (and freed
+        // outside it if another thread's first call won).
+        let Ok(node) = RBTreeNode::new(call.tgid, Proc::new(call), GFP_NOWAIT) else {
+            this.lost.fetch_add(1, Relaxed);
+            return;
+        };
+        let mut table = this.table.lock();
+        let node = match table.get_mut(&call.tgid) {
+            Some(p) => {
+                count(p);
+                Some(node)
+            }
+            None => {
+                let p = table.insert(node);
+                // No entry was replaced: `insert` returns None.
+                drop(p);
+                if let Some(p) = table.get_mut(&call.tgid) {
+                    count(p);
+                }
+                None
+            }
+        };
+        drop(table);
+        drop(node);
     }
 }
 
@@ -577,11 +580,17 @@ impl SeqShow for SwitchFile {
 
     fn show(&self, _open: &(), out: &SeqFile) -> Result {
         let a = &self.0;
-        let processes = a.table.lock().iter().count();
+        let (processes, calls) = {
+            let table = a.table.lock();
+            let calls: u64 = table
+                .values()
+                .map(|p| p.buckets().map(|b| b.count).sum::<u64>() + p.overflowed)
+                .sum();
+            (table.iter().count(), calls)
+        };
         out.call_printf(format_args!(
-            "state: {}\ncalls: {}\nlost: {}\nprocesses: {processes}\n",
+            "state: {}\nprocesses: {processes}\ncalls: {calls}\nlost: {}\n",
             if a.is_on() { "on" } else { "off" },
-            a.calls.load(Relaxed),
             a.lost.load(Relaxed),
         ));
         Ok(())

@@ -169,8 +169,6 @@ pub(crate) struct TimeCall {
     pub(crate) origin: u8,
     /// Whether it came through the ia32 entry point.
     pub(crate) compat: bool,
-    /// The calling thread's `comm`.
-    pub(crate) comm: [u8; COMM_LEN],
 }
 
 /// Mirrors `struct vp_cs_event` (`shim.h`): one clocksource change the timekeeping notifier saw.
@@ -202,7 +200,7 @@ const _: () = assert!(size_of::<MmInfo>() == 40);
 const _: () = assert!(size_of::<Timens>() == 48);
 const _: () = assert!(size_of::<VvarLayout>() == 36);
 const _: () = assert!(size_of::<TimePageStats>() == 72);
-const _: () = assert!(size_of::<TimeCall>() == 48);
+const _: () = assert!(size_of::<TimeCall>() == 32);
 const _: () = assert!(size_of::<CsEvent>() == 80);
 
 /// `struct vp_hooks` (`shim.c`): opaque.
@@ -240,6 +238,7 @@ extern "C" {
     fn vp_next_tgid(nr: *mut c_int) -> *mut bindings::pid;
     fn vp_tgid_live_thread(pid: *mut bindings::pid) -> *mut bindings::task_struct;
     fn vp_task_comm(t: *mut bindings::task_struct, out: *mut u8);
+    fn vp_current_comm(out: *mut u8);
     fn vp_task_timens(t: *mut bindings::task_struct, out: *mut Timens) -> c_int;
     fn vp_task_addr32(t: *mut bindings::task_struct) -> bool;
     fn vp_mmap_read_lock(mm: *mut bindings::mm_struct) -> c_int;
@@ -727,6 +726,14 @@ impl<T: TaskEvents + 'static> Drop for Hooks<T> {
 }
 
 // ------------------------------------------------------------------ attribution probes
+
+/// The current task's `comm` (any context).
+pub(crate) fn current_comm() -> [u8; COMM_LEN] {
+    let mut out = [0u8; COMM_LEN];
+    // SAFETY: `out` has room for `TASK_COMM_LEN` bytes; `current` is always valid.
+    unsafe { vp_current_comm(out.as_mut_ptr()) };
+    out
+}
 
 /// Receives every time system call and vsyscall the attribution probes see. Called from kprobe
 /// handlers and the vsyscall tracepoint: atomic context, must not sleep.

@@ -124,6 +124,12 @@ struct task_struct *vp_tgid_live_thread(struct pid *pid)
 }
 
 /* get_task_comm() is a macro (a racy read is best left to it). */
+/* current's comm (attribution: when a process's counters are created; atomic context). */
+void vp_current_comm(char *out)
+{
+	get_task_comm(*(char (*)[TASK_COMM_LEN])out, current);
+}
+
 void vp_task_comm(struct task_struct *t, char *out)
 {
 	char comm[TASK_COMM_LEN];
@@ -603,14 +609,13 @@ static void vp_attr_call(struct vp_attr *a, u8 syscall, int clock, u8 origin, bo
 	struct vp_time_call call = {
 		.start_time = t->group_leader->start_time,
 		.exec_id = t->self_exec_id,
-		.tgid = task_tgid_nr(t),
+		.tgid = t->tgid, /* the initial pid namespace's */
 		.clock = clock,
 		.syscall = syscall,
 		.origin = origin,
 		.compat = compat,
 	};
 
-	get_task_comm(call.comm, t);
 	a->fn(a->data, &call);
 }
 
@@ -700,7 +705,7 @@ struct vp_attr *vp_attr_register(vp_time_call_fn fn, void *data)
 	a->fn = fn;
 	a->data = data;
 	a->ops.func = vp_attr_ftrace;
-	a->ops.flags = FTRACE_OPS_FL_RECURSION;
+	a->ops.flags = 0;
 	for (i = 0; i < ARRAY_SIZE(vp_attr_symbols); i++) {
 		/* ftrace_set_filter() parses (and may write into) its buffer. */
 		strscpy(sym, vp_attr_symbols[i]);

@@ -105,6 +105,7 @@ bool vp_pid_alive(struct pid *pid);
 struct pid *vp_next_tgid(int *nr);
 struct task_struct *vp_tgid_live_thread(struct pid *pid);
 void vp_task_comm(struct task_struct *t, char *out);
+void vp_current_comm(char *out);
 int vp_task_timens(struct task_struct *t, struct vp_timens *out);
 bool vp_task_addr32(struct task_struct *t);
 
@@ -147,9 +148,8 @@ struct vp_time_call {
 	u8 syscall;     /* VP_SC_* */
 	u8 origin;      /* VP_ORIGIN_* */
 	bool compat;    /* the ia32 entry point */
-	char comm[VP_COMM_LEN];
 };
-#define VP_SIZEOF_TIME_CALL 48
+#define VP_SIZEOF_TIME_CALL 32
 typedef void (*vp_time_call_fn)(void *data, const struct vp_time_call *call);
 
 struct vp_attr *vp_attr_register(vp_time_call_fn fn, void *data);
