@@ -9,10 +9,11 @@
 //! each with the reason of its last call; a process's counts start at 0 at its fork and at each
 //! exec (`forget`, from the lifecycle hooks) and go at its exit.
 //!
-//! The probes run in atomic context: one spinlock over the table, allocation with `GFP_NOWAIT`
+//! The ftrace callback runs in the calling task (preemptible), the vsyscall tracepoint and the
+//! exec/exit hooks in atomic context: one spinlock over the table, allocation with `GFP_NOWAIT`
 //! (a failure is counted in `lost`, never waited for). Readers copy what they show under the
-//! lock and format outside it. Only the probed functions pay (the probes are ftrace callbacks on
-//! them); `off` unregisters the probes, and then nothing pays.
+//! lock and format outside it. Only the probed functions pay (an ftrace_ops filtered on them);
+//! `off` unregisters it, and then nothing pays.
 
 use crate::{
     ffi::{

@@ -735,8 +735,9 @@ pub(crate) fn current_comm() -> [u8; COMM_LEN] {
     out
 }
 
-/// Receives every time system call and vsyscall the attribution probes see. Called from kprobe
-/// handlers and the vsyscall tracepoint: atomic context, must not sleep.
+/// Receives every time system call and vsyscall the attribution probes see. Called from the
+/// ftrace callback (preemptible, but inside a traced function: must not sleep) and the vsyscall
+/// tracepoint (atomic context).
 pub(crate) trait TimeCalls: Send + Sync {
     /// Counts one call.
     fn on_call(this: ArcBorrow<'_, Self>, call: &TimeCall);
@@ -759,7 +760,7 @@ unsafe extern "C" fn on_time_call<T: TimeCalls + 'static>(
     T::on_call(this, unsafe { &*call });
 }
 
-/// The registered kprobes on the time system calls and the vsyscall tracepoint probe;
+/// The registered ftrace callback on the time system calls and the vsyscall tracepoint probe;
 /// unregistered on drop (which sleeps).
 ///
 /// # Invariants
@@ -778,7 +779,7 @@ unsafe impl<T: TimeCalls> Send for TimeCallProbes<T> {}
 unsafe impl<T: TimeCalls> Sync for TimeCallProbes<T> {}
 
 impl<T: TimeCalls + 'static> TimeCallProbes<T> {
-    /// Attaches the probes (process context: `register_kprobe` sleeps).
+    /// Attaches the probes (process context: registration sleeps).
     pub(crate) fn register(target: Arc<T>) -> Result<Self> {
         let data = Arc::into_raw(target);
         // SAFETY: `on_time_call::<T>` matches `vp_time_call_fn` and expects exactly this `data`.
@@ -1334,6 +1335,7 @@ mod tests {
             match ev {
                 TaskEvent::Add(_) => this.adds.fetch_add(1, Relaxed),
                 TaskEvent::Remove(_) => this.removes.fetch_add(1, Relaxed),
+                TaskEvent::Exec(_) => 0,
             };
         }
     }

@@ -631,9 +631,12 @@ static const struct vp_attr_call_def *vp_attr_find(const struct vp_attr_call_def
 }
 
 /*
- * The ftrace callback, at the entry of one of the probed functions; preemption is off
- * (FTRACE_OPS_FL_RECURSION). The system call comes from the user registers: orig_ax is its
- * number (x32's with __X32_SYSCALL_BIT), TS_COMPAT says ia32. The vsyscall emulation calls
+ * The ftrace callback, at the entry of one of the probed functions, in the calling task's
+ * context and preemptible: the ops has no FTRACE_OPS_FL_RECURSION, whose assist function cost
+ * more than the rest of the callback (bench-attribution-overhead). Recursion cannot happen: the
+ * ops traces only the system calls' entry points, and nothing here makes a system call. The
+ * system call comes from the user registers: orig_ax is its number (x32's with
+ * __X32_SYSCALL_BIT), TS_COMPAT says ia32. The vsyscall emulation calls
  * __x64_sys_gettimeofday/time/getcpu itself with orig_ax set to -1: no number matches, so it is
  * counted once, by its tracepoint.
  */
@@ -705,7 +708,7 @@ struct vp_attr *vp_attr_register(vp_time_call_fn fn, void *data)
 	a->fn = fn;
 	a->data = data;
 	a->ops.func = vp_attr_ftrace;
-	a->ops.flags = 0;
+	a->ops.flags = 0; /* see vp_attr_ftrace() */
 	for (i = 0; i < ARRAY_SIZE(vp_attr_symbols); i++) {
 		/* ftrace_set_filter() parses (and may write into) its buffer. */
 		strscpy(sym, vp_attr_symbols[i]);
