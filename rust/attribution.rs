@@ -9,15 +9,19 @@
 //! each with the reason of its last call; a process's counts start at 0 at its fork and at each
 //! exec (`forget`, from the lifecycle hooks) and go at its exit.
 //!
-//! The ftrace callback runs in the calling task (preemptible), the vsyscall tracepoint and the
-//! exec/exit hooks in atomic context: one spinlock over the table, allocation with `GFP_NOWAIT`
-//! (a failure is counted in `lost`, never waited for). Readers copy what they show under the
-//! lock and format outside it. Only the probed functions pay (an ftrace_ops filtered on them);
-//! `off` unregisters it, and then nothing pays.
+//! The hot path is C and takes no lock: the probe appends the call to its CPU's ring
+//! (`ffi::TimeCallProbes`). The counters are one spinlock-protected tree, brought up to date
+//! from the rings ([`Attribution::drain`]) whenever they are read, before a process's counters
+//! are dropped (exec, exit: so no call is ever counted for the wrong image), and when a ring is
+//! full (the probe waits for that drain rather than lose the call). The drain runs in atomic
+//! context too (the hooks): allocation with `GFP_NOWAIT`, a failure counted in `lost`. Readers
+//! copy what they show under the lock and format outside it. Only the probed functions pay (an
+//! ftrace_ops filtered on them); `off` unregisters it, and then nothing pays.
 
 use crate::{
     ffi::{
         self,
+        CallSource,
         SeqShow,
         TimeCall,
         TimeCallProbes,
@@ -240,9 +244,6 @@ impl fmt::Display for Reason<'_> {
 /// One process's counters.
 #[derive(Clone, Copy)]
 struct Proc {
-    /// The process image they belong to: a call from another one starts over.
-    start_time: u64,
-    exec_id: u64,
     comm: [u8; COMM_LEN],
     used: usize,
     /// Calls not counted because every bucket was taken.
@@ -251,23 +252,17 @@ struct Proc {
 }
 
 impl Proc {
-    /// Empty counters for the process image of `call` (its caller's, so `current`'s comm).
-    fn new(call: &TimeCall) -> Self {
+    /// Empty counters for process `tgid`.
+    fn new(tgid: i32) -> Self {
         Proc {
-            start_time: call.start_time,
-            exec_id: call.exec_id,
-            comm: ffi::current_comm(),
+            comm: ffi::tgid_comm(tgid).unwrap_or(*b"?\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"),
             used: 0,
             overflowed: 0,
             buckets: [Bucket::EMPTY; BUCKETS],
         }
     }
 
-    fn same_image(&self, call: &TimeCall) -> bool {
-        self.start_time == call.start_time && self.exec_id == call.exec_id
-    }
-
-    fn count(&mut self, call: &TimeCall, why: Why, time: Option<&ffi::TimePageStats>) {
+    fn count(&mut self, call: &TimeCall, why: Why, cs: Option<&ffi::CsEvent>) {
         let clock = if has_clock(call.syscall) || call.syscall == SC_VSYSCALL {
             call.clock
         } else {
@@ -297,9 +292,9 @@ impl Proc {
         };
         bucket.count += 1;
         bucket.why = why;
-        if let Some(t) = time {
-            copy_name(&mut bucket.clocksource, &t.clocksource);
-            copy_name(&mut bucket.clock_mode, &t.clock_mode);
+        if let Some(e) = cs {
+            copy_name(&mut bucket.clocksource, &e.clocksource);
+            copy_name(&mut bucket.clock_mode, &e.clock_mode);
         }
     }
 
@@ -327,12 +322,23 @@ struct Switch {
     closed: bool,
 }
 
+/// The counters, and where the calls not yet counted wait.
+struct Table {
+    /// By tgid (initial pid namespace).
+    procs: RBTree<i32, Proc>,
+    /// The probes' rings while attribution is on (set and cleared under the lock, so a drain
+    /// never uses rings that are freed).
+    source: Option<CallSource>,
+}
+
+/// Calls taken from the rings at a time.
+const DRAIN_BATCH: usize = 32;
+
 /// The attribution state: the table and the switch.
 #[pin_data]
 pub(crate) struct Attribution {
-    /// Counters by tgid (initial pid namespace).
     #[pin]
-    table: SpinLock<RBTree<i32, Proc>>,
+    table: SpinLock<Table>,
     #[pin]
     switch: Mutex<Switch>,
     time: Arc<TimeState>,
@@ -349,7 +355,10 @@ impl Attribution {
     pub(crate) fn new(time: Arc<TimeState>, vsyscall: vsyscall::Info) -> Result<Arc<Self>> {
         Arc::pin_init(
             try_pin_init!(Self {
-                table <- new_spinlock!(RBTree::new()),
+                table <- new_spinlock!(Table {
+                    procs: RBTree::new(),
+                    source: None,
+                }),
                 switch <- new_mutex!(Switch {
                     probes: None,
                     closed: false,
@@ -370,20 +379,39 @@ impl Attribution {
         if on && sw.closed {
             return Err(ENODEV);
         }
-        match (on, sw.probes.is_some()) {
-            (true, false) => sw.probes = Some(TimeCallProbes::register(self.clone())?),
-            (false, true) => drop(sw.probes.take()),
-            _ => {}
+        if on && sw.probes.is_none() {
+            // SAFETY: the time page is `self.time`'s, which `self` holds, and the probes are
+            // owned by `self.switch`: dropped before `self.time`.
+            let probes = unsafe { TimeCallProbes::register(self.clone(), self.time.page())? };
+            self.table.lock().source = Some(probes.source());
+            sw.probes = Some(probes);
+        } else if !on {
+            self.detach(&mut sw);
         }
         self.on.store(on, Relaxed);
         Ok(())
+    }
+
+    /// Detaches the probes, counts what their rings still hold, and frees them.
+    fn detach(&self, sw: &mut Switch) {
+        let Some(probes) = sw.probes.take() else {
+            return;
+        };
+        // A probe that finds its ring full meanwhile can still drain it: `source` is set.
+        probes.stop();
+        {
+            let mut table = self.table.lock();
+            self.drain(&mut table);
+            table.source = None;
+        }
+        drop(probes);
     }
 
     /// Detaches the probes for good (module teardown): breaks the probes' reference cycle.
     pub(crate) fn close(&self) {
         let mut sw = self.switch.lock();
         sw.closed = true;
-        drop(sw.probes.take());
+        self.detach(&mut sw);
         self.on.store(false, Relaxed);
     }
 
@@ -391,9 +419,52 @@ impl Attribution {
         self.on.load(Relaxed)
     }
 
-    /// Drops the counters of process `tgid` (it exec'd or exited). Atomic context.
+    /// Counts every call waiting in the rings (any context but NMI; with the lock held).
+    fn drain(&self, table: &mut Table) {
+        let Some(source) = table.source else {
+            return;
+        };
+        let mut buf = [TimeCall::ZERO; DRAIN_BATCH];
+        loop {
+            // SAFETY: `source` is set only while its probes are alive (cleared under this lock
+            // before they are freed), and takes are serialised by this lock.
+            let n = unsafe { source.take(&mut buf) };
+            for call in &buf[..n] {
+                self.count(&mut table.procs, call);
+            }
+            if n < buf.len() {
+                return;
+            }
+        }
+    }
+
+    /// Counts one call.
+    fn count(&self, procs: &mut RBTree<i32, Proc>, call: &TimeCall) {
+        let (why, cs) = self.why(call);
+        if procs.get(&call.tgid).is_none() {
+            match RBTreeNode::new(call.tgid, Proc::new(call.tgid), GFP_NOWAIT) {
+                // No entry for `call.tgid`: nothing is replaced.
+                Ok(node) => drop(procs.insert(node)),
+                Err(_) => {
+                    self.lost.fetch_add(1, Relaxed);
+                    return;
+                }
+            }
+        }
+        if let Some(p) = procs.get_mut(&call.tgid) {
+            p.count(call, why, cs.as_ref());
+        }
+    }
+
+    /// Drops the counters of process `tgid` (it exec'd or exited), after counting what the
+    /// rings hold: calls made before the exec or exit go to the image that made them. Atomic
+    /// context.
     pub(crate) fn forget(&self, tgid: i32) {
-        let node = self.table.lock().remove_node(&tgid);
+        let node = {
+            let mut table = self.table.lock();
+            self.drain(&mut table);
+            table.procs.remove_node(&tgid)
+        };
         // Freed outside the lock (kfree does not sleep).
         drop(node);
     }
@@ -401,14 +472,20 @@ impl Attribution {
     /// Drops every counter.
     fn reset(&self) {
         let mut old = RBTree::new();
-        core::mem::swap(&mut *self.table.lock(), &mut old);
+        {
+            let mut table = self.table.lock();
+            self.drain(&mut table);
+            core::mem::swap(&mut table.procs, &mut old);
+        }
+        drop(old);
     }
 
     /// A copy of process `tgid`'s counters, if it has any (process context).
     fn snapshot(&self, tgid: i32) -> Result<Option<KBox<Proc>>> {
         let out = KBox::<Proc>::new_uninit(GFP_KERNEL)?;
-        let table = self.table.lock();
-        Ok(table.get(&tgid).map(|p| KBox::write(out, *p)))
+        let mut table = self.table.lock();
+        self.drain(&mut table);
+        Ok(table.procs.get(&tgid).map(|p| KBox::write(out, *p)))
     }
 
     /// What the report of process `tgid` shows.
@@ -424,14 +501,15 @@ impl Attribution {
         let mut want = 0;
         loop {
             let mut out = KVec::with_capacity(want, GFP_KERNEL)?;
-            let table = self.table.lock();
-            let need: usize = table.values().map(|p| p.buckets().count()).sum();
+            let mut table = self.table.lock();
+            self.drain(&mut table);
+            let need: usize = table.procs.values().map(|p| p.buckets().count()).sum();
             if need > out.capacity() {
                 drop(table);
                 want = need + 16;
                 continue;
             }
-            for (tgid, p) in table.iter() {
+            for (tgid, p) in table.procs.iter() {
                 for b in p.buckets() {
                     // Within capacity, checked above under the same lock.
                     let _ = out.push_within_capacity((*tgid, p.comm, *b));
@@ -441,20 +519,25 @@ impl Attribution {
         }
     }
 
-    fn why(&self, call: &TimeCall) -> (Why, Option<ffi::TimePageStats>) {
+    /// Why the call was a system call, and for the vDSO's own fallbacks the clocksource then.
+    fn why(&self, call: &TimeCall) -> (Why, Option<ffi::CsEvent>) {
         let path = vdso_has_path(call.syscall, call.clock, call.compat);
         match call.origin {
             ORIGIN_VSYSCALL => (Why::Vsyscall, None),
             ORIGIN_NO_VDSO => (Why::NoVdso, None),
             ORIGIN_VDSO if !path => (Why::NoVdsoPath, None),
             ORIGIN_VDSO => {
-                let t = self.time.stats();
-                let why = if t.vdso_readable == 0 {
-                    Why::ClockModeNone
-                } else {
+                let why = if call.readable {
                     Why::VdsoFellBack
+                } else {
+                    Why::ClockModeNone
                 };
-                (why, Some(t))
+                // The last clocksource event before the call names the clocksource then.
+                let cs = call
+                    .cs_seq
+                    .checked_sub(1)
+                    .and_then(|seq| self.time.log_entry(u64::from(seq)));
+                (why, cs)
             }
             ORIGIN_ELSEWHERE if !path => (Why::BypassNoPath, None),
             _ => (Why::Bypass, None),
@@ -463,43 +546,11 @@ impl Attribution {
 }
 
 impl TimeCalls for Attribution {
-    /// The hot path, at every probed system call: one lookup under the spinlock.
-    fn on_call(this: ArcBorrow<'_, Self>, call: &TimeCall) {
-        let (why, time) = this.why(call);
-        let count = |p: &mut Proc| {
-            if !p.same_image(call) {
-                *p = Proc::new(call);
-            }
-            p.count(call, why, time.as_ref());
-        };
-        if let Some(p) = this.table.lock().get_mut(&call.tgid) {
-            count(p);
-            return;
-        }
-        // The process's first call: its counters are allocated outside the lock (and freed
-        // outside it if another thread's first call won).
-        let Ok(node) = RBTreeNode::new(call.tgid, Proc::new(call), GFP_NOWAIT) else {
-            this.lost.fetch_add(1, Relaxed);
-            return;
-        };
+    /// A probe's ring is full: count everything waiting, so that it can append.
+    fn on_full(this: ArcBorrow<'_, Self>) -> bool {
         let mut table = this.table.lock();
-        let node = match table.get_mut(&call.tgid) {
-            Some(p) => {
-                count(p);
-                Some(node)
-            }
-            None => {
-                let p = table.insert(node);
-                // No entry was replaced: `insert` returns None.
-                drop(p);
-                if let Some(p) = table.get_mut(&call.tgid) {
-                    count(p);
-                }
-                None
-            }
-        };
-        drop(table);
-        drop(node);
+        this.drain(&mut table);
+        table.source.is_some()
     }
 }
 
@@ -582,7 +633,9 @@ impl SeqShow for SwitchFile {
     fn show(&self, _open: &(), out: &SeqFile) -> Result {
         let a = &self.0;
         let (processes, calls) = {
-            let table = a.table.lock();
+            let mut table = a.table.lock();
+            a.drain(&mut table);
+            let table = &table.procs;
             let calls: u64 = table
                 .values()
                 .map(|p| p.buckets().map(|b| b.count).sum::<u64>() + p.overflowed)

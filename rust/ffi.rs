@@ -154,11 +154,8 @@ pub(crate) struct TimePageStats {
 
 /// Mirrors `struct vp_time_call` (`shim.h`): one time system call or vsyscall, as a probe saw it.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub(crate) struct TimeCall {
-    /// The thread group leader's `start_time`: with `tgid`, names the process across pid reuse.
-    pub(crate) start_time: u64,
-    /// `self_exec_id` of the calling thread: changes at every exec.
-    pub(crate) exec_id: u64,
     /// The process, in the initial pid namespace.
     pub(crate) tgid: i32,
     /// The `clockid_t` argument, the vsyscall number, else 0.
@@ -169,6 +166,24 @@ pub(crate) struct TimeCall {
     pub(crate) origin: u8,
     /// Whether it came through the ia32 entry point.
     pub(crate) compat: bool,
+    /// For a call from the vDSO: whether the vDSO could read the clocksource then.
+    pub(crate) readable: bool,
+    /// For a call from the vDSO: the clocksource log's event count then (the last event names
+    /// the clocksource).
+    pub(crate) cs_seq: u32,
+}
+
+impl TimeCall {
+    /// An all-zero call (a buffer's initial value).
+    pub(crate) const ZERO: TimeCall = TimeCall {
+        tgid: 0,
+        clock: 0,
+        syscall: 0,
+        origin: 0,
+        compat: false,
+        readable: false,
+        cs_seq: 0,
+    };
 }
 
 /// Mirrors `struct vp_cs_event` (`shim.h`): one clocksource change the timekeeping notifier saw.
@@ -200,7 +215,7 @@ const _: () = assert!(size_of::<MmInfo>() == 40);
 const _: () = assert!(size_of::<Timens>() == 48);
 const _: () = assert!(size_of::<VvarLayout>() == 36);
 const _: () = assert!(size_of::<TimePageStats>() == 72);
-const _: () = assert!(size_of::<TimeCall>() == 32);
+const _: () = assert!(size_of::<TimeCall>() == 16);
 const _: () = assert!(size_of::<CsEvent>() == 80);
 
 /// `struct vp_hooks` (`shim.c`): opaque.
@@ -223,7 +238,7 @@ struct RawTimePage {
 
 type EventFn = unsafe extern "C" fn(*mut c_void, *mut bindings::task_struct, c_int);
 
-type TimeCallFn = unsafe extern "C" fn(*mut c_void, *const TimeCall);
+type FullFn = unsafe extern "C" fn(*mut c_void) -> bool;
 
 // `VP_EV_*` (shim.h).
 const EV_ADD: c_int = 0;
@@ -238,7 +253,7 @@ extern "C" {
     fn vp_next_tgid(nr: *mut c_int) -> *mut bindings::pid;
     fn vp_tgid_live_thread(pid: *mut bindings::pid) -> *mut bindings::task_struct;
     fn vp_task_comm(t: *mut bindings::task_struct, out: *mut u8);
-    fn vp_current_comm(out: *mut u8);
+    fn vp_tgid_comm(tgid: c_int, out: *mut u8) -> bool;
     fn vp_task_timens(t: *mut bindings::task_struct, out: *mut Timens) -> c_int;
     fn vp_task_addr32(t: *mut bindings::task_struct) -> bool;
     fn vp_mmap_read_lock(mm: *mut bindings::mm_struct) -> c_int;
@@ -259,7 +274,10 @@ extern "C" {
         max: c_uint,
         total: *mut u64,
     ) -> c_uint;
-    fn vp_attr_register(f: TimeCallFn, data: *mut c_void) -> *mut RawAttr;
+    fn vp_timepage_log_entry(tp: *mut RawTimePage, seq: u64, out: *mut CsEvent) -> bool;
+    fn vp_attr_register(f: FullFn, data: *mut c_void, tp: *mut RawTimePage) -> *mut RawAttr;
+    fn vp_attr_stop(a: *mut RawAttr);
+    fn vp_attr_take(a: *mut RawAttr, out: *mut TimeCall, max: c_uint) -> c_uint;
     fn vp_attr_unregister(a: *mut RawAttr);
     fn vp_alloc_wq(
         name: *const c_char,
@@ -727,41 +745,36 @@ impl<T: TaskEvents + 'static> Drop for Hooks<T> {
 
 // ------------------------------------------------------------------ attribution probes
 
-/// The current task's `comm` (any context).
-pub(crate) fn current_comm() -> [u8; COMM_LEN] {
+/// The `comm` of process `tgid` (initial pid namespace), if it exists (any context).
+pub(crate) fn tgid_comm(tgid: i32) -> Option<[u8; COMM_LEN]> {
     let mut out = [0u8; COMM_LEN];
-    // SAFETY: `out` has room for `TASK_COMM_LEN` bytes; `current` is always valid.
-    unsafe { vp_current_comm(out.as_mut_ptr()) };
-    out
+    // SAFETY: `out` has room for `TASK_COMM_LEN` bytes; the shim looks the process up under RCU.
+    unsafe { vp_tgid_comm(tgid, out.as_mut_ptr()) }.then_some(out)
 }
 
-/// Receives every time system call and vsyscall the attribution probes see. Called from the
-/// ftrace callback (preemptible, but inside a traced function: must not sleep) and the vsyscall
+/// Drains the attribution probes' per-CPU rings when one is full. Called from the probes: the
+/// ftrace callback (preemptible, inside a traced function: must not sleep) and the vsyscall
 /// tracepoint (atomic context).
 pub(crate) trait TimeCalls: Send + Sync {
-    /// Counts one call.
-    fn on_call(this: ArcBorrow<'_, Self>, call: &TimeCall);
+    /// Takes every waiting call ([`CallSource::take`]); false if it cannot (the call is then
+    /// dropped).
+    fn on_full(this: ArcBorrow<'_, Self>) -> bool;
 }
 
 /// The probe callback.
 ///
 /// # Safety
 ///
-/// `data` must be the `Arc::into_raw` pointer of a registered [`TimeCallProbes<T>`] and `call` a
-/// valid `struct vp_time_call` for the duration of the call.
-unsafe extern "C" fn on_time_call<T: TimeCalls + 'static>(
-    data: *mut c_void,
-    call: *const TimeCall,
-) {
+/// `data` must be the `Arc::into_raw` pointer of a registered [`TimeCallProbes<T>`].
+unsafe extern "C" fn on_full<T: TimeCalls + 'static>(data: *mut c_void) -> bool {
     // SAFETY: `data` is the pointer `TimeCallProbes::register` got from `Arc::into_raw`, valid
     // until `TimeCallProbes::drop` has unregistered the probes and waited for running ones.
     let this = unsafe { ArcBorrow::from_raw(data.cast::<T>().cast_const()) };
-    // SAFETY: the shim passes a live struct on its stack.
-    T::on_call(this, unsafe { &*call });
+    T::on_full(this)
 }
 
-/// The registered ftrace callback on the time system calls and the vsyscall tracepoint probe;
-/// unregistered on drop (which sleeps).
+/// The registered ftrace callback on the time system calls and the vsyscall tracepoint probe,
+/// and their per-CPU rings of calls; unregistered and freed on drop (which sleeps).
 ///
 /// # Invariants
 ///
@@ -775,15 +788,21 @@ pub(crate) struct TimeCallProbes<T: TimeCalls + 'static> {
 // SAFETY: a C object usable from any thread and a pointer to a `T: Send + Sync` held through an
 // `Arc`.
 unsafe impl<T: TimeCalls> Send for TimeCallProbes<T> {}
-// SAFETY: as above, and there are no `&self` methods.
+// SAFETY: as above; `stop` may run from any thread.
 unsafe impl<T: TimeCalls> Sync for TimeCallProbes<T> {}
 
 impl<T: TimeCalls + 'static> TimeCallProbes<T> {
-    /// Attaches the probes (process context: registration sleeps).
-    pub(crate) fn register(target: Arc<T>) -> Result<Self> {
+    /// Attaches the probes (process context: registration sleeps); the probes read the clock
+    /// mode and the clocksource log of `page` at each vDSO fallback.
+    ///
+    /// # Safety
+    ///
+    /// `page` must outlive the returned object.
+    pub(crate) unsafe fn register(target: Arc<T>, page: &PublishedPage) -> Result<Self> {
         let data = Arc::into_raw(target);
-        // SAFETY: `on_time_call::<T>` matches `vp_time_call_fn` and expects exactly this `data`.
-        let a = unsafe { vp_attr_register(on_time_call::<T>, data.cast_mut().cast()) };
+        // SAFETY: `on_full::<T>` matches `vp_attr_full_fn` and expects exactly this `data`; the
+        // time page object outlives the probes (the caller's contract).
+        let a = unsafe { vp_attr_register(on_full::<T>, data.cast_mut().cast(), page.tp.as_ptr()) };
         match from_err_ptr(a).and_then(|a| NonNull::new(a).ok_or(EINVAL)) {
             // INVARIANT: registered with `data` just now.
             Ok(attr) => Ok(Self { attr, data }),
@@ -794,14 +813,49 @@ impl<T: TimeCalls + 'static> TimeCallProbes<T> {
             }
         }
     }
+
+    /// Detaches the probes (sleeps; idempotent): afterwards no probe runs, and the rings hold
+    /// every call that was made.
+    pub(crate) fn stop(&self) {
+        // SAFETY: `self.attr` is live (invariant); `vp_attr_stop` may be called more than once.
+        unsafe { vp_attr_stop(self.attr.as_ptr()) };
+    }
+
+    /// Where the rings' calls are taken from.
+    pub(crate) fn source(&self) -> CallSource {
+        CallSource(self.attr)
+    }
 }
 
 impl<T: TimeCalls + 'static> Drop for TimeCallProbes<T> {
     fn drop(&mut self) {
-        // SAFETY: registered (invariant); this waits until no handler runs and frees the object.
+        // SAFETY: registered (invariant); this waits until no probe runs, then frees the object
+        // and its rings (calls not taken are dropped).
         unsafe { vp_attr_unregister(self.attr.as_ptr()) };
-        // SAFETY: `self.data` came from `Arc::into_raw` and no handler can use it any more.
+        // SAFETY: `self.data` came from `Arc::into_raw` and no probe can use it any more.
         drop(unsafe { Arc::from_raw(self.data) });
+    }
+}
+
+/// A handle on the rings of a [`TimeCallProbes`], for taking calls under the owner's lock.
+#[derive(Clone, Copy)]
+pub(crate) struct CallSource(NonNull<RawAttr>);
+
+// SAFETY: the rings may be drained from any thread (serialised by the caller, see `take`).
+unsafe impl Send for CallSource {}
+
+impl CallSource {
+    /// Moves up to `out.len()` waiting calls into `out` (each CPU's in order); returns how many.
+    ///
+    /// # Safety
+    ///
+    /// The [`TimeCallProbes`] it came from is alive, and no other `take` on it runs meanwhile.
+    pub(crate) unsafe fn take(&self, out: &mut [TimeCall]) -> usize {
+        let max = c_uint::try_from(out.len()).unwrap_or(c_uint::MAX);
+        // SAFETY: the object is live and takes are serialised (the caller's contract); `out`
+        // has room for `max` calls.
+        let n = unsafe { vp_attr_take(self.0.as_ptr(), out.as_mut_ptr(), max) };
+        (n as usize).min(out.len())
     }
 }
 
@@ -1161,6 +1215,21 @@ impl PublishedPage {
         // SAFETY: `self.tp` is live (invariant); `out` is a writable `struct vp_tp_stats`.
         unsafe { vp_timepage_stats(self.tp.as_ptr(), &mut out) };
         out
+    }
+
+    /// Event number `seq` of the clocksource log, if it is still kept.
+    pub(crate) fn log_entry(&self, seq: u64) -> Option<CsEvent> {
+        let mut out = CsEvent {
+            seq: 0,
+            mono_ns: 0,
+            real_sec: 0,
+            mode: 0,
+            rating: 0,
+            clocksource: [0; 32],
+            clock_mode: [0; 16],
+        };
+        // SAFETY: `self.tp` is live (invariant); `out` is a writable `struct vp_cs_event`.
+        unsafe { vp_timepage_log_entry(self.tp.as_ptr(), seq, &mut out) }.then_some(out)
     }
 
     /// The clocksource log, oldest first, and how many events there were since load.

@@ -124,10 +124,23 @@ struct task_struct *vp_tgid_live_thread(struct pid *pid)
 }
 
 /* get_task_comm() is a macro (a racy read is best left to it). */
-/* current's comm (attribution: when a process's counters are created; atomic context). */
-void vp_current_comm(char *out)
+/*
+ * The comm of process tgid (initial pid namespace), if it exists: attribution names a process's
+ * counters when it drains them (atomic context: RCU only).
+ */
+bool vp_tgid_comm(int tgid, char *out)
 {
-	get_task_comm(*(char (*)[TASK_COMM_LEN])out, current);
+	struct task_struct *t;
+	bool found = false;
+
+	rcu_read_lock();
+	t = pid_task(find_pid_ns(tgid, &init_pid_ns), PIDTYPE_TGID);
+	if (t) {
+		get_task_comm(*(char (*)[TASK_COMM_LEN])out, t);
+		found = true;
+	}
+	rcu_read_unlock();
+	return found;
 }
 
 void vp_task_comm(struct task_struct *t, char *out)
@@ -559,10 +572,29 @@ static const struct vp_attr_call_def vp_attr_ia32[] = {
 };
 #endif
 
+static bool vp_tp_readable(const struct vp_timepage *tp);
+static u32 vp_tp_log_events(const struct vp_timepage *tp);
+
+/*
+ * Each CPU's calls, in order: the probes append (preemption off, so one writer per ring), the
+ * consumer takes them under its own lock (vp_attr_take()). head and tail only grow; head - tail
+ * is the number of events waiting. A full ring makes the probe ask the consumer to drain, and
+ * try again: no call is lost.
+ */
+#define VP_ATTR_RING 256
+
+struct vp_attr_ring {
+	u32 head; /* the next slot to write: written by the owner CPU only */
+	u32 tail; /* the next slot to read: written by the consumer only */
+	struct vp_time_call ev[VP_ATTR_RING];
+};
+
 struct vp_attr {
 	struct ftrace_ops ops;
-	vp_time_call_fn fn;
+	vp_attr_full_fn full;
 	void *data;
+	struct vp_timepage *tp; /* the clock mode and clocksource log at each vDSO fallback */
+	struct vp_attr_ring __percpu *rings;
 	struct tracepoint *vsyscall_tp;
 	bool ops_registered;
 	bool vsyscall_registered;
@@ -605,18 +637,36 @@ static u8 vp_call_origin(struct mm_struct *mm, const struct pt_regs *regs, bool 
 
 static void vp_attr_call(struct vp_attr *a, u8 syscall, int clock, u8 origin, bool compat)
 {
-	struct task_struct *t = current;
 	struct vp_time_call call = {
-		.start_time = t->group_leader->start_time,
-		.exec_id = t->self_exec_id,
-		.tgid = t->tgid, /* the initial pid namespace's */
+		.tgid = current->tgid, /* the initial pid namespace's */
 		.clock = clock,
 		.syscall = syscall,
 		.origin = origin,
 		.compat = compat,
 	};
+	struct vp_attr_ring *r;
+	u32 head;
 
-	a->fn(a->data, &call);
+	if (origin == VP_ORIGIN_VDSO) {
+		/* Why the vDSO fell back: the published clock mode and clocksource, now. */
+		call.readable = vp_tp_readable(a->tp);
+		call.cs_seq = vp_tp_log_events(a->tp);
+	}
+	for (;;) {
+		preempt_disable_notrace();
+		r = this_cpu_ptr(a->rings);
+		head = r->head;
+		if (head - smp_load_acquire(&r->tail) < VP_ATTR_RING) {
+			r->ev[head % VP_ATTR_RING] = call;
+			/* The consumer reads the slot after it sees head. */
+			smp_store_release(&r->head, head + 1);
+			preempt_enable_notrace();
+			return;
+		}
+		preempt_enable_notrace();
+		if (!a->full(a->data))
+			return;
+	}
 }
 
 static const struct vp_attr_call_def *vp_attr_find(const struct vp_attr_call_def *defs,
@@ -696,7 +746,7 @@ static void vp_attr_detach(struct vp_attr *a)
  * Attaches the callback and the tracepoint probe; they call fn(data, call) for every time system
  * call and vsyscall until vp_attr_unregister(). Process context (registration sleeps).
  */
-struct vp_attr *vp_attr_register(vp_time_call_fn fn, void *data)
+struct vp_attr *vp_attr_register(vp_attr_full_fn full, void *data, struct vp_timepage *tp)
 {
 	struct vp_attr *a = kzalloc(sizeof(*a), GFP_KERNEL);
 	char sym[48];
@@ -705,8 +755,14 @@ struct vp_attr *vp_attr_register(vp_time_call_fn fn, void *data)
 
 	if (!a)
 		return ERR_PTR(-ENOMEM);
-	a->fn = fn;
+	a->rings = alloc_percpu(struct vp_attr_ring);
+	if (!a->rings) {
+		kfree(a);
+		return ERR_PTR(-ENOMEM);
+	}
+	a->full = full;
 	a->data = data;
+	a->tp = tp;
 	a->ops.func = vp_attr_ftrace;
 	a->ops.flags = 0; /* see vp_attr_ftrace() */
 	for (i = 0; i < ARRAY_SIZE(vp_attr_symbols); i++) {
@@ -733,14 +789,45 @@ struct vp_attr *vp_attr_register(vp_time_call_fn fn, void *data)
 	return a;
 fail:
 	vp_attr_detach(a);
+	free_percpu(a->rings);
 	kfree(a);
 	return ERR_PTR(err);
 }
 
-/* No callback runs after this returns. */
+/* Detaches the probes (idempotent): no probe runs after this returns; the rings stay. */
+void vp_attr_stop(struct vp_attr *a)
+{
+	vp_attr_detach(a);
+}
+
+/*
+ * Takes up to max events, each CPU's in order. The caller serialises the takes (its lock); the
+ * probes may append meanwhile.
+ */
+unsigned int vp_attr_take(struct vp_attr *a, struct vp_time_call *out, unsigned int max)
+{
+	unsigned int n = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu) {
+		struct vp_attr_ring *r = per_cpu_ptr(a->rings, cpu);
+		u32 tail = r->tail, head = smp_load_acquire(&r->head);
+
+		while (tail != head && n < max)
+			out[n++] = r->ev[tail++ % VP_ATTR_RING];
+		/* The slots are read before the probe may reuse them. */
+		smp_store_release(&r->tail, tail);
+		if (n == max)
+			break;
+	}
+	return n;
+}
+
+/* Detaches the probes and frees everything, events not taken included. */
 void vp_attr_unregister(struct vp_attr *a)
 {
 	vp_attr_detach(a);
+	free_percpu(a->rings);
 	kfree(a);
 }
 
@@ -798,10 +885,37 @@ static void vp_cs_log(struct vp_timepage *tp, const struct timekeeper *tk)
 	ev->rating = cs->rating;
 	strscpy_pad(ev->clocksource, cs->name);
 	strscpy_pad(ev->clock_mode, vp_clock_mode_name(mode));
-	tp->log_total++;
+	/* Read without the lock by vp_tp_log_events(). */
+	WRITE_ONCE(tp->log_total, tp->log_total + 1);
 	raw_spin_unlock(&tp->log_lock);
 	tp->last_cs = cs;
 	tp->last_mode = mode;
+}
+
+/* Whether the vDSO could read the clocksource at the last update (any context). */
+static bool vp_tp_readable(const struct vp_timepage *tp)
+{
+	return READ_ONCE(tp->p->clock_mode) != VDSO_CLOCKMODE_NONE;
+}
+
+/* How many clocksource events were logged so far (any context). */
+static u32 vp_tp_log_events(const struct vp_timepage *tp)
+{
+	return READ_ONCE(tp->log_total);
+}
+
+/* The log's event number seq, if it is still kept. */
+bool vp_timepage_log_entry(struct vp_timepage *tp, u64 seq, struct vp_cs_event *out)
+{
+	unsigned long flags;
+	bool kept;
+
+	raw_spin_lock_irqsave(&tp->log_lock, flags);
+	kept = seq < tp->log_total && tp->log_total - seq <= VP_CS_LOG_LEN;
+	if (kept)
+		*out = tp->log[seq % VP_CS_LOG_LEN];
+	raw_spin_unlock_irqrestore(&tp->log_lock, flags);
+	return kept;
 }
 
 /* Copies the newest events, oldest first, into out (room for max); returns how many. */

@@ -105,7 +105,6 @@ bool vp_pid_alive(struct pid *pid);
 struct pid *vp_next_tgid(int *nr);
 struct task_struct *vp_tgid_live_thread(struct pid *pid);
 void vp_task_comm(struct task_struct *t, char *out);
-void vp_current_comm(char *out);
 int vp_task_timens(struct task_struct *t, struct vp_timens *out);
 bool vp_task_addr32(struct task_struct *t);
 
@@ -141,19 +140,25 @@ enum {
 	VP_ORIGIN_VSYSCALL,  /* the vsyscall emulation */
 };
 struct vp_time_call {
-	u64 start_time; /* the thread group leader's start_time */
-	u64 exec_id;    /* self_exec_id: changes at every exec */
-	int tgid;       /* in the initial pid namespace */
-	int clock;      /* the clockid_t argument, the vsyscall number, else 0 */
-	u8 syscall;     /* VP_SC_* */
-	u8 origin;      /* VP_ORIGIN_* */
-	bool compat;    /* the ia32 entry point */
+	int tgid;        /* in the initial pid namespace */
+	int clock;       /* the clockid_t argument, the vsyscall number, else 0 */
+	u8 syscall;      /* VP_SC_* */
+	u8 origin;       /* VP_ORIGIN_* */
+	bool compat;     /* the ia32 entry point */
+	bool readable;   /* VP_ORIGIN_VDSO: the clocksource was readable by the vDSO at the call */
+	u32 cs_seq;      /* VP_ORIGIN_VDSO: the clocksource log's events at the call (the last is
+			  * the clocksource then) */
 };
-#define VP_SIZEOF_TIME_CALL 32
-typedef void (*vp_time_call_fn)(void *data, const struct vp_time_call *call);
+#define VP_SIZEOF_TIME_CALL 16
+/* A CPU's ring is full: drain every ring now (any context but NMI); false if it cannot. */
+typedef bool (*vp_attr_full_fn)(void *data);
 
-struct vp_attr *vp_attr_register(vp_time_call_fn fn, void *data);
+struct vp_attr *vp_attr_register(vp_attr_full_fn fn, void *data, struct vp_timepage *tp);
+void vp_attr_stop(struct vp_attr *attr);
+unsigned int vp_attr_take(struct vp_attr *attr, struct vp_time_call *out, unsigned int max);
 void vp_attr_unregister(struct vp_attr *attr);
+bool vp_tgid_comm(int tgid, char *out);
+bool vp_timepage_log_entry(struct vp_timepage *tp, u64 seq, struct vp_cs_event *out);
 
 struct vp_timepage *vp_timepage_start(struct page *page);
 void vp_timepage_stop(struct vp_timepage *tp);

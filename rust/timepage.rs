@@ -117,9 +117,14 @@ impl TimeState {
 }
 
 impl TimeState {
-    /// What the last timekeeping update published (clocksource, its vDSO mode). Any context.
-    pub(crate) fn stats(&self) -> TimePageStats {
-        self.page.stats()
+    /// The published page (the attribution probes read its clock mode and clocksource log).
+    pub(crate) fn page(&self) -> &PublishedPage {
+        &self.page
+    }
+
+    /// Event number `seq` of the clocksource log, if it is still kept (any context but NMI).
+    pub(crate) fn log_entry(&self, seq: u64) -> Option<ffi::CsEvent> {
+        self.page.log_entry(seq)
     }
 
     /// Writes `clocksource_log`: one line per clocksource change, oldest first (copied out of
