@@ -923,7 +923,7 @@ pub(crate) trait SeqShow: Send + Sync + Sized + 'static {
     /// Handles one `write(2)` of `input` (at most [`WRITE_MAX`] bytes, already copied from
     /// userspace; process context, may sleep).
     fn write(&self, _input: &[u8]) -> Result {
-        Err(EPERM)
+        Err(EINVAL)
     }
 }
 
@@ -985,8 +985,7 @@ unsafe extern "C" fn seq_show<T: SeqShow>(m: *mut bindings::seq_file, _v: *mut c
     }
 }
 
-/// `write` of the files of type `T`: copies the input, then `T::write`. Mode 0400 does not stop a
-/// writer with `CAP_DAC_OVERRIDE`, so a read-only type refuses here too.
+/// `write` of the files of type `T` that take writes: copies the input, then `T::write`.
 ///
 /// # Safety
 ///
@@ -997,9 +996,6 @@ unsafe extern "C" fn seq_write<T: SeqShow>(
     count: usize,
     _pos: *mut bindings::loff_t,
 ) -> isize {
-    if !T::WRITABLE {
-        return EPERM.to_errno() as isize;
-    }
     let mut input = [0u8; WRITE_MAX];
     let Some(input) = input.get_mut(..count) else {
         return EINVAL.to_errno() as isize;
@@ -1059,7 +1055,12 @@ impl<T: SeqShow> HasSeqOps for T {
             owner: kernel::module::this_module::<crate::LocalModule>().as_ptr(),
             open: Some(seq_open::<T>),
             read: Some(bindings::seq_read),
-            write: Some(seq_write::<T>),
+            // Read-only files have none: a write fails as the kernel fails it (EINVAL).
+            write: if T::WRITABLE {
+                Some(seq_write::<T>)
+            } else {
+                None
+            },
             llseek: Some(bindings::seq_lseek),
             release: Some(seq_release::<T>),
             ..pin_init::zeroed()

@@ -601,7 +601,7 @@ struct vp_attr {
 };
 
 /* Whether addr lies in the [vdso] text of mm (the image, not the vvar pages before it). */
-static bool vp_in_vdso_text(struct mm_struct *mm, unsigned long addr)
+static notrace bool vp_in_vdso_text(struct mm_struct *mm, unsigned long addr)
 {
 	unsigned long base = (unsigned long)READ_ONCE(mm->context.vdso);
 	const struct vdso_image *image = READ_ONCE(mm->context.vdso_image);
@@ -609,7 +609,7 @@ static bool vp_in_vdso_text(struct mm_struct *mm, unsigned long addr)
 	return base && image && addr - base < image->size;
 }
 
-static u8 vp_call_origin(struct mm_struct *mm, const struct pt_regs *regs, bool compat)
+static notrace u8 vp_call_origin(struct mm_struct *mm, const struct pt_regs *regs, bool compat)
 {
 	unsigned long ip = regs->ip;
 
@@ -635,7 +635,7 @@ static u8 vp_call_origin(struct mm_struct *mm, const struct pt_regs *regs, bool 
 	return vp_in_vdso_text(mm, ip) ? VP_ORIGIN_VDSO : VP_ORIGIN_ELSEWHERE;
 }
 
-static void vp_attr_call(struct vp_attr *a, u8 syscall, int clock, u8 origin, bool compat)
+static notrace void vp_attr_call(struct vp_attr *a, u8 syscall, int clock, u8 origin, bool compat)
 {
 	struct vp_time_call call = {
 		.tgid = current->tgid, /* the initial pid namespace's */
@@ -669,7 +669,7 @@ static void vp_attr_call(struct vp_attr *a, u8 syscall, int clock, u8 origin, bo
 	}
 }
 
-static const struct vp_attr_call_def *vp_attr_find(const struct vp_attr_call_def *defs,
+static notrace const struct vp_attr_call_def *vp_attr_find(const struct vp_attr_call_def *defs,
 						    size_t n, long nr)
 {
 	size_t i;
@@ -690,7 +690,7 @@ static const struct vp_attr_call_def *vp_attr_find(const struct vp_attr_call_def
  * __x64_sys_gettimeofday/time/getcpu itself with orig_ax set to -1: no number matches, so it is
  * counted once, by its tracepoint.
  */
-static void vp_attr_ftrace(unsigned long ip, unsigned long parent_ip, struct ftrace_ops *op,
+static notrace void vp_attr_ftrace(unsigned long ip, unsigned long parent_ip, struct ftrace_ops *op,
 			   struct ftrace_regs *fregs)
 {
 	struct vp_attr *a = container_of(op, struct vp_attr, ops);
@@ -893,13 +893,13 @@ static void vp_cs_log(struct vp_timepage *tp, const struct timekeeper *tk)
 }
 
 /* Whether the vDSO could read the clocksource at the last update (any context). */
-static bool vp_tp_readable(const struct vp_timepage *tp)
+static notrace bool vp_tp_readable(const struct vp_timepage *tp)
 {
 	return READ_ONCE(tp->p->clock_mode) != VDSO_CLOCKMODE_NONE;
 }
 
 /* How many clocksource events were logged so far (any context). */
-static u32 vp_tp_log_events(const struct vp_timepage *tp)
+static notrace u32 vp_tp_log_events(const struct vp_timepage *tp)
 {
 	return READ_ONCE(tp->log_total);
 }
