@@ -2,12 +2,12 @@
 
 //! Attribution: which time system calls each process makes, and why they are not vDSO reads.
 //!
-//! Kprobes on the entry points of the time system calls (`ffi::TimeCallProbes`) report each call
-//! with its clock id and origin: from the `[vdso]` text (the vDSO's own fallback) or from
+//! An ftrace callback on the entry points of the time system calls (`ffi::TimeCallProbes`) reports
+//! each call with its clock id and origin: from the `[vdso]` text (the vDSO's own fallback) or from
 //! elsewhere (the caller bypassed the vDSO); the vsyscall emulation's tracepoint reports each
 //! call into the vsyscall page. Counts are per process (tgid), per (system call, clock, origin),
-//! each with the reason of its last call; a process's counts start at 0 at its fork and at each
-//! exec (`forget`, from the lifecycle hooks) and go at its exit.
+//! each with the reason of its last call; a process's counts go at its exec and exit (`forget`,
+//! from the lifecycle hooks), so a new image, or a new process with a reused pid, starts at 0.
 //!
 //! The hot path is C and takes no lock: the probe appends the call to its CPU's ring
 //! (`ffi::TimeCallProbes`). The counters are one spinlock-protected tree, brought up to date
@@ -170,7 +170,7 @@ struct Bucket {
     origin: u8,
     why: Why,
     /// The clocksource and its vDSO clock mode at the last call (for the vDSO's fallbacks).
-    clocksource: [u8; 16],
+    clocksource: [u8; 32],
     clock_mode: [u8; 8],
 }
 
@@ -181,7 +181,7 @@ impl Bucket {
         syscall: 0,
         origin: 0,
         why: Why::Bypass,
-        clocksource: [0; 16],
+        clocksource: [0; 32],
         clock_mode: [0; 8],
     };
 
@@ -380,10 +380,16 @@ impl Attribution {
             return Err(ENODEV);
         }
         if on && sw.probes.is_none() {
-            // SAFETY: the time page is `self.time`'s, which `self` holds, and the probes are
-            // owned by `self.switch`: dropped before `self.time`.
-            let probes = unsafe { TimeCallProbes::register(self.clone(), self.time.page())? };
+            // SAFETY: the probes hold an `Arc` of `self`, which holds the `Arc<TimeState>` whose
+            // page this is: the page outlives them.
+            let probes = unsafe { TimeCallProbes::new(self.clone(), self.time.page())? };
+            // The rings are known before the first call reaches them: a full ring, or an exit
+            // or exec, always drains them.
             self.table.lock().source = Some(probes.source());
+            if let Err(e) = probes.start() {
+                self.table.lock().source = None;
+                return Err(e);
+            }
             sw.probes = Some(probes);
         } else if !on {
             self.detach(&mut sw);

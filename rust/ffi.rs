@@ -275,7 +275,8 @@ extern "C" {
         total: *mut u64,
     ) -> c_uint;
     fn vp_timepage_log_entry(tp: *mut RawTimePage, seq: u64, out: *mut CsEvent) -> bool;
-    fn vp_attr_register(f: FullFn, data: *mut c_void, tp: *mut RawTimePage) -> *mut RawAttr;
+    fn vp_attr_alloc(f: FullFn, data: *mut c_void, tp: *mut RawTimePage) -> *mut RawAttr;
+    fn vp_attr_start(a: *mut RawAttr) -> c_int;
     fn vp_attr_stop(a: *mut RawAttr);
     fn vp_attr_take(a: *mut RawAttr, out: *mut TimeCall, max: c_uint) -> c_uint;
     fn vp_attr_unregister(a: *mut RawAttr);
@@ -752,9 +753,9 @@ pub(crate) fn tgid_comm(tgid: i32) -> Option<[u8; COMM_LEN]> {
     unsafe { vp_tgid_comm(tgid, out.as_mut_ptr()) }.then_some(out)
 }
 
-/// Drains the attribution probes' per-CPU rings when one is full. Called from the probes: the
-/// ftrace callback (preemptible, inside a traced function: must not sleep) and the vsyscall
-/// tracepoint (atomic context).
+/// Drains the attribution probes' per-CPU rings when one is full. Called from the probes, inside
+/// a traced function or a tracepoint: must not sleep, and may run with preemption disabled
+/// (ftrace's list function, when another ftrace user shares one of the functions) or enabled.
 pub(crate) trait TimeCalls: Send + Sync {
     /// Takes every waiting call ([`CallSource::take`]); false if it cannot (the call is then
     /// dropped).
@@ -778,8 +779,8 @@ unsafe extern "C" fn on_full<T: TimeCalls + 'static>(data: *mut c_void) -> bool 
 ///
 /// # Invariants
 ///
-/// `self.attr` is a `struct vp_attr` registered with `self.data`, the `Arc::into_raw` pointer of
-/// a `T`, as its callback data.
+/// `self.attr` is a `struct vp_attr` allocated with `self.data`, the `Arc::into_raw` pointer of a
+/// `T`, as its callback data (and attached once `start` succeeded).
 pub(crate) struct TimeCallProbes<T: TimeCalls + 'static> {
     attr: NonNull<RawAttr>,
     data: *const T,
@@ -792,26 +793,34 @@ unsafe impl<T: TimeCalls> Send for TimeCallProbes<T> {}
 unsafe impl<T: TimeCalls> Sync for TimeCallProbes<T> {}
 
 impl<T: TimeCalls + 'static> TimeCallProbes<T> {
-    /// Attaches the probes (process context: registration sleeps); the probes read the clock
-    /// mode and the clocksource log of `page` at each vDSO fallback.
+    /// Allocates the probes and their rings, attached to nothing yet ([`TimeCallProbes::start`]);
+    /// the probes will read the clock mode and the clocksource log of `page` at each vDSO
+    /// fallback. Process context.
     ///
     /// # Safety
     ///
     /// `page` must outlive the returned object.
-    pub(crate) unsafe fn register(target: Arc<T>, page: &PublishedPage) -> Result<Self> {
+    pub(crate) unsafe fn new(target: Arc<T>, page: &PublishedPage) -> Result<Self> {
         let data = Arc::into_raw(target);
         // SAFETY: `on_full::<T>` matches `vp_attr_full_fn` and expects exactly this `data`; the
         // time page object outlives the probes (the caller's contract).
-        let a = unsafe { vp_attr_register(on_full::<T>, data.cast_mut().cast(), page.tp.as_ptr()) };
+        let a = unsafe { vp_attr_alloc(on_full::<T>, data.cast_mut().cast(), page.tp.as_ptr()) };
         match from_err_ptr(a).and_then(|a| NonNull::new(a).ok_or(EINVAL)) {
-            // INVARIANT: registered with `data` just now.
+            // INVARIANT: allocated with `data` just now (attached by `start`).
             Ok(attr) => Ok(Self { attr, data }),
             Err(e) => {
-                // SAFETY: `data` came from `Arc::into_raw` above and no probe is registered.
+                // SAFETY: `data` came from `Arc::into_raw` above and no probe uses it.
                 drop(unsafe { Arc::from_raw(data) });
                 Err(e)
             }
         }
+    }
+
+    /// Attaches the probes (process context: registration sleeps). On failure none is attached.
+    pub(crate) fn start(&self) -> Result {
+        // SAFETY: `self.attr` is live (invariant) and not started: `start` is called once, by
+        // the owner, right after `new`.
+        to_result(unsafe { vp_attr_start(self.attr.as_ptr()) })
     }
 
     /// Detaches the probes (sleeps; idempotent): afterwards no probe runs, and the rings hold
@@ -829,8 +838,8 @@ impl<T: TimeCalls + 'static> TimeCallProbes<T> {
 
 impl<T: TimeCalls + 'static> Drop for TimeCallProbes<T> {
     fn drop(&mut self) {
-        // SAFETY: registered (invariant); this waits until no probe runs, then frees the object
-        // and its rings (calls not taken are dropped).
+        // SAFETY: allocated (invariant); this detaches what is attached, waits until no probe
+        // runs, then frees the object and its rings (calls not taken are dropped).
         unsafe { vp_attr_unregister(self.attr.as_ptr()) };
         // SAFETY: `self.data` came from `Arc::into_raw` and no probe can use it any more.
         drop(unsafe { Arc::from_raw(self.data) });
@@ -990,12 +999,15 @@ unsafe extern "C" fn seq_show<T: SeqShow>(m: *mut bindings::seq_file, _v: *mut c
 /// # Safety
 ///
 /// `file` must be a file opened by [`seq_open::<T>`]; `buf` a user pointer to `count` bytes.
-unsafe extern "C" fn seq_write<T: SeqShow>(
+unsafe extern "C" fn seq_file_write<T: SeqShow>(
     file: *mut bindings::file,
     buf: *const c_char,
     count: usize,
     _pos: *mut bindings::loff_t,
 ) -> isize {
+    if count == 0 {
+        return 0;
+    }
     let mut input = [0u8; WRITE_MAX];
     let Some(input) = input.get_mut(..count) else {
         return EINVAL.to_errno() as isize;
@@ -1057,7 +1069,7 @@ impl<T: SeqShow> HasSeqOps for T {
             read: Some(bindings::seq_read),
             // Read-only files have none: a write fails as the kernel fails it (EINVAL).
             write: if T::WRITABLE {
-                Some(seq_write::<T>)
+                Some(seq_file_write::<T>)
             } else {
                 None
             },

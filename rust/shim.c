@@ -537,9 +537,11 @@ static const char *const vp_attr_symbols[] = {
 	"__x64_sys_clock_gettime", "__x64_sys_gettimeofday", "__x64_sys_time",
 	"__x64_sys_clock_getres", "__x64_sys_getcpu", "__x64_sys_getrandom",
 #ifdef CONFIG_IA32_EMULATION
-	"__ia32_sys_clock_gettime32", "__ia32_sys_clock_gettime", "__ia32_compat_sys_gettimeofday",
-	"__ia32_sys_time32", "__ia32_sys_clock_getres_time32", "__ia32_sys_clock_getres",
+	"__ia32_sys_clock_gettime", "__ia32_compat_sys_gettimeofday", "__ia32_sys_clock_getres",
 	"__ia32_sys_getcpu", "__ia32_sys_getrandom",
+#ifdef CONFIG_COMPAT_32BIT_TIME
+	"__ia32_sys_clock_gettime32", "__ia32_sys_time32", "__ia32_sys_clock_getres_time32",
+#endif
 #endif
 };
 
@@ -561,12 +563,14 @@ static const struct vp_attr_call_def vp_attr_x64[] = {
 
 #ifdef CONFIG_IA32_EMULATION
 static const struct vp_attr_call_def vp_attr_ia32[] = {
-	{ __NR_ia32_clock_gettime, VP_SC_CLOCK_GETTIME, true },
 	{ __NR_ia32_clock_gettime64, VP_SC_CLOCK_GETTIME64, true },
 	{ __NR_ia32_gettimeofday, VP_SC_GETTIMEOFDAY, false },
+	{ __NR_ia32_clock_getres_time64, VP_SC_CLOCK_GETRES_TIME64, true },
+#ifdef CONFIG_COMPAT_32BIT_TIME
+	{ __NR_ia32_clock_gettime, VP_SC_CLOCK_GETTIME, true },
 	{ __NR_ia32_time, VP_SC_TIME, false },
 	{ __NR_ia32_clock_getres, VP_SC_CLOCK_GETRES, true },
-	{ __NR_ia32_clock_getres_time64, VP_SC_CLOCK_GETRES_TIME64, true },
+#endif
 	{ __NR_ia32_getcpu, VP_SC_GETCPU, false },
 	{ __NR_ia32_getrandom, VP_SC_GETRANDOM, false },
 };
@@ -598,6 +602,7 @@ struct vp_attr {
 	struct tracepoint *vsyscall_tp;
 	bool ops_registered;
 	bool vsyscall_registered;
+	bool leaked; /* the ops could not be unregistered: never freed */
 };
 
 /* Whether addr lies in the [vdso] text of mm (the image, not the vvar pages before it). */
@@ -612,11 +617,19 @@ static notrace bool vp_in_vdso_text(struct mm_struct *mm, unsigned long addr)
 static notrace u8 vp_call_origin(struct mm_struct *mm, const struct pt_regs *regs, bool compat)
 {
 	unsigned long ip = regs->ip;
+	const struct vdso_image *image;
 
 	if (!mm || !READ_ONCE(mm->context.vdso))
 		return VP_ORIGIN_NO_VDSO;
+	image = READ_ONCE(mm->context.vdso_image);
+	/*
+	 * A 64-bit process's ia32 system call (int $0x80, or sysenter/syscall32, which return
+	 * through the 32-bit landing pad's offset into whatever vDSO is mapped): never its vDSO's.
+	 */
+	if (compat && image && !image->sym_int80_landing_pad)
+		return VP_ORIGIN_ELSEWHERE;
 	if (compat && vp_in_vdso_text(mm, ip) &&
-	    ip - (unsigned long)mm->context.vdso == mm->context.vdso_image->sym_int80_landing_pad) {
+	    ip - (unsigned long)mm->context.vdso == image->sym_int80_landing_pad) {
 		/*
 		 * Every ia32 system call made through __kernel_vsyscall (libc's as well as the
 		 * vDSO's own fallbacks) comes back to its landing pad, in the vDSO: the caller is
@@ -627,7 +640,8 @@ static notrace u8 vp_call_origin(struct mm_struct *mm, const struct pt_regs *reg
 		 */
 		u32 caller;
 
-		if (copy_from_user_nofault(&caller, (const void __user *)(regs->sp + 12),
+		if (copy_from_user_nofault(&caller,
+					   (const void __user *)(unsigned long)((u32)regs->sp + 12),
 					   sizeof(caller)))
 			return VP_ORIGIN_ELSEWHERE;
 		ip = caller;
@@ -682,8 +696,9 @@ static notrace const struct vp_attr_call_def *vp_attr_find(const struct vp_attr_
 
 /*
  * The ftrace callback, at the entry of one of the probed functions, in the calling task's
- * context and preemptible: the ops has no FTRACE_OPS_FL_RECURSION, whose assist function cost
- * more than the rest of the callback (bench-attribution-overhead). Recursion cannot happen: the
+ * context; preemptible, or not when another ftrace user shares the function (ftrace's list
+ * function). The ops has no FTRACE_OPS_FL_RECURSION, whose assist function cost more than the
+ * rest of the callback (bench-attribution-overhead). Recursion cannot happen: the
  * ops traces only the system calls' entry points, and nothing here makes a system call. The
  * system call comes from the user registers: orig_ax is its number (x32's with
  * __X32_SYSCALL_BIT), TS_COMPAT says ia32. The vsyscall emulation calls
@@ -730,11 +745,18 @@ static void vp_attr_vsyscall(void *data, int nr)
 static void vp_attr_detach(struct vp_attr *a)
 {
 	if (a->ops_registered) {
-		/* Waits (RCU tasks) until no callback runs or is preempted in the trampoline. */
-		unregister_ftrace_function(&a->ops);
+		/*
+		 * Waits (RCU tasks) until no callback runs or is preempted in the trampoline. It
+		 * fails only if ftrace was disabled after an ftrace_bug(): then the ops may still
+		 * be called, and the object is leaked rather than freed under it.
+		 */
+		if (WARN_ONCE(unregister_ftrace_function(&a->ops),
+			      "vdso_probe: the ftrace ops did not unregister: leaking it\n"))
+			a->leaked = true;
 		a->ops_registered = false;
 	}
-	ftrace_free_filter(&a->ops);
+	if (!a->leaked)
+		ftrace_free_filter(&a->ops);
 	if (a->vsyscall_registered) {
 		tracepoint_probe_unregister(a->vsyscall_tp, vp_attr_vsyscall, a);
 		tracepoint_synchronize_unregister();
@@ -742,16 +764,24 @@ static void vp_attr_detach(struct vp_attr *a)
 	}
 }
 
+static void vp_attr_free(struct vp_attr *a)
+{
+	if (a->leaked)
+		return;
+	free_percpu(a->rings);
+	kfree(a);
+}
+
 /*
- * Attaches the callback and the tracepoint probe; they call fn(data, call) for every time system
- * call and vsyscall until vp_attr_unregister(). Process context (registration sleeps).
+ * Allocates the probes' state and rings and sets the ftrace filter; nothing is attached until
+ * vp_attr_start(), so that the consumer can know the rings first. Process context.
  */
-struct vp_attr *vp_attr_register(vp_attr_full_fn full, void *data, struct vp_timepage *tp)
+struct vp_attr *vp_attr_alloc(vp_attr_full_fn full, void *data, struct vp_timepage *tp)
 {
 	struct vp_attr *a = kzalloc(sizeof(*a), GFP_KERNEL);
 	char sym[48];
 	unsigned int i;
-	int err = 0;
+	int err;
 
 	if (!a)
 		return ERR_PTR(-ENOMEM);
@@ -771,27 +801,37 @@ struct vp_attr *vp_attr_register(vp_attr_full_fn full, void *data, struct vp_tim
 		err = ftrace_set_filter(&a->ops, sym, strlen(sym), i == 0);
 		if (err) {
 			pr_err("vdso_probe: cannot trace %s: %d\n", vp_attr_symbols[i], err);
-			goto fail;
+			vp_attr_detach(a);
+			vp_attr_free(a);
+			return ERR_PTR(err);
 		}
 	}
-	err = register_ftrace_function(&a->ops);
+	return a;
+}
+
+/*
+ * Attaches the callback and the tracepoint probe: from now on they append every time system
+ * call and vsyscall to the rings, and call full(data) when one is full. Process context
+ * (registration sleeps). On failure nothing stays attached.
+ */
+int vp_attr_start(struct vp_attr *a)
+{
+	int err = register_ftrace_function(&a->ops);
+
 	if (err)
-		goto fail;
+		return err;
 	a->ops_registered = true;
 #ifdef CONFIG_X86_VSYSCALL_EMULATION
 	a->vsyscall_tp = vp_find_tracepoint("emulate_vsyscall");
 	err = a->vsyscall_tp ? tracepoint_probe_register(a->vsyscall_tp, vp_attr_vsyscall, a) :
 			       -ENOENT;
-	if (err)
-		goto fail;
+	if (err) {
+		vp_attr_detach(a);
+		return err;
+	}
 	a->vsyscall_registered = true;
 #endif
-	return a;
-fail:
-	vp_attr_detach(a);
-	free_percpu(a->rings);
-	kfree(a);
-	return ERR_PTR(err);
+	return 0;
 }
 
 /* Detaches the probes (idempotent): no probe runs after this returns; the rings stay. */
@@ -827,8 +867,7 @@ unsigned int vp_attr_take(struct vp_attr *a, struct vp_time_call *out, unsigned 
 void vp_attr_unregister(struct vp_attr *a)
 {
 	vp_attr_detach(a);
-	free_percpu(a->rings);
-	kfree(a);
+	vp_attr_free(a);
 }
 
 /* alloc_workqueue() is a macro with a format string. */
@@ -878,7 +917,7 @@ static void vp_cs_log(struct vp_timepage *tp, const struct timekeeper *tk)
 	raw_spin_lock(&tp->log_lock);
 	ev = &tp->log[tp->log_total % VP_CS_LOG_LEN];
 	ev->seq = tp->log_total;
-	/* base has whole seconds of wall time; xtime_nsec the rest, as of cycle_last. */
+	/* CLOCK_MONOTONIC as of cycle_last: tk_update_ktime_data()'s base plus the shifted ns. */
 	ev->mono_ns = ktime_to_ns(tk->tkr_mono.base) + (tk->tkr_mono.xtime_nsec >> tk->tkr_mono.shift);
 	ev->real_sec = tk->xtime_sec;
 	ev->mode = mode;

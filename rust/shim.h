@@ -153,7 +153,8 @@ struct vp_time_call {
 /* A CPU's ring is full: drain every ring now (any context but NMI); false if it cannot. */
 typedef bool (*vp_attr_full_fn)(void *data);
 
-struct vp_attr *vp_attr_register(vp_attr_full_fn fn, void *data, struct vp_timepage *tp);
+struct vp_attr *vp_attr_alloc(vp_attr_full_fn fn, void *data, struct vp_timepage *tp);
+int vp_attr_start(struct vp_attr *attr);
 void vp_attr_stop(struct vp_attr *attr);
 unsigned int vp_attr_take(struct vp_attr *attr, struct vp_time_call *out, unsigned int max);
 void vp_attr_unregister(struct vp_attr *attr);

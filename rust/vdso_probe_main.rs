@@ -99,8 +99,13 @@ impl kernel::Module for VdsoProbe {
         // Hooks before the scan: a process forked during the scan is seen by one or the other.
         this.hooks = Some(ffi::Hooks::register(this.registry.clone())?);
         this.registry.scan()?;
+        // Without attribution the rest still works: said, not fatal.
         if module_parameters::attribution.value() {
-            this.attribution.set(true)?;
+            if let Err(e) = this.attribution.set(true) {
+                pr_warn!(
+                    "attribution not started ({e:?}): echo on > .../vdso/attribution retries\n"
+                );
+            }
         }
         this.device = Some(timepage::TimeDevice::new(this.time.clone())?);
         Ok(this)

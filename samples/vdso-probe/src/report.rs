@@ -169,10 +169,16 @@ pub struct FallbackLine {
     pub reason: String,
 }
 
-/// Parses the global `fallbacks` file (`# ...` lines are comments).
-pub fn parse_fallbacks(text: &str) -> Result<Vec<FallbackLine>> {
+/// The lines of a table file of the module (`fallbacks`, `clocksource_log`): blank lines and
+/// `# ...` comments skipped.
+fn table_lines(text: &str) -> impl Iterator<Item = &str> {
     text.lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+/// Parses the global `fallbacks` file (`# ...` lines are comments).
+pub fn parse_fallbacks(text: &str) -> Result<Vec<FallbackLine>> {
+    table_lines(text)
         .map(|l| {
             let bad = || anyhow!("not a fallbacks line: {}", quote(l));
             let mut f = l.splitn(5, ' ');
@@ -217,8 +223,7 @@ pub struct ClocksourceEvent {
 
 /// Parses the global `clocksource_log` file (`# ...` lines are comments).
 pub fn parse_clocksource_log(text: &str) -> Result<Vec<ClocksourceEvent>> {
-    text.lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    table_lines(text)
         .map(|l| {
             let bad = || anyhow!("not a clocksource_log line: {}", quote(l));
             let f: Vec<&str> = l.split(' ').collect();
