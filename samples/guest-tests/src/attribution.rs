@@ -11,7 +11,7 @@ use anyhow::{bail, ensure, Context, Result};
 use std::{collections::BTreeMap, fs, hint::black_box, os::unix::fs::PermissionsExt};
 use vdso_probe::{
     ptrace::trace_phases,
-    report::{parse_clocksource_log, parse_fallbacks, Calls, Report, DEBUGFS_DIR},
+    report::{parse_clocksource_log, parse_fallbacks, Calls, DEBUGFS_DIR},
     vdso::{self, LiveVdso, VsyscallGettimeofday},
 };
 
@@ -44,8 +44,10 @@ fn attribution_state() -> Result<String> {
         .unwrap_or_default())
 }
 
+/// The calls in `pid`'s report, once its file exists (files appear from the registry's work
+/// item, shortly after the fork).
 fn calls_of(pid: i32) -> Result<Calls> {
-    Ok(Report::read(pid)?.calls)
+    Ok(crate::proc::report_of(pid)?.calls)
 }
 
 /// `{"clock_gettime.MONOTONIC": 3}` from pairs.
