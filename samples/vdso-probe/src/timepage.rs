@@ -942,10 +942,25 @@ mod tests {
                 n
             })
         };
-        // Check without panicking while the writer runs (it must stop before the unmap).
+        // Check without panicking while the writer runs (it must stop before the unmap). The
+        // reads start once the writer has (on a loaded machine the reader's 200,000 reads once
+        // ended before the writer thread ran at all), and go on until it has made 1,000 updates
+        // (or 10 s passed).
         let check = || -> std::result::Result<(), String> {
+            let t0 = std::time::Instant::now();
+            let updates = || fake.page.snapshot().page.update_count;
+            while updates() == 0 {
+                if t0.elapsed() > std::time::Duration::from_secs(10) {
+                    return Err("the writer thread made no update in 10 s".into());
+                }
+                std::thread::yield_now();
+            }
             let mut last = 0;
-            for _ in 0..200_000 {
+            let mut reads = 0u64;
+            while reads < 200_000
+                || (updates() < 1_000 && t0.elapsed() < std::time::Duration::from_secs(10))
+            {
+                reads += 1;
                 let s = fake.page.snapshot();
                 let p = &s.page;
                 let n = p.monotonic_coarse.sec;
