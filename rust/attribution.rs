@@ -48,7 +48,8 @@ use kernel::{
         Arc,
         ArcBorrow,
         Mutex,
-        SpinLock, //
+        SpinLock,
+        SpinLockGuard, //
     },
 };
 
@@ -405,11 +406,7 @@ impl Attribution {
         };
         // A probe that finds its ring full meanwhile can still drain it: `source` is set.
         probes.stop();
-        {
-            let mut table = self.table.lock();
-            self.drain(&mut table);
-            table.source = None;
-        }
+        self.drained().source = None;
         drop(probes);
     }
 
@@ -423,6 +420,13 @@ impl Attribution {
 
     fn is_on(&self) -> bool {
         self.on.load(Relaxed)
+    }
+
+    /// The table, locked, with every call waiting in the rings counted (any context but NMI).
+    fn drained(&self) -> SpinLockGuard<'_, Table> {
+        let mut table = self.table.lock();
+        self.drain(&mut table);
+        table
     }
 
     /// Counts every call waiting in the rings (any context but NMI; with the lock held).
@@ -466,31 +470,22 @@ impl Attribution {
     /// rings hold: calls made before the exec or exit go to the image that made them. Atomic
     /// context.
     pub(crate) fn forget(&self, tgid: i32) {
-        let node = {
-            let mut table = self.table.lock();
-            self.drain(&mut table);
-            table.procs.remove_node(&tgid)
-        };
+        let node = self.drained().procs.remove_node(&tgid);
         // Freed outside the lock (kfree does not sleep).
         drop(node);
     }
 
     /// Drops every counter.
     fn reset(&self) {
-        let mut old = RBTree::new();
-        {
-            let mut table = self.table.lock();
-            self.drain(&mut table);
-            core::mem::swap(&mut table.procs, &mut old);
-        }
+        // Freed after the statement, outside the lock.
+        let old = core::mem::take(&mut self.drained().procs);
         drop(old);
     }
 
     /// A copy of process `tgid`'s counters, if it has any (process context).
     fn snapshot(&self, tgid: i32) -> Result<Option<KBox<Proc>>> {
         let out = KBox::<Proc>::new_uninit(GFP_KERNEL)?;
-        let mut table = self.table.lock();
-        self.drain(&mut table);
+        let table = self.drained();
         Ok(table.procs.get(&tgid).map(|p| KBox::write(out, *p)))
     }
 
@@ -507,8 +502,7 @@ impl Attribution {
         let mut want = 0;
         loop {
             let mut out = KVec::with_capacity(want, GFP_KERNEL)?;
-            let mut table = self.table.lock();
-            self.drain(&mut table);
+            let table = self.drained();
             let need: usize = table.procs.values().map(|p| p.buckets().count()).sum();
             if need > out.capacity() {
                 drop(table);
@@ -554,9 +548,7 @@ impl Attribution {
 impl TimeCalls for Attribution {
     /// A probe's ring is full: count everything waiting, so that it can append.
     fn on_full(this: ArcBorrow<'_, Self>) -> bool {
-        let mut table = this.table.lock();
-        this.drain(&mut table);
-        table.source.is_some()
+        this.drained().source.is_some()
     }
 }
 
@@ -639,8 +631,7 @@ impl SeqShow for SwitchFile {
     fn show(&self, _open: &(), out: &SeqFile) -> Result {
         let a = &self.0;
         let (processes, calls) = {
-            let mut table = a.table.lock();
-            a.drain(&mut table);
+            let table = a.drained();
             let table = &table.procs;
             let calls: u64 = table
                 .values()

@@ -124,6 +124,14 @@ struct task_struct *vp_tgid_live_thread(struct pid *pid)
 }
 
 /* get_task_comm() is a macro (a racy read is best left to it). */
+void vp_task_comm(struct task_struct *t, char *out)
+{
+	char comm[TASK_COMM_LEN];
+
+	get_task_comm(comm, t);
+	memcpy(out, comm, VP_COMM_LEN);
+}
+
 /*
  * The comm of process tgid (initial pid namespace), if it exists: attribution names a process's
  * counters when it drains them (atomic context: RCU only).
@@ -131,24 +139,13 @@ struct task_struct *vp_tgid_live_thread(struct pid *pid)
 bool vp_tgid_comm(int tgid, char *out)
 {
 	struct task_struct *t;
-	bool found = false;
 
 	rcu_read_lock();
 	t = pid_task(find_pid_ns(tgid, &init_pid_ns), PIDTYPE_TGID);
-	if (t) {
-		get_task_comm(*(char (*)[TASK_COMM_LEN])out, t);
-		found = true;
-	}
+	if (t)
+		vp_task_comm(t, out);
 	rcu_read_unlock();
-	return found;
-}
-
-void vp_task_comm(struct task_struct *t, char *out)
-{
-	char comm[TASK_COMM_LEN];
-
-	get_task_comm(comm, t);
-	memcpy(out, comm, VP_COMM_LEN);
+	return t != NULL;
 }
 
 /* struct time_namespace and nsproxy are not in the bindings; task_lock() is inline. */
@@ -533,48 +530,38 @@ void vp_hooks_unregister(struct vp_hooks *h)
  * is allocated per instance, so each registration gets a fresh trampoline (FTRACE_OPS_FL_DYNAMIC),
  * and it is cheaper (no kprobe layer, no saved registers).
  */
-static const char *const vp_attr_symbols[] = {
-	"__x64_sys_clock_gettime", "__x64_sys_gettimeofday", "__x64_sys_time",
-	"__x64_sys_clock_getres", "__x64_sys_getcpu", "__x64_sys_getrandom",
-#ifdef CONFIG_IA32_EMULATION
-	"__ia32_sys_clock_gettime", "__ia32_compat_sys_gettimeofday", "__ia32_sys_clock_getres",
-	"__ia32_sys_getcpu", "__ia32_sys_getrandom",
-#ifdef CONFIG_COMPAT_32BIT_TIME
-	"__ia32_sys_clock_gettime32", "__ia32_sys_time32", "__ia32_sys_clock_getres_time32",
-#endif
-#endif
-};
-
-/* The system call a probed entry point serves, from its number (regs->orig_ax) and ABI. */
-struct vp_attr_call_def {
+/*
+ * The probed entry points, and what each serves: its system call number (regs->orig_ax) in its
+ * ABI. The ftrace filter is the symbols; the callback finds the entry by (ABI, number).
+ */
+static const struct vp_attr_call_def {
+	const char *symbol;
 	int nr;
 	u8 syscall;
+	bool compat;    /* the ia32 entry point */
 	bool has_clock; /* first argument: a clockid_t */
-};
-
-static const struct vp_attr_call_def vp_attr_x64[] = {
-	{ __NR_clock_gettime, VP_SC_CLOCK_GETTIME, true },
-	{ __NR_gettimeofday, VP_SC_GETTIMEOFDAY, false },
-	{ __NR_time, VP_SC_TIME, false },
-	{ __NR_clock_getres, VP_SC_CLOCK_GETRES, true },
-	{ __NR_getcpu, VP_SC_GETCPU, false },
-	{ __NR_getrandom, VP_SC_GETRANDOM, false },
-};
-
+} vp_attr_defs[] = {
+	{ "__x64_sys_clock_gettime", __NR_clock_gettime, VP_SC_CLOCK_GETTIME, false, true },
+	{ "__x64_sys_gettimeofday", __NR_gettimeofday, VP_SC_GETTIMEOFDAY, false, false },
+	{ "__x64_sys_time", __NR_time, VP_SC_TIME, false, false },
+	{ "__x64_sys_clock_getres", __NR_clock_getres, VP_SC_CLOCK_GETRES, false, true },
+	{ "__x64_sys_getcpu", __NR_getcpu, VP_SC_GETCPU, false, false },
+	{ "__x64_sys_getrandom", __NR_getrandom, VP_SC_GETRANDOM, false, false },
 #ifdef CONFIG_IA32_EMULATION
-static const struct vp_attr_call_def vp_attr_ia32[] = {
-	{ __NR_ia32_clock_gettime64, VP_SC_CLOCK_GETTIME64, true },
-	{ __NR_ia32_gettimeofday, VP_SC_GETTIMEOFDAY, false },
-	{ __NR_ia32_clock_getres_time64, VP_SC_CLOCK_GETRES_TIME64, true },
+	{ "__ia32_sys_clock_gettime", __NR_ia32_clock_gettime64, VP_SC_CLOCK_GETTIME64, true, true },
+	{ "__ia32_compat_sys_gettimeofday", __NR_ia32_gettimeofday, VP_SC_GETTIMEOFDAY, true,
+	  false },
+	{ "__ia32_sys_clock_getres", __NR_ia32_clock_getres_time64, VP_SC_CLOCK_GETRES_TIME64, true,
+	  true },
+	{ "__ia32_sys_getcpu", __NR_ia32_getcpu, VP_SC_GETCPU, true, false },
+	{ "__ia32_sys_getrandom", __NR_ia32_getrandom, VP_SC_GETRANDOM, true, false },
 #ifdef CONFIG_COMPAT_32BIT_TIME
-	{ __NR_ia32_clock_gettime, VP_SC_CLOCK_GETTIME, true },
-	{ __NR_ia32_time, VP_SC_TIME, false },
-	{ __NR_ia32_clock_getres, VP_SC_CLOCK_GETRES, true },
+	{ "__ia32_sys_clock_gettime32", __NR_ia32_clock_gettime, VP_SC_CLOCK_GETTIME, true, true },
+	{ "__ia32_sys_time32", __NR_ia32_time, VP_SC_TIME, true, false },
+	{ "__ia32_sys_clock_getres_time32", __NR_ia32_clock_getres, VP_SC_CLOCK_GETRES, true, true },
 #endif
-	{ __NR_ia32_getcpu, VP_SC_GETCPU, false },
-	{ __NR_ia32_getrandom, VP_SC_GETRANDOM, false },
+#endif
 };
-#endif
 
 static bool vp_tp_readable(const struct vp_timepage *tp);
 static u32 vp_tp_log_events(const struct vp_timepage *tp);
@@ -683,14 +670,14 @@ static notrace void vp_attr_call(struct vp_attr *a, u8 syscall, int clock, u8 or
 	}
 }
 
-static notrace const struct vp_attr_call_def *vp_attr_find(const struct vp_attr_call_def *defs,
-						    size_t n, long nr)
+/* The probed entry point serving system call nr of the ABI, or NULL. */
+static notrace const struct vp_attr_call_def *vp_attr_find(bool compat, long nr)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++)
-		if (defs[i].nr == nr)
-			return &defs[i];
+	for (i = 0; i < ARRAY_SIZE(vp_attr_defs); i++)
+		if (vp_attr_defs[i].compat == compat && vp_attr_defs[i].nr == nr)
+			return &vp_attr_defs[i];
 	return NULL;
 }
 
@@ -717,13 +704,7 @@ static notrace void vp_attr_ftrace(unsigned long ip, unsigned long parent_ip, st
 	if (current->flags & PF_KTHREAD)
 		return;
 	regs = task_pt_regs(current);
-#ifdef CONFIG_IA32_EMULATION
-	if (compat)
-		def = vp_attr_find(vp_attr_ia32, ARRAY_SIZE(vp_attr_ia32), regs->orig_ax);
-	else
-#endif
-		def = vp_attr_find(vp_attr_x64, ARRAY_SIZE(vp_attr_x64),
-				   regs->orig_ax & ~(long)__X32_SYSCALL_BIT);
+	def = vp_attr_find(compat, compat ? regs->orig_ax : regs->orig_ax & ~(long)__X32_SYSCALL_BIT);
 	if (!def)
 		return;
 	/* The first argument, from the user registers: rdi for x86_64 and x32, ebx for ia32. */
@@ -795,12 +776,12 @@ struct vp_attr *vp_attr_alloc(vp_attr_full_fn full, void *data, struct vp_timepa
 	a->tp = tp;
 	a->ops.func = vp_attr_ftrace;
 	a->ops.flags = 0; /* see vp_attr_ftrace() */
-	for (i = 0; i < ARRAY_SIZE(vp_attr_symbols); i++) {
+	for (i = 0; i < ARRAY_SIZE(vp_attr_defs); i++) {
 		/* ftrace_set_filter() parses (and may write into) its buffer. */
-		strscpy(sym, vp_attr_symbols[i]);
+		strscpy(sym, vp_attr_defs[i].symbol);
 		err = ftrace_set_filter(&a->ops, sym, strlen(sym), i == 0);
 		if (err) {
-			pr_err("vdso_probe: cannot trace %s: %d\n", vp_attr_symbols[i], err);
+			pr_err("vdso_probe: cannot trace %s: %d\n", vp_attr_defs[i].symbol, err);
 			vp_attr_detach(a);
 			vp_attr_free(a);
 			return ERR_PTR(err);

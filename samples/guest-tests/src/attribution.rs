@@ -25,7 +25,8 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("bench-attribution-overhead", bench_overhead),
 ];
 
-const SWITCH: &str = "/sys/kernel/debug/vdso/attribution";
+/// The attribution switch file.
+pub const SWITCH: &str = "/sys/kernel/debug/vdso/attribution";
 const CLOCKSOURCE: &str = "/sys/devices/system/clocksource/clocksource0/current_clocksource";
 const AVAILABLE: &str = "/sys/devices/system/clocksource/clocksource0/available_clocksource";
 
@@ -34,7 +35,7 @@ fn set_attribution(cmd: &str) -> Result<()> {
 }
 
 /// The `state:` of the switch file.
-fn attribution_state() -> Result<String> {
+pub fn attribution_state() -> Result<String> {
     let text = fs::read_to_string(SWITCH)?;
     let kv = vdso_probe::report::key_values(&text)?;
     Ok(kv

@@ -2499,19 +2499,11 @@ fn init_sweep() -> Result<Outcome> {
 /// The insmod sweeps load with `attribution=0`: this covers the start they leave out, at a
 /// fraction of their cost (an ftrace registration and its RCU-tasks wait at every load).
 fn attribution_on_sweep() -> Result<Outcome> {
-    const SWITCH: &str = "/sys/kernel/debug/vdso/attribution";
+    use crate::attribution::{attribution_state as state, SWITCH};
     ensure_module()?;
     let _fi = match FaultInjection::configure()? {
         Ok(fi) => fi,
         Err(skip) => return Ok(skip),
-    };
-    let state = || -> Result<String> {
-        let text = fs::read_to_string(SWITCH)?;
-        Ok(report::key_values(&text)?
-            .iter()
-            .find(|(k, _)| *k == "state")
-            .map(|(_, v)| v.to_string())
-            .unwrap_or_default())
     };
     fs::write(SWITCH, "off")?;
     // One pass: each site costs an ftrace registration and its RCU-tasks wait, ~0.5 s under
