@@ -287,11 +287,11 @@ impl Proc {
                 b
             }
             None => {
-                self.overflowed += 1;
+                self.overflowed += u64::from(call.count);
                 return;
             }
         };
-        bucket.count += 1;
+        bucket.count += u64::from(call.count);
         bucket.why = why;
         if let Some(e) = cs {
             copy_name(&mut bucket.clocksource, &e.clocksource);

@@ -171,6 +171,8 @@ pub(crate) struct TimeCall {
     /// For a call from the vDSO: the clocksource log's event count then (the last event names
     /// the clocksource).
     pub(crate) cs_seq: u32,
+    /// How many such calls in a row (the probe merges repeats; at least 1).
+    pub(crate) count: u32,
 }
 
 impl TimeCall {
@@ -183,6 +185,7 @@ impl TimeCall {
         compat: false,
         readable: false,
         cs_seq: 0,
+        count: 0,
     };
 }
 
@@ -215,7 +218,7 @@ const _: () = assert!(size_of::<MmInfo>() == 40);
 const _: () = assert!(size_of::<Timens>() == 48);
 const _: () = assert!(size_of::<VvarLayout>() == 36);
 const _: () = assert!(size_of::<TimePageStats>() == 72);
-const _: () = assert!(size_of::<TimeCall>() == 16);
+const _: () = assert!(size_of::<TimeCall>() == 20);
 const _: () = assert!(size_of::<CsEvent>() == 80);
 
 /// `struct vp_hooks` (`shim.c`): opaque.

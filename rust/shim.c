@@ -571,8 +571,16 @@ static u32 vp_tp_log_events(const struct vp_timepage *tp);
  * consumer takes them under its own lock (vp_attr_take()). head and tail only grow; head - tail
  * is the number of events waiting. A full ring makes the probe ask the consumer to drain, and
  * try again: no call is lost.
+ *
+ * A call like the last one appended (same process, system call, clock, origin and state), while
+ * that one still waits, only increments its count: a process calling in a loop costs one
+ * cmpxchg per call and no drain (bench-attribution-overhead). The count is the one field both
+ * sides write: the consumer takes it with xchg(0), the probe increments it only from non-zero,
+ * so a call lands either in the count the consumer took or in a new slot.
  */
 #define VP_ATTR_RING 256
+/* The callback's lookup table: the probed numbers are distinct modulo this (vp_attr_alloc()). */
+#define VP_ATTR_INDEX 64
 
 struct vp_attr_ring {
 	u32 head; /* the next slot to write: written by the owner CPU only */
@@ -586,6 +594,8 @@ struct vp_attr {
 	void *data;
 	struct vp_timepage *tp; /* the clock mode and clocksource log at each vDSO fallback */
 	struct vp_attr_ring __percpu *rings;
+	/* vp_attr_defs index + 1 by ABI and (system call number % VP_ATTR_INDEX), else 0 */
+	u8 index[2][VP_ATTR_INDEX];
 	struct tracepoint *vsyscall_tp;
 	bool ops_registered;
 	bool vsyscall_registered;
@@ -636,7 +646,45 @@ static notrace u8 vp_call_origin(struct mm_struct *mm, const struct pt_regs *reg
 	return vp_in_vdso_text(mm, ip) ? VP_ORIGIN_VDSO : VP_ORIGIN_ELSEWHERE;
 }
 
-static notrace void vp_attr_call(struct vp_attr *a, u8 syscall, int clock, u8 origin, bool compat)
+/* Whether two calls are counted alike (all but the count). */
+static __always_inline bool vp_same_call(const struct vp_time_call *x, const struct vp_time_call *y)
+{
+	return x->tgid == y->tgid && x->clock == y->clock && x->cs_seq == y->cs_seq &&
+	       x->syscall == y->syscall && x->origin == y->origin && x->compat == y->compat &&
+	       x->readable == y->readable;
+}
+
+/*
+ * Adds call to this CPU's ring: to the last slot's count if that one is alike and not taken yet,
+ * else in a new slot. False if the ring is full. Preemption off: the only writer of this ring.
+ */
+static __always_inline bool vp_attr_append(struct vp_attr_ring *r, const struct vp_time_call *call)
+{
+	u32 head = r->head, waiting = head - smp_load_acquire(&r->tail);
+	struct vp_time_call *slot;
+
+	if (waiting) {
+		slot = &r->ev[(head - 1) % VP_ATTR_RING];
+		if (vp_same_call(slot, call)) {
+			u32 n = READ_ONCE(slot->count);
+
+			/* 0: the consumer took it (maybe just now); U32_MAX: a new slot. */
+			while (n && n != U32_MAX)
+				if (try_cmpxchg(&slot->count, &n, n + 1))
+					return true;
+		}
+	}
+	if (waiting == VP_ATTR_RING)
+		return false;
+	slot = &r->ev[head % VP_ATTR_RING];
+	*slot = *call;
+	/* The consumer reads the slot after it sees head. */
+	smp_store_release(&r->head, head + 1);
+	return true;
+}
+
+static __always_inline void vp_attr_call(struct vp_attr *a, u8 syscall, int clock, u8 origin,
+					 bool compat)
 {
 	struct vp_time_call call = {
 		.tgid = current->tgid, /* the initial pid namespace's */
@@ -644,9 +692,9 @@ static notrace void vp_attr_call(struct vp_attr *a, u8 syscall, int clock, u8 or
 		.syscall = syscall,
 		.origin = origin,
 		.compat = compat,
+		.count = 1,
 	};
-	struct vp_attr_ring *r;
-	u32 head;
+	bool done;
 
 	if (origin == VP_ORIGIN_VDSO) {
 		/* Why the vDSO fell back: the published clock mode and clocksource, now. */
@@ -655,30 +703,20 @@ static notrace void vp_attr_call(struct vp_attr *a, u8 syscall, int clock, u8 or
 	}
 	for (;;) {
 		preempt_disable_notrace();
-		r = this_cpu_ptr(a->rings);
-		head = r->head;
-		if (head - smp_load_acquire(&r->tail) < VP_ATTR_RING) {
-			r->ev[head % VP_ATTR_RING] = call;
-			/* The consumer reads the slot after it sees head. */
-			smp_store_release(&r->head, head + 1);
-			preempt_enable_notrace();
-			return;
-		}
+		done = vp_attr_append(this_cpu_ptr(a->rings), &call);
 		preempt_enable_notrace();
-		if (!a->full(a->data))
+		if (done || !a->full(a->data))
 			return;
 	}
 }
 
 /* The probed entry point serving system call nr of the ABI, or NULL. */
-static notrace const struct vp_attr_call_def *vp_attr_find(bool compat, long nr)
+static __always_inline const struct vp_attr_call_def *vp_attr_find(const struct vp_attr *a,
+								   bool compat, long nr)
 {
-	size_t i;
+	u8 i = a->index[compat][(unsigned long)nr % VP_ATTR_INDEX];
 
-	for (i = 0; i < ARRAY_SIZE(vp_attr_defs); i++)
-		if (vp_attr_defs[i].compat == compat && vp_attr_defs[i].nr == nr)
-			return &vp_attr_defs[i];
-	return NULL;
+	return i && vp_attr_defs[i - 1].nr == nr ? &vp_attr_defs[i - 1] : NULL;
 }
 
 /*
@@ -704,7 +742,7 @@ static notrace void vp_attr_ftrace(unsigned long ip, unsigned long parent_ip, st
 	if (current->flags & PF_KTHREAD)
 		return;
 	regs = task_pt_regs(current);
-	def = vp_attr_find(compat, compat ? regs->orig_ax : regs->orig_ax & ~(long)__X32_SYSCALL_BIT);
+	def = vp_attr_find(a, compat, compat ? regs->orig_ax : regs->orig_ax & ~(long)__X32_SYSCALL_BIT);
 	if (!def)
 		return;
 	/* The first argument, from the user registers: rdi for x86_64 and x32, ebx for ia32. */
@@ -777,6 +815,16 @@ struct vp_attr *vp_attr_alloc(vp_attr_full_fn full, void *data, struct vp_timepa
 	a->ops.func = vp_attr_ftrace;
 	a->ops.flags = 0; /* see vp_attr_ftrace() */
 	for (i = 0; i < ARRAY_SIZE(vp_attr_defs); i++) {
+		u8 *slot = &a->index[vp_attr_defs[i].compat][vp_attr_defs[i].nr % VP_ATTR_INDEX];
+
+		/* A clash would make the callback miss calls: a table to fix, not a runtime state. */
+		if (WARN_ON_ONCE(*slot)) {
+			vp_attr_free(a);
+			return ERR_PTR(-EINVAL);
+		}
+		*slot = i + 1;
+	}
+	for (i = 0; i < ARRAY_SIZE(vp_attr_defs); i++) {
 		/* ftrace_set_filter() parses (and may write into) its buffer. */
 		strscpy(sym, vp_attr_defs[i].symbol);
 		err = ftrace_set_filter(&a->ops, sym, strlen(sym), i == 0);
@@ -834,8 +882,13 @@ unsigned int vp_attr_take(struct vp_attr *a, struct vp_time_call *out, unsigned 
 		struct vp_attr_ring *r = per_cpu_ptr(a->rings, cpu);
 		u32 tail = r->tail, head = smp_load_acquire(&r->head);
 
-		while (tail != head && n < max)
-			out[n++] = r->ev[tail++ % VP_ATTR_RING];
+		while (tail != head && n < max) {
+			struct vp_time_call *slot = &r->ev[tail++ % VP_ATTR_RING];
+
+			out[n] = *slot;
+			/* The probe may still add to the count until it is taken. */
+			out[n++].count = xchg(&slot->count, 0);
+		}
 		/* The slots are read before the probe may reuse them. */
 		smp_store_release(&r->tail, tail);
 		if (n == max)

@@ -395,6 +395,13 @@ impl Forked {
         self.recv()
     }
 
+    /// Whether a line from the child is waiting (or its end of file): a [`Forked::recv`] would
+    /// not block.
+    pub fn ready(&self) -> Result<bool> {
+        let rx = self.rx.as_ref().context("no conversation")?;
+        Ok(!rx.buffer().is_empty() || readable(rx.get_ref().as_raw_fd(), Duration::ZERO))
+    }
+
     /// Sends one line to the child.
     pub fn send(&mut self, line: &str) -> Result<()> {
         let tx = self.tx.as_ref().context("child already released")?;

@@ -183,8 +183,9 @@ fn require_tsc(page: &TimePage) -> Option<Outcome> {
     })
 }
 
-/// The accelerator the VM runs on: `VP_ACCEL` from our or init's environment, else CPUID.
-fn accelerator() -> String {
+/// The accelerator the VM runs on: `VP_ACCEL` from our or init's environment, else CPUID
+/// (`tcg-icount`: `scripts/vm --icount`, where a guest nanosecond is one instruction).
+pub fn accelerator() -> String {
     if let Ok(v) = std::env::var("VP_ACCEL") {
         return v;
     }
@@ -203,7 +204,7 @@ fn accelerator() -> String {
 }
 
 fn emulated() -> bool {
-    accelerator() == "tcg" || CpuInfo::detect().emulated()
+    accelerator().starts_with("tcg") || CpuInfo::detect().emulated()
 }
 
 // ---------------------------------------------------------------------------------------------
