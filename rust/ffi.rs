@@ -264,6 +264,7 @@ extern "C" {
     fn vp_user_pfn(mm: *mut bindings::mm_struct, addr: usize) -> usize;
     fn vp_vma_info(vma: *mut bindings::vm_area_struct, out: *mut RawVma);
     fn vp_vvar_layout(out: *mut VvarLayout);
+    fn vp_layout_entry(i: c_uint) -> *const RawLayoutEntry;
     fn vp_vsyscall_pte_user() -> bool;
     fn vp_read_file(path: *const c_char, buf: *mut u8, len: usize) -> isize;
     fn vp_hooks_register(f: EventFn, data: *mut c_void) -> *mut RawHooks;
@@ -629,6 +630,37 @@ impl Drop for MmReadGuard<'_> {
         // SAFETY: the lock is held for reading (invariant) and released exactly once.
         unsafe { bindings::mmap_read_unlock(self.mm.as_raw()) };
     }
+}
+
+/// Mirrors `struct vp_layout_entry` (`shim.h`).
+#[repr(C)]
+struct RawLayoutEntry {
+    name: *const c_char,
+    v: [u32; 3],
+    n: u32,
+}
+
+/// One entry of this kernel's vDSO data layout: a name (`vdso_clock.seq`, `vdso_pages.rng`,
+/// ...) and its values (a constant; or offset, element size, element count).
+pub(crate) struct LayoutEntry {
+    /// The entry's name.
+    pub(crate) name: &'static CStr,
+    /// Its values.
+    pub(crate) values: &'static [u32],
+}
+
+/// The vDSO data layout of this kernel (the shim's table, compiled from its headers), in order.
+pub(crate) fn layout() -> impl Iterator<Item = LayoutEntry> {
+    (0..).map_while(|i| {
+        // SAFETY: no preconditions; the result is NULL or points into a static const table.
+        let e = unsafe { vp_layout_entry(i).as_ref()? };
+        // SAFETY: the table's names are string literals, its `n` at most 3.
+        let name = unsafe { CStr::from_char_ptr(e.name) };
+        Some(LayoutEntry {
+            name,
+            values: &e.v[..(e.n as usize).min(3)],
+        })
+    })
 }
 
 /// The page indices of the `[vvar]` mapping in this kernel.

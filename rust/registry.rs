@@ -85,6 +85,8 @@ pub(crate) enum Node {
     Fallbacks(Arc<Attribution>),
     /// `clocksource_log`: the clocksource changes since load.
     ClocksourceLog(Arc<TimeState>),
+    /// `layout`: this kernel's vDSO data structures, from its headers.
+    Layout,
 }
 
 impl Node {
@@ -109,7 +111,8 @@ impl SeqShow for Node {
             | Node::Summary(..)
             | Node::TimePage(_)
             | Node::Fallbacks(_)
-            | Node::ClocksourceLog(_) => Ok(None),
+            | Node::ClocksourceLog(_)
+            | Node::Layout => Ok(None),
         }
     }
 
@@ -135,6 +138,15 @@ impl SeqShow for Node {
             (Node::TimePage(state), _) => out.call_printf(format_args!("{}", &**state)),
             (Node::Fallbacks(a), _) => Fallbacks(a).show(out)?,
             (Node::ClocksourceLog(time), _) => time.show_log(out)?,
+            (Node::Layout, _) => {
+                for e in crate::ffi::layout() {
+                    out.call_printf(format_args!("{}:", e.name.to_str().unwrap_or("?")));
+                    for v in e.values {
+                        out.call_printf(format_args!(" {v}"));
+                    }
+                    out.call_printf(format_args!("\n"));
+                }
+            }
         }
         Ok(())
     }

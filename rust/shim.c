@@ -314,6 +314,85 @@ void vp_vma_info(struct vm_area_struct *vma, struct vp_vma *out)
 #endif
 }
 
+/*
+ * /sys/kernel/debug/vdso/layout: the vDSO data structures of this kernel, compiled from its own
+ * headers (vdso/datapage.h, vdso/time.h; the arch's clock modes and vclock pages), so that a
+ * decoder of [vvar] (vdso-vvar) hard-codes no kernel version's layout. Each entry is a constant
+ * (one value) or a field: offset, element size, element count. Not in the bindings: the structs
+ * are vDSO headers, and offsetof is C's.
+ */
+#define VP_CONST(name, v) { name, { (v) }, 1 }
+#define VP_SIZEOF(s) { "sizeof." #s, { sizeof(struct s) }, 1 }
+#define VP_FIELD(s, f) { #s "." #f, { offsetof(struct s, f), sizeof_field(struct s, f), 1 }, 3 }
+#define VP_ARRAY(s, f)                                                                    \
+	{ #s "." #f,                                                                      \
+	  { offsetof(struct s, f), sizeof(((struct s *)0)->f[0]),                          \
+	    ARRAY_SIZE(((struct s *)0)->f) }, 3 }
+
+static const struct vp_layout_entry vp_layout[] = {
+	VP_CONST("page_size", PAGE_SIZE),
+	VP_CONST("vdso_pages", VDSO_NR_PAGES),
+	VP_CONST("vdso_pages.time", VDSO_TIME_PAGE_OFFSET),
+	VP_CONST("vdso_pages.timens", VDSO_TIMENS_PAGE_OFFSET),
+	VP_CONST("vdso_pages.rng", VDSO_RNG_PAGE_OFFSET),
+	VP_CONST("vdso_pages.arch_start", VDSO_ARCH_PAGES_START),
+	VP_CONST("vdso_pages.arch_end", VDSO_ARCH_PAGES_END),
+#ifdef CONFIG_X86
+	VP_CONST("vclock_pages", VDSO_NR_VCLOCK_PAGES),
+	VP_CONST("vclock_pages.pvclock", VDSO_PAGE_PVCLOCK_OFFSET),
+	VP_CONST("vclock_pages.hvclock", VDSO_PAGE_HVCLOCK_OFFSET),
+#endif
+	VP_CONST("vdso_bases", VDSO_BASES),
+	VP_CONST("cs_bases", CS_BASES),
+	VP_CONST("cs_hres_coarse", CS_HRES_COARSE),
+	VP_CONST("cs_raw", CS_RAW),
+	VP_CONST("max_aux_clocks", MAX_AUX_CLOCKS),
+	VP_CONST("clock_aux", CLOCK_AUX),
+	VP_CONST("clock_mode.none", VDSO_CLOCKMODE_NONE),
+#ifdef CONFIG_X86
+	VP_CONST("clock_mode.tsc", VDSO_CLOCKMODE_TSC),
+	VP_CONST("clock_mode.pvclock", VDSO_CLOCKMODE_PVCLOCK),
+	VP_CONST("clock_mode.hvclock", VDSO_CLOCKMODE_HVCLOCK),
+#endif
+	VP_CONST("clock_mode.timens", VDSO_CLOCKMODE_TIMENS),
+	VP_SIZEOF(vdso_time_data),
+	VP_SIZEOF(vdso_clock),
+	VP_SIZEOF(vdso_timestamp),
+	VP_SIZEOF(timens_offset),
+	VP_SIZEOF(vdso_rng_data),
+	VP_SIZEOF(vdso_arch_data),
+	VP_SIZEOF(arch_vdso_time_data),
+	VP_FIELD(vdso_time_data, arch_data),
+	VP_ARRAY(vdso_time_data, clock_data),
+	VP_ARRAY(vdso_time_data, aux_clock_data),
+	VP_FIELD(vdso_time_data, tz_minuteswest),
+	VP_FIELD(vdso_time_data, tz_dsttime),
+	VP_FIELD(vdso_time_data, hrtimer_res),
+	VP_FIELD(vdso_clock, seq),
+	VP_FIELD(vdso_clock, clock_mode),
+	VP_FIELD(vdso_clock, cycle_last),
+#ifdef CONFIG_GENERIC_VDSO_OVERFLOW_PROTECT
+	VP_FIELD(vdso_clock, max_cycles),
+#endif
+	VP_FIELD(vdso_clock, mask),
+	VP_FIELD(vdso_clock, mult),
+	VP_FIELD(vdso_clock, shift),
+	VP_ARRAY(vdso_clock, basetime),
+	VP_ARRAY(vdso_clock, offset),
+	VP_FIELD(vdso_timestamp, sec),
+	VP_FIELD(vdso_timestamp, nsec),
+	VP_FIELD(timens_offset, sec),
+	VP_FIELD(timens_offset, nsec),
+	VP_FIELD(vdso_rng_data, generation),
+	VP_FIELD(vdso_rng_data, is_ready),
+};
+
+/* Entry i of the layout table, or NULL past its end. */
+const struct vp_layout_entry *vp_layout_entry(unsigned int i)
+{
+	return i < ARRAY_SIZE(vp_layout) ? &vp_layout[i] : NULL;
+}
+
 /* enum vdso_pages and the vclock page offsets are x86 vDSO headers, not in the bindings. */
 void vp_vvar_layout(struct vp_vvar_layout *out)
 {

@@ -114,6 +114,14 @@ unsigned long vp_user_pfn(struct mm_struct *mm, unsigned long addr);
 void vp_vma_info(struct vm_area_struct *vma, struct vp_vma *out);
 void vp_vvar_layout(struct vp_vvar_layout *out);
 
+/* One line of /sys/kernel/debug/vdso/layout: a constant (n == 1) or offset, size, count (n == 3). */
+struct vp_layout_entry {
+	const char *name;
+	u32 v[3];
+	u32 n;
+};
+const struct vp_layout_entry *vp_layout_entry(unsigned int i);
+
 bool vp_vsyscall_pte_user(void);
 ssize_t vp_read_file(const char *path, char *buf, size_t len);
 

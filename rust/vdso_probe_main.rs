@@ -77,7 +77,7 @@ impl kernel::Module for VdsoProbe {
         let mut this = VdsoProbe {
             device: None,
             hooks: None,
-            globals: KVec::with_capacity(5, GFP_KERNEL)?,
+            globals: KVec::with_capacity(6, GFP_KERNEL)?,
             switch: None,
             registry,
             attribution,
@@ -90,6 +90,7 @@ impl kernel::Module for VdsoProbe {
             (c"timepage", Node::TimePage(this.time.clone())),
             (c"fallbacks", Node::Fallbacks(this.attribution.clone())),
             (c"clocksource_log", Node::ClocksourceLog(this.time.clone())),
+            (c"layout", Node::Layout),
         ] {
             let file = reg.global_file(name, node)?;
             this.globals.push(file, GFP_KERNEL)?;
