@@ -209,6 +209,57 @@ pub(crate) struct CsEvent {
     pub(crate) clock_mode: [u8; 16],
 }
 
+/// Mirrors `struct vp_fault_event` (`shim.h`): a fault that populated a page of `[vvar]`,
+/// `[vvar_vclock]`, `[vdso]` or the time page.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct FaultEvent {
+    /// The process, in the initial pid namespace.
+    pub(crate) tgid: i32,
+    /// `VP_MAP_*`: which mapping ([`MAP_VVAR`], ...).
+    pub(crate) mapping: u8,
+    /// `VP_ACCESS_*`: [`ACCESS_READ`], [`ACCESS_WRITE`] or [`ACCESS_EXEC`].
+    pub(crate) access: u8,
+    /// The page's index in its mapping.
+    pub(crate) page: u16,
+    /// `CLOCK_MONOTONIC` at the fault, ns.
+    pub(crate) ns: u64,
+    /// `CLOCK_MONOTONIC` when the process was forked, ns.
+    pub(crate) start_ns: u64,
+}
+
+/// `VP_MAP_*` (`shim.h`).
+pub(crate) const MAP_VVAR: u8 = 0;
+/// `[vvar_vclock]`.
+pub(crate) const MAP_VCLOCK: u8 = 1;
+/// `[vdso]`.
+pub(crate) const MAP_VDSO: u8 = 2;
+/// The module's time page.
+pub(crate) const MAP_TIMEPAGE: u8 = 3;
+/// `VP_ACCESS_*` (`shim.h`).
+pub(crate) const ACCESS_READ: u8 = 0;
+/// A write.
+pub(crate) const ACCESS_WRITE: u8 = 1;
+/// An instruction fetch.
+pub(crate) const ACCESS_EXEC: u8 = 2;
+
+impl FaultEvent {
+    /// The calling task's fault of page `page` of `mapping`, now.
+    pub(crate) fn now(mapping: u8, page: u16, access: u8) -> Self {
+        let mut ev = FaultEvent {
+            tgid: 0,
+            mapping,
+            access,
+            page,
+            ns: 0,
+            start_ns: 0,
+        };
+        // SAFETY: `ev` is a writable `struct vp_fault_event`; the shim reads `current`.
+        unsafe { vp_fault_event_now(&mut ev, mapping, page, access) };
+        ev
+    }
+}
+
 /// `VP_CS_LOG_LEN` (`shim.h`): how many clocksource events the shim keeps.
 pub(crate) const CS_LOG_LEN: usize = 64;
 
@@ -220,6 +271,7 @@ const _: () = assert!(size_of::<VvarLayout>() == 36);
 const _: () = assert!(size_of::<TimePageStats>() == 72);
 const _: () = assert!(size_of::<TimeCall>() == 20);
 const _: () = assert!(size_of::<CsEvent>() == 80);
+const _: () = assert!(size_of::<FaultEvent>() == 24);
 
 /// `struct vp_hooks` (`shim.c`): opaque.
 #[repr(C)]
@@ -240,6 +292,7 @@ struct RawTimePage {
 }
 
 type EventFn = unsafe extern "C" fn(*mut c_void, *mut bindings::task_struct, c_int);
+type FaultFn = unsafe extern "C" fn(*mut c_void, *const FaultEvent);
 
 type FullFn = unsafe extern "C" fn(*mut c_void) -> bool;
 
@@ -267,7 +320,8 @@ extern "C" {
     fn vp_layout_entry(i: c_uint) -> *const RawLayoutEntry;
     fn vp_vsyscall_pte_user() -> bool;
     fn vp_read_file(path: *const c_char, buf: *mut u8, len: usize) -> isize;
-    fn vp_hooks_register(f: EventFn, data: *mut c_void) -> *mut RawHooks;
+    fn vp_hooks_register(f: EventFn, fault: FaultFn, data: *mut c_void) -> *mut RawHooks;
+    fn vp_fault_event_now(ev: *mut FaultEvent, mapping: u8, page: u16, access: u8);
     fn vp_hooks_unregister(h: *mut RawHooks);
     fn vp_timepage_start(page: *mut bindings::page) -> *mut RawTimePage;
     fn vp_timepage_stop(tp: *mut RawTimePage);
@@ -702,10 +756,12 @@ pub(crate) enum TaskEvent {
     Exec(PidRef),
 }
 
-/// Receives [`TaskEvent`]s. Called from tracepoint probes: must not sleep.
+/// Receives [`TaskEvent`]s and faults. Called from tracepoint probes: must not sleep.
 pub(crate) trait TaskEvents: Send + Sync {
     /// Handles one event, in atomic context.
     fn on_event(this: ArcBorrow<'_, Self>, ev: TaskEvent);
+    /// A fault populating a page of the calling task's vDSO mappings, interrupts off.
+    fn on_fault(this: ArcBorrow<'_, Self>, ev: &FaultEvent);
 }
 
 /// The registered `sched_process_{fork,exit,exec}` probes; unregistered on drop.
@@ -750,13 +806,28 @@ unsafe extern "C" fn on_task_event<T: TaskEvents + 'static>(
     }
 }
 
+/// The fault probe's callback.
+///
+/// # Safety
+///
+/// As [`on_task_event`]; `ev` points to a valid event for the duration of the call.
+unsafe extern "C" fn on_fault<T: TaskEvents + 'static>(data: *mut c_void, ev: *const FaultEvent) {
+    // SAFETY: as in `on_task_event`.
+    let this = unsafe { ArcBorrow::from_raw(data.cast::<T>().cast_const()) };
+    // SAFETY: the probe passes its own event, valid during the call.
+    T::on_fault(this, unsafe { &*ev });
+}
+
 impl<T: TaskEvents + 'static> Hooks<T> {
-    /// Attaches the probes; they call `T::on_event(target, ..)` until dropped. Any number of
-    /// instances may exist: each is its own C object and tracepoint data.
+    /// Attaches the probes; they call `T::on_event(target, ..)` and `T::on_fault` until
+    /// dropped. Any number of instances may exist: each is its own C object and tracepoint data.
     pub(crate) fn register(target: Arc<T>) -> Result<Self> {
         let data = Arc::into_raw(target);
-        // SAFETY: `on_task_event::<T>` matches `vp_task_event_fn` and expects exactly this `data`.
-        let h = unsafe { vp_hooks_register(on_task_event::<T>, data.cast_mut().cast()) };
+        // SAFETY: `on_task_event::<T>` and `on_fault::<T>` match `vp_task_event_fn` and
+        // `vp_fault_fn` and expect exactly this `data`.
+        let h = unsafe {
+            vp_hooks_register(on_task_event::<T>, on_fault::<T>, data.cast_mut().cast())
+        };
         match from_err_ptr(h).and_then(|h| NonNull::new(h).ok_or(EINVAL)) {
             // INVARIANT: registered with `data` just now.
             Ok(hooks) => Ok(Self { hooks, data }),
@@ -1321,8 +1392,9 @@ pub(crate) enum Fault {
 /// Handles faults and the lifetime events of the VMAs it is installed on.
 pub(crate) trait VmaHandler: Sync + Sized + 'static {
     /// A fault by the mapping's own process at `address` (page `pgoff` of the file) in `vma`,
-    /// under the mmap read lock or the VMA lock; may sleep.
-    fn fault(&self, vma: &VmaRef, pgoff: usize, address: usize) -> Fault;
+    /// under the mmap read lock or the VMA lock; may sleep. `user`: a fault of the process's
+    /// own access (`FAULT_FLAG_USER`), not a population by the kernel (`mlockall`, GUP).
+    fn fault(&self, vma: &VmaRef, pgoff: usize, address: usize, user: bool) -> Fault;
     /// A VMA was duplicated (fork, split, move).
     fn open(&self);
     /// A VMA went away.
@@ -1349,7 +1421,8 @@ unsafe extern "C" fn vma_fault<T: VmaHandler>(
     // SAFETY: in 7.3, `->fault` of a VMA without `->map_pages` runs under the mmap read lock (or
     // the per-VMA lock), so `vma` is valid for the duration of the call.
     let vma = unsafe { VmaRef::from_raw(f.vma) };
-    match this.fault(vma, f.pgoff, f.address) {
+    let user = vmf.flags & bindings::fault_flag_FAULT_FLAG_USER != 0;
+    match this.fault(vma, f.pgoff, f.address, user) {
         Fault::NoPage => bindings::vm_fault_reason_VM_FAULT_NOPAGE,
         Fault::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,
         Fault::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,

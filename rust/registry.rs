@@ -21,9 +21,11 @@ use crate::{
         Attribution,
         Fallbacks, //
     },
+    faults::FaultLog,
     ffi::{
         DebugfsDir,
         DebugfsFile,
+        FaultEvent,
         MmIdentity,
         PidRef,
         SeqShow,
@@ -74,6 +76,8 @@ pub(crate) enum Node {
         vsyscall: vsyscall::Info,
         /// The process's time system calls.
         attribution: Arc<Attribution>,
+        /// The process's faults on its vDSO mappings.
+        faults: Arc<FaultLog>,
     },
     /// `vsyscall`: the mode and its evidence.
     Vsyscall(vsyscall::Info),
@@ -87,6 +91,8 @@ pub(crate) enum Node {
     ClocksourceLog(Arc<TimeState>),
     /// `layout`: this kernel's vDSO data structures, from its headers.
     Layout,
+    /// `faults`: the last faults on every process's vDSO mappings.
+    Faults(Arc<FaultLog>),
 }
 
 impl Node {
@@ -112,7 +118,8 @@ impl SeqShow for Node {
             | Node::TimePage(_)
             | Node::Fallbacks(_)
             | Node::ClocksourceLog(_)
-            | Node::Layout => Ok(None),
+            | Node::Layout
+            | Node::Faults(_) => Ok(None),
         }
     }
 
@@ -123,12 +130,14 @@ impl SeqShow for Node {
                     pid,
                     vsyscall,
                     attribution,
+                    faults,
                 },
                 Some(bound),
             ) => {
                 let view = TaskView::gather(pid, bound, *vsyscall)?;
                 let calls = attribution.report(pid.nr_init_ns())?;
-                out.call_printf(format_args!("{view}{calls}"));
+                let faults = faults.report(pid.nr_init_ns());
+                out.call_printf(format_args!("{view}{calls}{faults}"));
             }
             (Node::Task { .. }, None) => return Err(EINVAL),
             (Node::Vsyscall(info), _) => out.call_printf(format_args!("{info}")),
@@ -138,6 +147,7 @@ impl SeqShow for Node {
             (Node::TimePage(state), _) => out.call_printf(format_args!("{}", &**state)),
             (Node::Fallbacks(a), _) => Fallbacks(a).show(out)?,
             (Node::ClocksourceLog(time), _) => time.show_log(out)?,
+            (Node::Faults(log), _) => log.show(out)?,
             (Node::Layout, _) => {
                 for e in crate::ffi::layout() {
                     out.call_printf(format_args!("{}:", e.name.to_str().unwrap_or("?")));
@@ -248,6 +258,8 @@ pub(crate) struct Registry {
     vsyscall: vsyscall::Info,
     /// Told of every exec and exit: a process's counts start over.
     attribution: Arc<Attribution>,
+    /// Told of every fault, exec and exit.
+    faults: Arc<FaultLog>,
 }
 
 impl_has_work! {
@@ -259,6 +271,7 @@ impl Registry {
     pub(crate) fn new(
         vsyscall: vsyscall::Info,
         attribution: Arc<Attribution>,
+        faults: Arc<FaultLog>,
     ) -> Result<Arc<Self>> {
         let stats = Arc::new(Stats::new(), GFP_KERNEL)?;
         let pending = Pending {
@@ -280,6 +293,7 @@ impl Registry {
                 stats,
                 vsyscall,
                 attribution,
+                faults,
             }),
             GFP_KERNEL,
         )
@@ -342,6 +356,7 @@ impl Registry {
                 pid,
                 vsyscall: self.vsyscall,
                 attribution: self.attribution.clone(),
+                faults: self.faults.clone(),
             },
             GFP_KERNEL,
         )?;
@@ -465,9 +480,13 @@ impl TaskEvents for Registry {
         match &ev {
             TaskEvent::Exec(pid) => {
                 this.attribution.forget(pid.nr_init_ns());
+                this.faults.exec(pid.nr_init_ns());
                 return;
             }
-            TaskEvent::Remove(pid) => this.attribution.forget(pid.nr_init_ns()),
+            TaskEvent::Remove(pid) => {
+                this.attribution.forget(pid.nr_init_ns());
+                this.faults.forget(pid.nr_init_ns());
+            }
             TaskEvent::Add(_) => {}
         }
         {
@@ -486,5 +505,9 @@ impl TaskEvents for Registry {
         let reg: Arc<Self> = this.into();
         // Already queued: the run that is pending will see this event too.
         let _ = this.events.queue().enqueue(reg);
+    }
+
+    fn on_fault(this: ArcBorrow<'_, Self>, ev: &FaultEvent) {
+        this.faults.record(ev);
     }
 }

@@ -291,19 +291,23 @@ const FLAG_NAMES: [(VmFlag, &str); 8] = [
     (VmFlag::MayExec, "mayexec"),
 ];
 
-impl TaskView {
-    fn page_role(&self, map: &str, page: u32) -> &'static str {
-        let l = &self.layout;
-        match map {
+/// The role of page `page` of the mapping called `map` (`[vvar]`, `[vvar_vclock]`, `[vdso]`).
+pub(crate) fn vvar_page_role(l: &VvarLayout, map: &str, page: u32) -> &'static str {
+    match map {
             "[vvar]" if page == l.time => "time_data",
             "[vvar]" if page == l.timens => "timens_data",
             "[vvar]" if page == l.rng => "rng_data",
             "[vvar]" if (l.arch_start..=l.arch_end).contains(&page) => "arch_data",
             "[vvar_vclock]" if page == l.pvclock => "pvclock",
             "[vvar_vclock]" if page == l.hvclock => "hvclock",
-            "[vdso]" => "text",
-            _ => "other",
-        }
+        "[vdso]" => "text",
+        _ => "other",
+    }
+}
+
+impl TaskView {
+    fn page_role(&self, map: &str, page: u32) -> &'static str {
+        vvar_page_role(&self.layout, map, page)
     }
 
     fn fmt_mapping(&self, f: &mut fmt::Formatter<'_>, m: &Mapping) -> fmt::Result {

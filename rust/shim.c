@@ -29,6 +29,7 @@
 #include <linux/workqueue.h>
 #include <asm/compat.h>
 #include <asm/pgtable_types.h>
+#include <asm/trap_pf.h>
 #include <asm/unistd.h>
 #include <asm/vdso.h>
 #include <asm/vdso/vsyscall.h>
@@ -50,6 +51,7 @@ static_assert(sizeof(struct vp_vvar_layout) == VP_SIZEOF_VVAR_LAYOUT);
 static_assert(sizeof(struct vp_tp_stats) == VP_SIZEOF_TP_STATS);
 static_assert(sizeof(struct vp_time_call) == VP_SIZEOF_TIME_CALL);
 static_assert(sizeof(struct vp_cs_event) == VP_SIZEOF_CS_EVENT);
+static_assert(sizeof(struct vp_fault_event) == VP_SIZEOF_FAULT_EVENT);
 /* The UAPI clock modes are the kernel's (include/vdso/clocksource.h, asm/vdso/clocksource.h). */
 static_assert((int)VDSO_PROBE_CLOCK_NONE == (int)VDSO_CLOCKMODE_NONE);
 static_assert((int)VDSO_PROBE_CLOCK_TSC == (int)VDSO_CLOCKMODE_TSC);
@@ -482,10 +484,11 @@ ssize_t vp_read_file(const char *path, char *buf, size_t len)
  * unseen: hardening-scan-vs-exit.) Processes forked before are found by the scan, which runs
  * after both.
  */
-enum { VP_HOOK_EXIT, VP_HOOK_FORK, VP_HOOK_EXEC, VP_NR_HOOKS };
+enum { VP_HOOK_EXIT, VP_HOOK_FORK, VP_HOOK_EXEC, VP_HOOK_FAULT, VP_NR_HOOKS };
 
 struct vp_hooks {
 	vp_task_event_fn fn;
+	vp_fault_fn fault;
 	void *data;
 	struct tracepoint *tp[VP_NR_HOOKS];
 };
@@ -519,6 +522,62 @@ static void vp_probe_exec(void *data, struct task_struct *p, pid_t old_pid,
 	h->fn(h->data, p, VP_EV_EXEC);
 }
 
+/* The calling task's fault at this moment. */
+void vp_fault_event_now(struct vp_fault_event *ev, u8 mapping, u16 page, u8 access)
+{
+	*ev = (struct vp_fault_event){
+		.tgid = current->tgid,
+		.mapping = mapping,
+		.access = access,
+		.page = page,
+		.ns = ktime_get_ns(),
+		.start_ns = current->group_leader->start_time,
+	};
+}
+
+/*
+ * x86's exceptions:page_fault_user, at the entry of every user page fault (interrupts off, in the
+ * faulting task): the faults that populate a page of [vvar], [vvar_vclock] or [vdso]. map_vdso()
+ * (arch/x86/entry/vdso/vma.c) lays them out from one address: [vvar] (VDSO_NR_PAGES pages),
+ * [vvar_vclock] (VDSO_NR_VCLOCK_PAGES), the text at mm->context.vdso, __VDSO_PAGES pages after
+ * the start. A fault on a present page (X86_PF_PROT: a write to [vvar], say) populates nothing.
+ * Populating without a fault (mlockall()'s prefault, GUP) does not come here.
+ */
+static void vp_probe_fault(void *data, unsigned long address, struct pt_regs *regs,
+			   unsigned long error_code)
+{
+	struct vp_hooks *h = data;
+	struct mm_struct *mm = current->mm;
+	const struct vdso_image *image;
+	unsigned long text, off, page;
+	struct vp_fault_event ev;
+	u8 mapping, access;
+
+	if (!mm || (error_code & X86_PF_PROT))
+		return;
+	text = (unsigned long)READ_ONCE(mm->context.vdso);
+	image = READ_ONCE(mm->context.vdso_image);
+	if (!text || !image)
+		return;
+	off = address - (text - __VDSO_PAGES * PAGE_SIZE);
+	if (off >= __VDSO_PAGES * PAGE_SIZE + image->size)
+		return;
+	page = off >> PAGE_SHIFT;
+	if (page < VDSO_NR_PAGES) {
+		mapping = VP_MAP_VVAR;
+	} else if (page < __VDSO_PAGES) {
+		mapping = VP_MAP_VCLOCK;
+		page -= VDSO_NR_PAGES;
+	} else {
+		mapping = VP_MAP_VDSO;
+		page -= __VDSO_PAGES;
+	}
+	access = error_code & X86_PF_INSTR ? VP_ACCESS_EXEC :
+		 error_code & X86_PF_WRITE ? VP_ACCESS_WRITE : VP_ACCESS_READ;
+	vp_fault_event_now(&ev, mapping, page, access);
+	h->fault(h->data, &ev);
+}
+
 static const struct {
 	const char *name;
 	void *probe;
@@ -526,6 +585,7 @@ static const struct {
 	[VP_HOOK_EXIT] = { "sched_process_exit", vp_probe_exit },
 	[VP_HOOK_FORK] = { "sched_process_fork", vp_probe_fork },
 	[VP_HOOK_EXEC] = { "sched_process_exec", vp_probe_exec },
+	[VP_HOOK_FAULT] = { "page_fault_user", vp_probe_fault },
 };
 
 struct vp_tp_lookup {
@@ -565,8 +625,11 @@ static void vp_hooks_detach(struct vp_hooks *h, int registered)
 	tracepoint_synchronize_unregister();
 }
 
-/* Attaches the probes; they call fn(data, task, VP_EV_*) until vp_hooks_unregister(). */
-struct vp_hooks *vp_hooks_register(vp_task_event_fn fn, void *data)
+/*
+ * Attaches the probes; they call fn(data, task, VP_EV_*) and fault(data, event) until
+ * vp_hooks_unregister().
+ */
+struct vp_hooks *vp_hooks_register(vp_task_event_fn fn, vp_fault_fn fault, void *data)
 {
 	struct vp_hooks *h = kzalloc(sizeof(*h), GFP_KERNEL);
 	int i, err = 0;
@@ -574,6 +637,7 @@ struct vp_hooks *vp_hooks_register(vp_task_event_fn fn, void *data)
 	if (!h)
 		return ERR_PTR(-ENOMEM);
 	h->fn = fn;
+	h->fault = fault;
 	h->data = data;
 	for (i = 0; i < VP_NR_HOOKS; i++) {
 		h->tp[i] = vp_find_tracepoint(vp_hook_defs[i].name);

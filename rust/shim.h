@@ -101,6 +101,22 @@ struct vp_cs_event {
 enum { VP_EV_ADD = 0, VP_EV_REMOVE = 1, VP_EV_EXEC = 2 };
 typedef void (*vp_task_event_fn)(void *data, struct task_struct *t, int ev);
 
+/* A fault that populates a page of the vDSO's mappings or of the module's time page. */
+enum { VP_MAP_VVAR, VP_MAP_VCLOCK, VP_MAP_VDSO, VP_MAP_TIMEPAGE };
+enum { VP_ACCESS_READ, VP_ACCESS_WRITE, VP_ACCESS_EXEC };
+struct vp_fault_event {
+	int tgid;        /* in the initial pid namespace */
+	u8 mapping;      /* VP_MAP_* */
+	u8 access;       /* VP_ACCESS_* */
+	u16 page;        /* the page's index in its mapping */
+	u64 ns;          /* CLOCK_MONOTONIC at the fault */
+	u64 start_ns;    /* CLOCK_MONOTONIC when the process was forked (group leader's start) */
+};
+#define VP_SIZEOF_FAULT_EVENT 24
+/* In the faulting task, interrupts off (the page fault's entry): must not sleep. */
+typedef void (*vp_fault_fn)(void *data, const struct vp_fault_event *ev);
+void vp_fault_event_now(struct vp_fault_event *ev, u8 mapping, u16 page, u8 access);
+
 bool vp_pid_alive(struct pid *pid);
 struct pid *vp_next_tgid(int *nr);
 struct task_struct *vp_tgid_live_thread(struct pid *pid);
@@ -125,7 +141,7 @@ const struct vp_layout_entry *vp_layout_entry(unsigned int i);
 bool vp_vsyscall_pte_user(void);
 ssize_t vp_read_file(const char *path, char *buf, size_t len);
 
-struct vp_hooks *vp_hooks_register(vp_task_event_fn fn, void *data);
+struct vp_hooks *vp_hooks_register(vp_task_event_fn fn, vp_fault_fn fault, void *data);
 void vp_hooks_unregister(struct vp_hooks *hooks);
 
 /* Attribution: the time system calls and vsyscalls, as the probes see them. */

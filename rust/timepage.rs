@@ -8,8 +8,12 @@
 //! timekeeping update. Open files keep the module loaded (`rmmod` fails: `delete_module` returns
 //! `EWOULDBLOCK`, "module in use").
 
+use crate::faults::FaultLog;
 use crate::ffi::{
     self,
+    FaultEvent,
+    ACCESS_READ,
+    MAP_TIMEPAGE,
     Fault,
     PublishedPage,
     TimePageStats,
@@ -43,6 +47,8 @@ use kernel::{
 /// The page and its counters; shared by the device, open files, mappings and debugfs.
 pub(crate) struct TimeState {
     page: PublishedPage,
+    /// Told of every user fault that maps the page.
+    fault_log: Arc<FaultLog>,
     /// Live mappings (VMAs).
     mappings: Atomic<i64>,
     /// `mmap` calls accepted.
@@ -52,7 +58,7 @@ pub(crate) struct TimeState {
 }
 
 impl VmaHandler for TimeState {
-    fn fault(&self, vma: &VmaRef, pgoff: usize, address: usize) -> Fault {
+    fn fault(&self, vma: &VmaRef, pgoff: usize, address: usize, user: bool) -> Fault {
         self.faults.fetch_add(1, Relaxed);
         if pgoff != 0 {
             return Fault::SigBus;
@@ -62,8 +68,15 @@ impl VmaHandler for TimeState {
             return Fault::SigBus;
         };
         match vma.vm_insert_page(address, self.page.page()) {
+            Ok(()) => {
+                if user {
+                    self.fault_log
+                        .record(&FaultEvent::now(MAP_TIMEPAGE, 0, ACCESS_READ));
+                }
+                Fault::NoPage
+            }
             // EBUSY: another thread's fault mapped it first.
-            Ok(()) | Err(EBUSY) => Fault::NoPage,
+            Err(EBUSY) => Fault::NoPage,
             Err(ENOMEM) => Fault::Oom,
             Err(_) => Fault::SigBus,
         }
@@ -188,10 +201,11 @@ impl fmt::Display for TimeState {
 
 impl TimeState {
     /// Allocates the page and starts publishing.
-    pub(crate) fn new() -> Result<Arc<Self>> {
+    pub(crate) fn new(fault_log: Arc<FaultLog>) -> Result<Arc<Self>> {
         Ok(Arc::new(
             TimeState {
                 page: PublishedPage::new()?,
+                fault_log,
                 mappings: Atomic::new(0),
                 mmaps: Atomic::new(0),
                 faults: Atomic::new(0),

@@ -16,6 +16,7 @@ use kernel::{
 };
 
 mod attribution;
+mod faults;
 mod ffi;
 mod registry;
 mod report;
@@ -71,13 +72,14 @@ impl kernel::Module for VdsoProbe {
                 "cannot tell the vsyscall mode (reading /proc/self/maps, /proc/cmdline): {e:?}\n"
             );
         })?;
-        let time = timepage::TimeState::new()?;
+        let faults = faults::FaultLog::new()?;
+        let time = timepage::TimeState::new(faults.clone())?;
         let attribution = Attribution::new(time.clone(), vsyscall)?;
-        let registry = Registry::new(vsyscall, attribution.clone())?;
+        let registry = Registry::new(vsyscall, attribution.clone(), faults.clone())?;
         let mut this = VdsoProbe {
             device: None,
             hooks: None,
-            globals: KVec::with_capacity(6, GFP_KERNEL)?,
+            globals: KVec::with_capacity(7, GFP_KERNEL)?,
             switch: None,
             registry,
             attribution,
@@ -91,6 +93,7 @@ impl kernel::Module for VdsoProbe {
             (c"fallbacks", Node::Fallbacks(this.attribution.clone())),
             (c"clocksource_log", Node::ClocksourceLog(this.time.clone())),
             (c"layout", Node::Layout),
+            (c"faults", Node::Faults(faults)),
         ] {
             let file = reg.global_file(name, node)?;
             this.globals.push(file, GFP_KERNEL)?;
