@@ -5,11 +5,13 @@
 //! exits 0 (pass), 4 (skip) or 1 (fail, with the reason on stderr); `--kernel-log` checks the
 //! whole boot's kernel log and kmemleak (the runner's last test); `--hold` is a target process
 //! of the hardening tests ([`hardening::hold`]); `--workload` reads the clock once a millisecond
-//! until killed (`scripts/experiment clocksource`). Every assertion compares the
+//! until killed (`scripts/experiment clocksource`); `--fault-probe MODE` is a fresh process of the
+//! fault-log tests ([`faults::probe`]). Every assertion compares the
 //! module's output with an independent source: `/proc/<pid>/maps`, `/proc/<pid>/auxv`,
 //! `getauxval`, `/proc/<pid>/timens_offsets`, the kernel's own access rules.
 
 mod attribution;
+mod faults;
 mod hardening;
 mod kernel_log;
 mod proc;
@@ -36,6 +38,7 @@ fn all() -> impl Iterator<Item = &'static (&'static str, TestFn)> {
         .chain(stress::TESTS)
         .chain(hardening::TESTS)
         .chain(attribution::TESTS)
+        .chain(faults::TESTS)
 }
 
 /// The tests load and unload the module, remount debugfs, fork thousands of processes and
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         },
         Some("--hold") => hardening::hold(&args[1..]),
         Some("--workload") => attribution::workload(),
+        Some("--fault-probe") => faults::probe(&args[1..]),
         Some("--list") => {
             for (name, _) in all() {
                 println!("{name}");

@@ -97,6 +97,8 @@ pub struct Report {
     pub timens_page: String,
     /// The process's time system calls, as attribution counted them.
     pub calls: Calls,
+    /// Its faults on its vDSO mappings and time page.
+    pub faults: Faults,
     /// Every key and value, as read (not in the JSON form, which has them all as fields).
     #[serde(skip)]
     pub raw: BTreeMap<String, String>,
@@ -147,6 +149,138 @@ impl Calls {
         };
         of(&self.fallback) + of(&self.direct)
     }
+}
+
+/// One fault that populated a page, as a report or the `faults` file gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PageFault {
+    /// Microseconds since the process's exec (or fork: [`Faults::since`]).
+    pub after_us: u64,
+    /// `read`, `write` or `exec`.
+    pub access: String,
+}
+
+/// One process's faults on its vDSO mappings and time page, from its report (`faults.*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Faults {
+    /// `exec` or `fork`: what the times count from; None from a module without the fault log.
+    pub since: Option<String>,
+    /// Faults logged (those kept per page below, and any dropped beyond the module's limit).
+    pub count: u64,
+    /// `<mapping>.page<N>` (`vvar.page0`, `vdso.page1`, `timepage.page0`) → its role and its
+    /// faults, in order.
+    pub pages: BTreeMap<String, (String, Vec<PageFault>)>,
+}
+
+impl Faults {
+    fn parse(raw: &BTreeMap<String, String>) -> Result<Self> {
+        let mut f = Faults {
+            since: raw.get("faults.since").cloned(),
+            ..Faults::default()
+        };
+        for (k, v) in raw {
+            let Some(key) = k.strip_prefix("faults.") else {
+                continue;
+            };
+            match key {
+                "since" | "dropped" => {}
+                "count" => f.count = v.parse().with_context(|| format!("bad `{k}: {v}`"))?,
+                page => {
+                    // `+1.234 ms read (time_data)[, +5.678 ms read]...`
+                    let bad = || anyhow!("bad fault line {}", quote(&format!("{k}: {v}")));
+                    let (first, role) = v
+                        .split_once(" (")
+                        .and_then(|(a, rest)| {
+                            let (role, more) = rest.split_once(')')?;
+                            Some((format!("{a}{more}"), role.to_string()))
+                        })
+                        .ok_or_else(bad)?;
+                    let faults = first
+                        .split(", ")
+                        .map(|one| {
+                            let mut w = one.split_whitespace();
+                            let (Some(t), Some("ms"), Some(access), None) =
+                                (w.next(), w.next(), w.next(), w.next())
+                            else {
+                                return Err(bad());
+                            };
+                            Ok(PageFault {
+                                after_us: parse_ms(t).ok_or_else(bad)?,
+                                access: access.to_string(),
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    f.pages.insert(page.to_string(), (role, faults));
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    /// The faults of `<mapping>` (`vvar`, `vvar_vclock`, `vdso`, `timepage`), by page name.
+    pub fn of(&self, mapping: &str) -> BTreeMap<&str, &[PageFault]> {
+        self.pages
+            .iter()
+            .filter(|(k, _)| k.split('.').next() == Some(mapping))
+            .map(|(k, (_, v))| (k.as_str(), v.as_slice()))
+            .collect()
+    }
+}
+
+/// One line of the global `faults` file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FaultLine {
+    /// TGID.
+    pub pid: i32,
+    /// `comm`, blanks shown as `?`.
+    pub comm: String,
+    /// `exec` or `fork`.
+    pub since: String,
+    /// Microseconds since then.
+    pub after_us: u64,
+    /// `vvar`, `vvar_vclock`, `vdso` or `timepage`.
+    pub mapping: String,
+    /// The page's index in the mapping.
+    pub page: u32,
+    /// Its role (`time_data`, `text`, ...).
+    pub role: String,
+    /// `read`, `write` or `exec`.
+    pub access: String,
+}
+
+/// `+1.234` (milliseconds, three decimals, as the module prints them) in microseconds.
+fn parse_ms(s: &str) -> Option<u64> {
+    let (ms, frac) = s.strip_prefix('+')?.split_once('.')?;
+    if frac.len() != 3 {
+        return None;
+    }
+    Some(ms.parse::<u64>().ok()? * 1000 + frac.parse::<u64>().ok()?)
+}
+
+/// Parses the global `faults` file.
+pub fn parse_fault_log(text: &str) -> Result<Vec<FaultLine>> {
+    table_lines(text)
+        .map(|l| {
+            let bad = || anyhow!("bad faults line {}", quote(l));
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let [pid, comm, since, after, mapping, page, role, access] = w[..] else {
+                return Err(bad());
+            };
+            Ok(FaultLine {
+                pid: pid.parse().map_err(|_| bad())?,
+                comm: comm.to_string(),
+                since: since.to_string(),
+                after_us: parse_ms(after).ok_or_else(bad)?,
+                mapping: mapping.to_string(),
+                page: page
+                    .strip_prefix("page")
+                    .and_then(|p| p.parse().ok())
+                    .ok_or_else(bad)?,
+                role: role.to_string(),
+                access: access.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// One line of the global `fallbacks` file: one process's calls of one system call (and
@@ -364,6 +498,7 @@ impl Report {
             timens_boottime_ns: offset_ns(need("timens.boottime")?)?,
             timens_page: need("timens.page")?.to_string(),
             calls: Calls::parse(&raw)?,
+            faults: Faults::parse(&raw)?,
             raw,
         })
     }
