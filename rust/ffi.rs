@@ -1528,6 +1528,8 @@ mod tests {
                 TaskEvent::Exec(_) => 0,
             };
         }
+
+        fn on_fault(_this: ArcBorrow<'_, Self>, _ev: &FaultEvent) {}
     }
 
     impl Counter {
