@@ -30,7 +30,7 @@ use kernel::{
         MmWithUser,
         MmWithUserAsync, //
     },
-    page::Page,
+    page::{BorrowedPage, Page},
     prelude::*,
     seq_file::SeqFile,
     str::CString,
@@ -325,6 +325,8 @@ extern "C" {
     fn vp_hooks_unregister(h: *mut RawHooks);
     fn vp_timepage_start(page: *mut bindings::page) -> *mut RawTimePage;
     fn vp_timepage_stop(tp: *mut RawTimePage);
+    fn vp_timepage_page_get(tp: *mut RawTimePage) -> *mut bindings::page;
+    fn vp_timepage_page_put(page: *mut bindings::page);
     fn vp_timepage_stats(tp: *const RawTimePage, out: *mut TimePageStats);
     fn vp_timepage_log(
         tp: *mut RawTimePage,
@@ -825,9 +827,8 @@ impl<T: TaskEvents + 'static> Hooks<T> {
         let data = Arc::into_raw(target);
         // SAFETY: `on_task_event::<T>` and `on_fault::<T>` match `vp_task_event_fn` and
         // `vp_fault_fn` and expect exactly this `data`.
-        let h = unsafe {
-            vp_hooks_register(on_task_event::<T>, on_fault::<T>, data.cast_mut().cast())
-        };
+        let h =
+            unsafe { vp_hooks_register(on_task_event::<T>, on_fault::<T>, data.cast_mut().cast()) };
         match from_err_ptr(h).and_then(|h| NonNull::new(h).ok_or(EINVAL)) {
             // INVARIANT: registered with `data` just now.
             Ok(hooks) => Ok(Self { hooks, data }),
@@ -1286,6 +1287,29 @@ impl<T: SeqShow> Drop for DebugfsFile<T> {
 
 // ------------------------------------------------------------------ time page
 
+/// A reference to an order-0 page that the time page's shim gave (a namespace's page, or the
+/// host's), dropped with `put_page`.
+///
+/// # Invariants
+///
+/// `self.0` is a live page on which this object owns one reference.
+pub(crate) struct PageRef(NonNull<bindings::page>);
+
+impl PageRef {
+    /// The page (it stays live while `self` does).
+    pub(crate) fn page(&self) -> BorrowedPage<'_> {
+        // SAFETY: the page is live, of order 0, for as long as `self` holds its reference.
+        unsafe { BorrowedPage::from_raw(self.0) }
+    }
+}
+
+impl Drop for PageRef {
+    fn drop(&mut self) {
+        // SAFETY: the reference is ours (invariant), dropped once.
+        unsafe { vp_timepage_page_put(self.0.as_ptr()) };
+    }
+}
+
 /// A zeroed page that the shim fills with `struct vdso_probe_time_page` (`uapi/vdso_probe.h`) on
 /// every timekeeping update, from a pvclock_gtod notifier of its own.
 ///
@@ -1293,6 +1317,9 @@ impl<T: SeqShow> Drop for DebugfsFile<T> {
 ///
 /// `self.tp` is a `struct vp_timepage` whose registered notifier writes into `self.page`.
 pub(crate) struct PublishedPage {
+    /// The host's page: written by the notifier, mapped through [`Self::page_for_current`]
+    /// (which takes a reference for each mapping), released after the notifier stops.
+    #[expect(dead_code, reason = "owned here; the shim reaches it through `tp`")]
     page: Page,
     tp: NonNull<RawTimePage>,
 }
@@ -1315,9 +1342,15 @@ impl PublishedPage {
         Ok(Self { page, tp })
     }
 
-    /// The page, for mapping into userspace.
-    pub(crate) fn page(&self) -> &Page {
-        &self.page
+    /// The page for the calling task's time namespace: this one in the root namespace, else
+    /// the namespace's own (the shim makes it on the first fault from the namespace, and keeps
+    /// it up to date while any process maps it). Process context.
+    pub(crate) fn page_for_current(&self) -> Result<PageRef> {
+        // SAFETY: `self.tp` is live (invariant); the call is made in process context.
+        let p = unsafe { vp_timepage_page_get(self.tp.as_ptr()) };
+        let p = from_err_ptr(p).and_then(|p| NonNull::new(p).ok_or(EINVAL))?;
+        // INVARIANT: the shim gave a reference to this page.
+        Ok(PageRef(p))
     }
 
     /// A consistent copy of the page's statistics.

@@ -294,12 +294,12 @@ const FLAG_NAMES: [(VmFlag, &str); 8] = [
 /// The role of page `page` of the mapping called `map` (`[vvar]`, `[vvar_vclock]`, `[vdso]`).
 pub(crate) fn vvar_page_role(l: &VvarLayout, map: &str, page: u32) -> &'static str {
     match map {
-            "[vvar]" if page == l.time => "time_data",
-            "[vvar]" if page == l.timens => "timens_data",
-            "[vvar]" if page == l.rng => "rng_data",
-            "[vvar]" if (l.arch_start..=l.arch_end).contains(&page) => "arch_data",
-            "[vvar_vclock]" if page == l.pvclock => "pvclock",
-            "[vvar_vclock]" if page == l.hvclock => "hvclock",
+        "[vvar]" if page == l.time => "time_data",
+        "[vvar]" if page == l.timens => "timens_data",
+        "[vvar]" if page == l.rng => "rng_data",
+        "[vvar]" if (l.arch_start..=l.arch_end).contains(&page) => "arch_data",
+        "[vvar_vclock]" if page == l.pvclock => "pvclock",
+        "[vvar_vclock]" if page == l.hvclock => "hvclock",
         "[vdso]" => "text",
         _ => "other",
     }

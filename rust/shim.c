@@ -12,6 +12,7 @@
 #include <linux/fs.h>
 #include <linux/ftrace.h>
 #include <linux/mm.h>
+#include <linux/nsproxy.h>
 #include <linux/pgtable.h>
 #include <linux/pid.h>
 #include <linux/pvclock_gtod.h>
@@ -707,6 +708,7 @@ static const struct vp_attr_call_def {
 };
 
 static bool vp_tp_readable(const struct vp_timepage *tp);
+static void vp_tp_write_all_ns(struct vp_timepage *tp);
 static u32 vp_tp_log_events(const struct vp_timepage *tp);
 
 /*
@@ -1060,6 +1062,9 @@ struct workqueue_struct *vp_alloc_wq(const char *name, unsigned int flags, int m
 
 static const char *vp_clock_mode_name(u32 mode);
 
+/* Time namespaces with a page of their own at a time. */
+#define VP_TP_NS_MAX 16
+
 struct vp_timepage {
 	struct notifier_block nb;
 	struct vdso_probe_time_page *p;
@@ -1080,6 +1085,20 @@ struct vp_timepage {
 	u32 last_mode;
 	u64 log_total;
 	struct vp_cs_event log[VP_CS_LOG_LEN];
+	/*
+	 * The pages of the time namespaces whose processes faulted the page, each the host page
+	 * with the namespace's offsets applied. Keyed by the offsets, not the namespace (the
+	 * module cannot hold a reference: free_time_ns() is not exported; the offsets are frozen
+	 * once a task is in the namespace, and two namespaces with the same offsets read the same
+	 * time). A page no process maps any more (page_count 1, our reference) is freed when a
+	 * slot is needed. The notifier (under tk_core.lock, interrupts off) and the fault path
+	 * take ns_lock.
+	 */
+	raw_spinlock_t ns_lock;
+	struct vp_tp_ns {
+		struct page *page; /* NULL: a free slot */
+		s64 mono_ns, boot_ns;
+	} ns[VP_TP_NS_MAX];
 };
 
 /* Appends a clocksource event if the clocksource or its vDSO mode changed since the last call. */
@@ -1165,6 +1184,7 @@ static void vp_copy_clock(struct vdso_probe_clock *out, const struct tk_read_bas
 {
 	out->cycle_last = tkr->cycle_last;
 	out->mask = tkr->mask;
+	out->max_cycles = tkr->clock->max_cycles; /* as update_vsyscall() publishes it */
 	out->mult = tkr->mult;
 	out->shift = tkr->shift;
 	out->xtime_nsec = tkr->xtime_nsec;
@@ -1219,7 +1239,125 @@ static int vp_tk_notify(struct notifier_block *nb, unsigned long was_set, void *
 
 	smp_wmb();
 	WRITE_ONCE(p->seq, seq + 2);
+	vp_tp_write_all_ns(tp);
 	return NOTIFY_OK;
+}
+
+/*
+ * Writes namespace page q from the host page p (complete: not being written), with the
+ * namespace's offsets: the MONOTONIC-based clocks move by mono, BOOTTIME by boot, REALTIME and
+ * TAI stay (their offsets from MONOTONIC shrink by mono).
+ */
+static void vp_tp_write_ns(struct vdso_probe_time_page *q, const struct vdso_probe_time_page *p,
+			   s64 mono, s64 boot)
+{
+	const size_t from = offsetof(struct vdso_probe_time_page, update_count);
+	u32 seq = q->seq;
+
+	WRITE_ONCE(q->seq, seq + 1);
+	smp_wmb();
+	memcpy((char *)q + from, (const char *)p + from, sizeof(*q) - from);
+	q->mono.base_ns += mono;
+	q->raw.base_ns += mono;
+	q->offs_real_ns -= mono;
+	q->offs_tai_ns -= mono;
+	q->offs_boot_ns += boot - mono;
+	vp_ts_add_ns(&q->monotonic_coarse, &q->monotonic_coarse, mono);
+	vp_ts_add_ns(&q->boottime_coarse, &q->boottime_coarse, boot);
+	q->timens_monotonic_ns = mono;
+	q->timens_boottime_ns = boot;
+	smp_wmb();
+	WRITE_ONCE(q->seq, seq + 2);
+}
+
+/* Every namespace page, from the host page just written (the notifier). */
+static void vp_tp_write_all_ns(struct vp_timepage *tp)
+{
+	unsigned int i;
+
+	raw_spin_lock(&tp->ns_lock);
+	for (i = 0; i < VP_TP_NS_MAX; i++)
+		if (tp->ns[i].page)
+			vp_tp_write_ns(page_address(tp->ns[i].page), tp->p, tp->ns[i].mono_ns,
+				       tp->ns[i].boot_ns);
+	raw_spin_unlock(&tp->ns_lock);
+}
+
+/*
+ * The page for the calling task's time namespace, with a reference for the caller
+ * (vp_timepage_page_put()): the host page in the root namespace, else the namespace's, made on
+ * the first fault from it. ERR_PTR(-ENOMEM), or -ENOSPC with VP_TP_NS_MAX namespaces' pages
+ * mapped. Process context (the fault handler): the task's nsproxy is stable for itself.
+ */
+struct page *vp_timepage_page_get(struct vp_timepage *tp)
+{
+	const struct time_namespace *ns = current->nsproxy->time_ns;
+	struct page *host = virt_to_page(tp->p), *fresh = NULL, *stale[VP_TP_NS_MAX], *ret;
+	unsigned int i, nstale = 0;
+	unsigned long flags;
+	s64 mono, boot;
+	u32 seq;
+
+	if (ns == &init_time_ns) {
+		get_page(host);
+		return host;
+	}
+	mono = timespec64_to_ns(&ns->offsets.monotonic);
+	boot = timespec64_to_ns(&ns->offsets.boottime);
+	fresh = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	raw_spin_lock_irqsave(&tp->ns_lock, flags);
+	ret = ERR_PTR(fresh ? -ENOSPC : -ENOMEM);
+	for (i = 0; i < VP_TP_NS_MAX; i++) {
+		struct vp_tp_ns *e = &tp->ns[i];
+
+		if (e->page && e->mono_ns == mono && e->boot_ns == boot) {
+			ret = e->page;
+			goto found;
+		}
+	}
+	for (i = 0; i < VP_TP_NS_MAX && fresh; i++) {
+		struct vp_tp_ns *e = &tp->ns[i];
+
+		if (e->page && page_count(e->page) == 1) {
+			stale[nstale++] = e->page;
+			e->page = NULL;
+		}
+		if (!e->page && IS_ERR(ret)) {
+			struct vdso_probe_time_page *q = page_address(fresh);
+
+			q->magic = VDSO_PROBE_MAGIC;
+			q->abi_version = VDSO_PROBE_ABI_VERSION;
+			q->size = sizeof(*q);
+			/*
+			 * A consistent host page to start from: the notifier writes it outside
+			 * ns_lock and takes ns_lock only after, so this wait ends.
+			 */
+			do {
+				seq = smp_load_acquire(&tp->p->seq);
+				if (!(seq & 1))
+					vp_tp_write_ns(q, tp->p, mono, boot);
+				smp_rmb();
+			} while ((seq & 1) || READ_ONCE(tp->p->seq) != seq);
+			*e = (struct vp_tp_ns){ .page = fresh, .mono_ns = mono, .boot_ns = boot };
+			ret = fresh;
+			fresh = NULL;
+		}
+	}
+found:
+	if (!IS_ERR(ret))
+		get_page(ret);
+	raw_spin_unlock_irqrestore(&tp->ns_lock, flags);
+	while (nstale)
+		put_page(stale[--nstale]);
+	if (fresh)
+		__free_page(fresh);
+	return ret;
+}
+
+/* Drops the reference vp_timepage_page_get() gave (put_page() is inline). */
+void vp_timepage_page_put(struct page *page)
+{
+	put_page(page);
 }
 
 /* Starts publishing into the (zeroed) page; fills it once before returning. */
@@ -1237,6 +1375,7 @@ struct vp_timepage *vp_timepage_start(struct page *page)
 	p->size = sizeof(*p);
 	tp->p = p;
 	raw_spin_lock_init(&tp->log_lock);
+	raw_spin_lock_init(&tp->ns_lock);
 	tp->nb.notifier_call = vp_tk_notify;
 	ret = pvclock_gtod_register_notifier(&tp->nb);
 	if (ret) {
@@ -1249,7 +1388,13 @@ struct vp_timepage *vp_timepage_start(struct page *page)
 /* After unregistering no notifier call runs (unregistration takes tk_core.lock). */
 void vp_timepage_stop(struct vp_timepage *tp)
 {
+	unsigned int i;
+
 	pvclock_gtod_unregister_notifier(&tp->nb);
+	/* No mapping is left: each holds the device file, which holds the module. */
+	for (i = 0; i < VP_TP_NS_MAX; i++)
+		if (tp->ns[i].page)
+			put_page(tp->ns[i].page);
 	kfree(tp);
 }
 

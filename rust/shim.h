@@ -188,6 +188,8 @@ bool vp_timepage_log_entry(struct vp_timepage *tp, u64 seq, struct vp_cs_event *
 
 struct vp_timepage *vp_timepage_start(struct page *page);
 void vp_timepage_stop(struct vp_timepage *tp);
+struct page *vp_timepage_page_get(struct vp_timepage *tp);
+void vp_timepage_page_put(struct page *page);
 void vp_timepage_stats(const struct vp_timepage *tp, struct vp_tp_stats *out);
 unsigned int vp_timepage_log(struct vp_timepage *tp, struct vp_cs_event *out, unsigned int max,
 			     u64 *total);

@@ -11,13 +11,13 @@
 use crate::faults::FaultLog;
 use crate::ffi::{
     self,
-    FaultEvent,
-    ACCESS_READ,
-    MAP_TIMEPAGE,
     Fault,
+    FaultEvent,
     PublishedPage,
     TimePageStats,
     VmaHandler, //
+    ACCESS_READ,
+    MAP_TIMEPAGE,
 };
 use core::fmt;
 use kernel::{
@@ -67,7 +67,13 @@ impl VmaHandler for TimeState {
         let Some(vma) = vma.as_mixedmap_vma() else {
             return Fault::SigBus;
         };
-        match vma.vm_insert_page(address, self.page.page()) {
+        // The page of the faulting task's time namespace, as the vDSO's vvar_fault() does it.
+        let page = match self.page.page_for_current() {
+            Ok(page) => page,
+            Err(ENOMEM) => return Fault::Oom,
+            Err(_) => return Fault::SigBus,
+        };
+        match vma.vm_insert_page(address, &page.page()) {
             Ok(()) => {
                 if user {
                     self.fault_log

@@ -4,16 +4,32 @@
  * userspace (samples/vdso-probe generates Rust bindings from this file with bindgen).
  *
  * Map it with mmap(NULL, VDSO_PROBE_PAGE_SIZE, PROT_READ, MAP_SHARED, open(VDSO_PROBE_DEVICE), 0).
- * Reading: s = seq (acquire); retry while odd; copy; read barrier; retry if seq != s.
+ * The page is populated on the first access (a page fault), for the faulting process's time
+ * namespace: in a time namespace other than the root one, MONOTONIC, MONOTONIC_RAW, BOOTTIME and
+ * their coarse values include the namespace's offsets (timens_monotonic_ns, timens_boottime_ns;
+ * REALTIME and TAI do not move), as clock_gettime() there returns them. A mapping keeps the page
+ * of the namespace its first access was made in: map it again after setns(CLONE_NEWTIME).
  *
- * Precise time, as the kernel computes it (kernel/time/timekeeping.c), valid only when
- * clock_mode == VDSO_PROBE_CLOCK_TSC (cycles = rdtsc):
- *   delta     = (cycles - mono.cycle_last) & mono.mask
- *   MONOTONIC = mono.base_ns + ((delta * mono.mult + mono.xtime_nsec) >> mono.shift)
- *   REALTIME  = MONOTONIC + offs_real_ns;  BOOTTIME = MONOTONIC + offs_boot_ns;
- *   TAI       = MONOTONIC + offs_tai_ns
- *   MONOTONIC_RAW: the same with raw.*
- * The product is computed in 128 bits (delta can be large after an idle period).
+ * Reading, the rules the vDSO follows (lib/vdso/gettimeofday.c, arch/x86/include/asm/vdso/
+ * gettimeofday.h):
+ *  1. s = seq, an acquire load; while s is odd (an update is in progress) read it again.
+ *  2. Read the fields. For precise time only when clock_mode == VDSO_PROBE_CLOCK_TSC (else the
+ *     clocksource cannot be read from userspace, and its fields are stale: use the coarse values
+ *     or clock_gettime()). Read the counter here, inside the section, with an ordered read
+ *     (x86: lfence; rdtsc, the kernel's rdtsc_ordered()), so that it is not older than the
+ *     cycle_last it is compared with; the vDSO masks it to 63 bits (& S64_MAX).
+ *  3. A read barrier, then seq again: if it is not s, start over.
+ *  4. delta = (cycles - mono.cycle_last) & mono.mask (64-bit wrap-around).
+ *     - delta <= mono.max_cycles: ns = (delta * mono.mult + mono.xtime_nsec) >> mono.shift, all
+ *       in 64 bits (max_cycles is the clocksource's bound below which the product cannot
+ *       overflow: the fast path).
+ *     - else if bit 62 of delta is set: negative motion (a counter slightly behind cycle_last,
+ *       read on another CPU): ns = mono.xtime_nsec >> mono.shift, the time at cycle_last.
+ *     - else (a long time since the update): the same sum with a 128-bit product.
+ *     MONOTONIC = mono.base_ns + ns.
+ *  5. REALTIME = MONOTONIC + offs_real_ns;  BOOTTIME = MONOTONIC + offs_boot_ns;
+ *     TAI = MONOTONIC + offs_tai_ns;  MONOTONIC_RAW: the same steps with raw.*.
+ * The coarse values are the time at the last update: what the *_COARSE clocks return.
  */
 #ifndef _UAPI_VDSO_PROBE_H
 #define _UAPI_VDSO_PROBE_H
@@ -22,7 +38,7 @@
 
 #define VDSO_PROBE_DEVICE	"/dev/vdso_probe"
 #define VDSO_PROBE_MAGIC	0x70736476	/* "vdsp" little endian */
-#define VDSO_PROBE_ABI_VERSION	1
+#define VDSO_PROBE_ABI_VERSION	2	/* 2: max_cycles, the time namespace's offsets */
 #define VDSO_PROBE_PAGE_SIZE	4096
 
 /* The clocksource's vdso_clock_mode (include/vdso/clocksource.h, x86 values). */
@@ -37,6 +53,7 @@ enum vdso_probe_clock_mode {
 struct vdso_probe_clock {
 	__u64 cycle_last;
 	__u64 mask;
+	__u64 max_cycles;	/* the clocksource's max_cycles: the 64-bit product's bound */
 	__u32 mult;
 	__u32 shift;
 	__u64 xtime_nsec;	/* nanoseconds << shift */
@@ -70,6 +87,10 @@ struct vdso_probe_time_page {
 	__s64 offs_real_ns;
 	__s64 offs_boot_ns;
 	__s64 offs_tai_ns;
+
+	/* The time namespace the page is for: its offsets, included above (0 in the root one). */
+	__s64 timens_monotonic_ns;
+	__s64 timens_boottime_ns;
 };
 
 #endif /* _UAPI_VDSO_PROBE_H */

@@ -644,11 +644,7 @@ fn bench_overhead() -> Result<Outcome> {
     for (name, limit) in [("getppid", 1.02), ("clock_gettime syscall", 1.25)] {
         // The runs' medians are bimodal under TCG (a run lands in a fast or a slow state of the
         // emulator): the fastest run's median of each state is compared besides the median run.
-        let med = |state| {
-            let mut v: Vec<f64> = rows[&(name, state)].iter().map(|r| r.median_ns).collect();
-            v.sort_by(f64::total_cmp);
-            (v[0], v[v.len() / 2], v[v.len() - 1])
-        };
+        let med = |state| vdso_probe::bench::run_medians(&rows[&(name, state)]);
         let (off, on) = (med("off"), med("on"));
         let (ratio, best) = (on.1 / off.1, on.0 / off.0);
         println!(

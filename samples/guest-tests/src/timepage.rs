@@ -44,7 +44,9 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("timepage-monotonic-all-cpus", monotonic_all_cpus),
     ("timepage-fork-and-close", fork_and_close),
     ("timepage-rmmod-busy", rmmod_busy),
+    ("timepage-timens", timens),
     ("timepage-bench", timepage_bench),
+    ("bench-timepage-vs-vdso", bench_vs_vdso),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -451,6 +453,119 @@ fn precise_vs_clock_gettime() -> Result<Outcome> {
     Ok(Outcome::Pass)
 }
 
+/// The time page in a time namespace, against `clock_gettime` there: the namespace's offsets in
+/// the page equal `/proc/self/timens_offsets`, coarse MONOTONIC equals
+/// `clock_gettime(CLOCK_MONOTONIC_COARSE)` of the same update, and precise MONOTONIC, BOOTTIME
+/// and REALTIME lie inside the bracket of two `clock_gettime` calls; a host process reading at
+/// the same time gets the host's values.
+fn timens() -> Result<Outcome> {
+    setup()?;
+    const MONO_S: i64 = 86_400;
+    const BOOT_S: i64 = 2 * 86_400;
+    // SAFETY: plain system call; this test process is single-threaded.
+    if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
+        bail!(
+            "unshare(CLONE_NEWTIME): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    fs::write(
+        "/proc/self/timens_offsets",
+        format!("monotonic {MONO_S} 0\nboottime {BOOT_S} 0\n"),
+    )
+    .context("writing /proc/self/timens_offsets")?;
+    /// Coarse MONOTONIC equal to the kernel's in most reads (never ahead), precise clocks
+    /// inside their brackets; the page's timens offsets.
+    fn check(page: &TimePage) -> Result<String> {
+        const READS: u64 = 20_000;
+        let mut differ = 0;
+        for i in 0..READS {
+            let c = page.read_coarse(Clock::Monotonic).context("no coarse")?;
+            let k = gettime(libc::CLOCK_MONOTONIC_COARSE);
+            ensure!(
+                c <= k,
+                "read {i}: coarse MONOTONIC {c} ahead of MONOTONIC_COARSE {k}"
+            );
+            if c != k {
+                differ += 1; // an update between the two reads
+            }
+            for (clock, id) in [
+                (Clock::Monotonic, libc::CLOCK_MONOTONIC),
+                (Clock::Boottime, libc::CLOCK_BOOTTIME),
+                (Clock::Realtime, libc::CLOCK_REALTIME),
+            ] {
+                let before = gettime(id);
+                let Some(v) = page.read_precise(clock) else {
+                    continue; // not on tsc: the coarse check is the test
+                };
+                let after = gettime(id);
+                ensure!(
+                    before <= v && v <= after,
+                    "read {i}: {clock} {v} outside [{before}, {after}]"
+                );
+            }
+        }
+        ensure!(
+            differ * 100 <= READS,
+            "coarse MONOTONIC differed from MONOTONIC_COARSE in {differ} of {READS} reads"
+        );
+        let s = page.snapshot();
+        Ok(format!(
+            "{} {} {differ}",
+            s.page.timens_monotonic_ns, s.page.timens_boottime_ns
+        ))
+    }
+    // The child is the first task of the namespace.
+    let child = Forked::spawn(|| {
+        let offsets = fs::read_to_string("/proc/self/timens_offsets").unwrap_or_default();
+        match TimePage::open().and_then(|p| check(&p)) {
+            Ok(s) => format!("ok {s} | {}", offsets.replace('\n', ";")),
+            Err(e) => format!("{e:#}"),
+        }
+    })?;
+    // This process is still in the root namespace (unshare changed its children's).
+    let host = check(&TimePage::open()?).context("the host process")?;
+    let line = child.line.clone();
+    drop(child);
+    println!("namespace: {line}; host: {host}");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    ensure!(fields.first() == Some(&"ok"), "in the namespace: {line}");
+    let ns = |s: i64| (s * 1_000_000_000).to_string();
+    ensure!(
+        fields[1] == ns(MONO_S) && fields[2] == ns(BOOT_S),
+        "the namespace's page has offsets {} {}, want {} {} (timens_offsets: {line})",
+        fields[1],
+        fields[2],
+        ns(MONO_S),
+        ns(BOOT_S)
+    );
+    // The page's offsets against the namespace's own file, read in the namespace.
+    let file = line.split_once(" | ").map(|(_, f)| f).unwrap_or_default();
+    let from_file = |name: &str| -> Option<String> {
+        let l = file
+            .split(';')
+            .find(|l| l.split_whitespace().next() == Some(name))?;
+        let w: Vec<i64> = l
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        Some((w.first()? * 1_000_000_000 + w.get(1)?).to_string())
+    };
+    ensure!(
+        from_file("monotonic").as_deref() == Some(fields[1])
+            && from_file("boottime").as_deref() == Some(fields[2]),
+        "the page's offsets {} {} differ from /proc/self/timens_offsets ({file})",
+        fields[1],
+        fields[2]
+    );
+    ensure!(
+        host.starts_with("0 0 "),
+        "the host's page has offsets: {host}"
+    );
+    Ok(Outcome::Pass)
+}
+
 fn coarse_lag() -> Result<Outcome> {
     setup()?;
     let page = TimePage::open()?;
@@ -754,6 +869,84 @@ fn rmmod_busy() -> Result<Outcome> {
     run("insmod", &[KO])?;
     setup()?;
     println!("refcnt {r0} -> {r1} with the mapping -> {r2}; rmmod then insmod ok");
+    Ok(Outcome::Pass)
+}
+
+/// The time page against the vDSO, side by side in one boot (`make bench`): precise MONOTONIC
+/// against `clock_gettime(CLOCK_MONOTONIC)` through the vDSO, coarse MONOTONIC against the
+/// vDSO's `CLOCK_MONOTONIC_COARSE`, alternated 12 times, pinned to CPU 0.
+fn bench_vs_vdso() -> Result<Outcome> {
+    use vdso_probe::bench::{run_medians, Row};
+    if std::env::var("VP_BENCH").as_deref() != Ok("1") {
+        return Ok(Outcome::Skip(
+            "benchmarks run on the boot with VP_BENCH=1".into(),
+        ));
+    }
+    setup()?;
+    vdso_probe::bench::pin_to_cpu(0)?;
+    let page = TimePage::open()?;
+    if let Some(skip) = require_tsc(&page) {
+        return Ok(skip);
+    }
+    let f = LiveVdso::locate()?.clock_gettime()?;
+    let bench = Bench::new(Config {
+        batches: 40,
+        batch_size: 200,
+    })?;
+    let vdso_call = |clock: libc::clockid_t| {
+        let mut ts = vdso::zero_timespec();
+        black_box(f.call(black_box(clock), black_box(&mut ts)));
+    };
+    const ALTERNATIONS: usize = 12;
+    let mut runs: [Vec<Row>; 4] = Default::default();
+    for _ in 0..ALTERNATIONS {
+        runs[0].push(bench.measure("time page precise", || {
+            black_box(page.read_precise(black_box(Clock::Monotonic)));
+        })?);
+        runs[1].push(bench.measure("vdso MONOTONIC", || vdso_call(libc::CLOCK_MONOTONIC))?);
+        runs[2].push(bench.measure("time page coarse", || {
+            black_box(page.read_coarse(black_box(Clock::MonotonicCoarse)));
+        })?);
+        runs[3].push(bench.measure("vdso MONOTONIC_COARSE", || {
+            vdso_call(libc::CLOCK_MONOTONIC_COARSE)
+        })?);
+    }
+    let accel = accelerator();
+    println!(
+        "bench: time page vs vDSO, accelerator {accel}{}, clocksource {}, pinned to CPU 0, {} \
+         batches x {} calls, {ALTERNATIONS} alternations; per row the median and range of the \
+         runs' medians",
+        if accel == "tcg-icount" {
+            " (1 ns = 1 instruction executed)"
+        } else {
+            ""
+        },
+        vdso::current_clocksource().unwrap_or_default(),
+        bench.config().batches,
+        bench.config().batch_size
+    );
+    for (page_row, vdso_row, name, limit) in [
+        (0, 1, "precise MONOTONIC", 1.05),
+        (2, 3, "coarse MONOTONIC", 1.0),
+    ] {
+        let (p, v) = (run_medians(&runs[page_row]), run_medians(&runs[vdso_row]));
+        let (ratio, best) = (p.1 / v.1, p.0 / v.0);
+        println!(
+            "bench: {name:<18} page {:.1} ns (runs {:.1}-{:.1}), vDSO {:.1} ns (runs \
+             {:.1}-{:.1}): ratio {ratio:.3}, fastest runs {best:.3} (target <= {limit}: {})",
+            p.1,
+            p.0,
+            p.2,
+            v.1,
+            v.0,
+            v.2,
+            if best <= limit && ratio <= limit {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+    }
     Ok(Outcome::Pass)
 }
 

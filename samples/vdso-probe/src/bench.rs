@@ -581,6 +581,18 @@ impl Bench {
 }
 
 /// Measures `f` with `config` (convenience wrapper around [`Bench::measure`]).
+/// The medians of several runs of one row, as (fastest, median, slowest): side-by-side
+/// comparisons under an emulator whose runs land in a fast or a slow state compare both the
+/// median run and the fastest (0, 0, 0 for no runs).
+pub fn run_medians(runs: &[Row]) -> (f64, f64, f64) {
+    let mut v: Vec<f64> = runs.iter().map(|r| r.median_ns).collect();
+    v.sort_by(f64::total_cmp);
+    match (v.first(), v.get(v.len() / 2), v.last()) {
+        (Some(&a), Some(&b), Some(&c)) => (a, b, c),
+        _ => (0.0, 0.0, 0.0),
+    }
+}
+
 pub fn measure(name: &str, config: Config, f: impl FnMut()) -> Result<Row> {
     Bench::new(config)?.measure(name, f)
 }

@@ -15,8 +15,9 @@
 //! the kernel writes them concurrently), an acquire fence (`smp_rmb`), and retry if `seq`
 //! changed. When the page's clock mode is [`ClockMode::Tsc`] the TSC is read (`lfence;
 //! rdtsc`) inside the same loop, so the cycles and the conversion parameters belong together,
-//! and the precise clocks are computed exactly as `kernel/time/timekeeping.c` does
-//! ([`compute_ns`]).
+//! and the precise clocks are computed as the x86 vDSO does (the rules in the header: a 64-bit
+//! product below `max_cycles`, negative motion as the time at `cycle_last`, a 128-bit product
+//! beyond; [`compute_ns`]).
 
 use std::{
     collections::BTreeMap,
@@ -141,28 +142,31 @@ impl Serialize for ClockMode {
 // The arithmetic (pure, host-testable)
 // ---------------------------------------------------------------------------------------------
 
-/// Cycles since `c.cycle_last`, as `timekeeping_cycles_to_ns()` computes them:
-/// `(cycles - cycle_last) & mask`, and 0 when the most significant bit of the mask is set in
-/// the result (the counter read is behind `cycle_last`: negative motion, e.g. a TSC read on a
-/// CPU slightly behind the one that did the update).
-pub fn cycles_delta(c: &ClockParams, cycles: u64) -> u64 {
-    let delta = cycles.wrapping_sub(c.cycle_last) & c.mask;
-    if delta & !(c.mask >> 1) != 0 {
-        0
-    } else {
-        delta
-    }
-}
-
-/// Nanoseconds of the clock `c` at counter value `cycles`:
-/// `base_ns + ((delta * mult + xtime_nsec) >> shift)`, with the product in 128 bits (a delta
-/// after a long idle period overflows 64 bits) and `delta` from [`cycles_delta`].
+/// Nanoseconds of the clock `c` at counter value `cycles`, by the rules the x86 vDSO follows
+/// (`uapi/vdso_probe.h`; `vdso_calc_ns()` in `arch/x86/include/asm/vdso/gettimeofday.h`): the
+/// counter masked to 63 bits, `delta = (cycles - cycle_last) & mask`; up to `max_cycles`
+/// (the bound below which `delta * mult` fits) `base_ns + ((delta * mult + xtime_nsec) >> shift)`
+/// in 64 bits; beyond it, bit 62 set means negative motion (a counter read slightly behind
+/// `cycle_last`, on another CPU) and gives the time at `cycle_last`; otherwise (a long idle
+/// period) the same sum with a 128-bit product.
+#[inline(always)]
 pub fn compute_ns(c: &ClockParams, cycles: u64) -> i128 {
-    let delta = u128::from(cycles_delta(c, cycles));
-    let scaled = delta * u128::from(c.mult) + u128::from(c.xtime_nsec);
-    let ns = scaled.checked_shr(c.shift).unwrap_or(0);
-    // `ns` < 2^128 >> shift; for any real clock it is far below i128::MAX.
-    i128::from(c.base_ns) + i128::try_from(ns).unwrap_or(i128::MAX)
+    let delta = (cycles & i64::MAX as u64).wrapping_sub(c.cycle_last) & c.mask;
+    let ns = if delta <= c.max_cycles {
+        delta
+            .wrapping_mul(u64::from(c.mult))
+            .wrapping_add(c.xtime_nsec)
+            .checked_shr(c.shift)
+            .unwrap_or(0)
+    } else if delta & (1 << 62) != 0 {
+        c.xtime_nsec.checked_shr(c.shift).unwrap_or(0)
+    } else {
+        let wide =
+            u128::from(delta & i64::MAX as u64) * u128::from(c.mult) + u128::from(c.xtime_nsec);
+        // < 2^127 >> shift: a u64 for any real clock.
+        u64::try_from(wide.checked_shr(c.shift).unwrap_or(0)).unwrap_or(u64::MAX)
+    };
+    i128::from(c.base_ns) + i128::from(ns)
 }
 
 fn timespec_ns(ts: &vdso_probe_timespec) -> i128 {
@@ -451,36 +455,58 @@ impl TimePage {
     }
 
     /// Precise `clock` in ns, reading only the fields it needs: `None` unless the clock mode
-    /// is TSC, and for the coarse clocks.
+    /// is TSC, and for the coarse clocks. The vDSO's fast path, step by step (the header's
+    /// rules): the fields and the counter inside one sequence section, a 64-bit product.
     #[inline]
     pub fn read_precise(&self, clock: Clock) -> Option<i128> {
-        let raw = match clock {
-            Clock::MonotonicRaw => true,
-            Clock::Monotonic | Clock::Realtime | Clock::Boottime | Clock::Tai => false,
-            Clock::RealtimeCoarse | Clock::MonotonicCoarse => return None,
+        let p = self.ptr.as_ptr();
+        // SAFETY (the field addresses below): computed inside our live mapping, no access yet.
+        let (params, offset) = unsafe {
+            let offset = match clock {
+                Clock::Monotonic | Clock::MonotonicRaw => None,
+                Clock::Realtime => Some(ptr::addr_of!((*p).offs_real_ns)),
+                Clock::Boottime => Some(ptr::addr_of!((*p).offs_boot_ns)),
+                Clock::Tai => Some(ptr::addr_of!((*p).offs_tai_ns)),
+                Clock::RealtimeCoarse | Clock::MonotonicCoarse => return None,
+            };
+            let params = if clock == Clock::MonotonicRaw {
+                ptr::addr_of!((*p).raw)
+            } else {
+                ptr::addr_of!((*p).mono)
+            };
+            (params, offset)
         };
-        let (params, offset, cycles) = self.read_section(|p| {
-            // SAFETY: field addresses inside our live mapping; the sequence check discards
-            // torn values.
-            unsafe {
-                if field(ptr::addr_of!((*p).clock_mode)) != sys::VDSO_PROBE_CLOCK_TSC {
-                    return None;
+        let seq = self.seq();
+        loop {
+            let start = seq.load(Ordering::Acquire);
+            if start & 1 == 0 {
+                // SAFETY: field addresses inside our live mapping; the sequence check
+                // discards torn values.
+                let read = unsafe {
+                    if field(ptr::addr_of!((*p).clock_mode)) != sys::VDSO_PROBE_CLOCK_TSC {
+                        return None;
+                    }
+                    let c = ClockParams {
+                        cycle_last: field(ptr::addr_of!((*params).cycle_last)),
+                        mask: field(ptr::addr_of!((*params).mask)),
+                        max_cycles: field(ptr::addr_of!((*params).max_cycles)),
+                        mult: field(ptr::addr_of!((*params).mult)),
+                        shift: field(ptr::addr_of!((*params).shift)),
+                        xtime_nsec: field(ptr::addr_of!((*params).xtime_nsec)),
+                        base_ns: field(ptr::addr_of!((*params).base_ns)),
+                    };
+                    let offset = offset.map_or(0, |o| field(o));
+                    (c, offset, rdtsc_ordered()?)
+                };
+                // smp_rmb(): the reads above are complete before seq is read again.
+                fence(Ordering::Acquire);
+                if seq.load(Ordering::Relaxed) == start {
+                    let (c, offset, cycles) = read;
+                    return Some(compute_ns(&c, cycles) + i128::from(offset));
                 }
-                let params = if raw {
-                    field(ptr::addr_of!((*p).raw))
-                } else {
-                    field(ptr::addr_of!((*p).mono))
-                };
-                let offset = match clock {
-                    Clock::Realtime => field(ptr::addr_of!((*p).offs_real_ns)),
-                    Clock::Boottime => field(ptr::addr_of!((*p).offs_boot_ns)),
-                    Clock::Tai => field(ptr::addr_of!((*p).offs_tai_ns)),
-                    _ => 0,
-                };
-                Some((params, offset, rdtsc_ordered()?))
             }
-        })?;
-        Some(compute_ns(&params, cycles) + i128::from(offset))
+            std::hint::spin_loop();
+        }
     }
 
     /// Coarse `clock` in ns (the time at the last update), reading only that field; `None`
@@ -668,7 +694,7 @@ mod tests {
     fn header_constants_as_documented() {
         assert_eq!(MAGIC, 0x7073_6476);
         assert_eq!(&MAGIC.to_le_bytes(), b"vdsp");
-        assert_eq!(ABI_VERSION, 1);
+        assert_eq!(ABI_VERSION, 2);
         assert_eq!(PAGE_SIZE, 4096);
         assert_eq!(DEVICE, "/dev/vdso_probe");
         assert_eq!(DEVICE_CSTR.to_bytes(), b"/dev/vdso_probe");
@@ -689,9 +715,9 @@ mod tests {
     #[test]
     fn layout_by_hand() {
         type P = vdso_probe_time_page;
-        assert_eq!(size_of::<vdso_probe_clock>(), 40);
+        assert_eq!(size_of::<vdso_probe_clock>(), 48);
         assert_eq!(size_of::<vdso_probe_timespec>(), 16);
-        assert_eq!(size_of::<P>(), 232);
+        assert_eq!(size_of::<P>(), 264);
         assert_eq!(std::mem::align_of::<P>(), 8);
         let offsets = [
             (offset_of!(P, magic), 0),
@@ -707,25 +733,31 @@ mod tests {
             (offset_of!(P, boottime_coarse), 96),
             (offset_of!(P, tai_coarse), 112),
             (offset_of!(P, mono), 128),
-            (offset_of!(P, raw), 168),
-            (offset_of!(P, offs_real_ns), 208),
-            (offset_of!(P, offs_boot_ns), 216),
-            (offset_of!(P, offs_tai_ns), 224),
+            (offset_of!(P, raw), 176),
+            (offset_of!(P, offs_real_ns), 224),
+            (offset_of!(P, offs_boot_ns), 232),
+            (offset_of!(P, offs_tai_ns), 240),
+            (offset_of!(P, timens_monotonic_ns), 248),
+            (offset_of!(P, timens_boottime_ns), 256),
         ];
         for (i, (got, want)) in offsets.iter().enumerate() {
             assert_eq!(got, want, "field #{i}");
         }
         type C = vdso_probe_clock;
-        assert_eq!(offset_of!(C, mult), 16);
-        assert_eq!(offset_of!(C, shift), 20);
-        assert_eq!(offset_of!(C, xtime_nsec), 24);
-        assert_eq!(offset_of!(C, base_ns), 32);
+        assert_eq!(offset_of!(C, max_cycles), 16);
+        assert_eq!(offset_of!(C, mult), 24);
+        assert_eq!(offset_of!(C, shift), 28);
+        assert_eq!(offset_of!(C, xtime_nsec), 32);
+        assert_eq!(offset_of!(C, base_ns), 40);
     }
 
+    /// Parameters with the `max_cycles` a clocksource of that `mult` gets: the largest delta
+    /// whose product fits 64 bits (the kernel's is smaller still, with a safety margin).
     fn params(cycle_last: u64, mask: u64, mult: u32, shift: u32, xtime: u64, base: i64) -> C {
         C {
             cycle_last,
             mask,
+            max_cycles: (u64::MAX - xtime) / u64::from(mult.max(1)),
             mult,
             shift,
             xtime_nsec: xtime,
@@ -733,6 +765,13 @@ mod tests {
         }
     }
     type C = ClockParams;
+
+    /// The sum with a 128-bit product, for comparison.
+    fn wide(c: &C, delta: u64) -> i128 {
+        i128::from(c.base_ns)
+            + ((u128::from(delta) * u128::from(c.mult) + u128::from(c.xtime_nsec)) >> c.shift)
+                as i128
+    }
 
     #[test]
     fn compute_small() {
@@ -744,9 +783,19 @@ mod tests {
     }
 
     #[test]
+    fn compute_64_bit_path_up_to_max_cycles() {
+        // At max_cycles and one below, the 64-bit product is the 128-bit one.
+        let mult = ((1u64 << 24) / 3) as u32;
+        let c = params(0, u64::MAX, mult, 24, 12345, 0);
+        for delta in [0, 1, c.max_cycles - 1, c.max_cycles] {
+            assert_eq!(compute_ns(&c, delta), wide(&c, delta), "delta {delta}");
+        }
+    }
+
+    #[test]
     fn compute_needs_128_bits() {
         // A 2 GHz counter: mult / 2^shift = 0.5 ns per cycle. 2^40 cycles (~550 s idle):
-        // delta * mult = 2^71 does not fit in 64 bits.
+        // delta * mult = 2^71 does not fit in 64 bits, and delta > max_cycles (2^33).
         let c = params(7, u64::MAX, 1 << 31, 32, 5 << 32, 1_000_000_000);
         let cycles = 7 + (1u64 << 40);
         // (2^71 + 5 * 2^32) >> 32 = 2^39 + 5 = 549_755_813_893; + 1 s.
@@ -757,6 +806,7 @@ mod tests {
         let mult = ((1u64 << 24) / 3) as u32;
         let c = params(0, u64::MAX, mult, 24, 0, 0);
         let hour = 3_000_000_000u64 * 3600;
+        assert!(hour > c.max_cycles);
         let want = (u128::from(hour) * u128::from(mult)) >> 24;
         assert_eq!(compute_ns(&c, hour), want as i128);
         assert!((compute_ns(&c, hour) - 3_600_000_000_000).abs() < 1_000_000);
@@ -766,17 +816,15 @@ mod tests {
     fn compute_mask_wrap_and_negative_motion() {
         // A 32-bit counter that wrapped: 0xffff_fff0 -> 0x10 is 0x20 cycles.
         let c = params(0xffff_fff0, 0xffff_ffff, 1, 0, 0, 100);
-        assert_eq!(cycles_delta(&c, 0x10), 0x20);
         assert_eq!(compute_ns(&c, 0x10), 132);
         // Bits above the mask are ignored.
         assert_eq!(compute_ns(&c, 0xabcd_0000_0000_0010), 132);
-        // 16 cycles behind cycle_last: the mask's top bit is set in the delta -> 0.
-        assert_eq!(cycles_delta(&c, 0xffff_ffe0), 0);
-        assert_eq!(compute_ns(&c, 0xffff_ffe0), 100);
-        // 64-bit mask (the TSC): a read behind cycle_last counts as cycle_last.
+        // The TSC read 1000 cycles behind cycle_last: negative motion, the time at cycle_last
+        // (the 64-bit product of the wrapped delta would be garbage).
         let c = params(1_000_000, u64::MAX, 3, 1, 20, 5000);
-        assert_eq!(cycles_delta(&c, 999_000), 0);
         assert_eq!(compute_ns(&c, 999_000), 5010);
+        // Bit 63 of the counter is ignored (the vDSO's S64_MAX mask).
+        assert_eq!(compute_ns(&c, (1 << 63) | 1_000_100), 5160);
         // Degenerate parameters do not panic.
         assert_eq!(compute_ns(&params(0, u64::MAX, 1, 200, 0, 1), 5), 1);
         assert_eq!(compute_ns(&params(0, 0, 1, 0, 0, 1), 5), 1);
