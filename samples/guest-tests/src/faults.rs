@@ -66,7 +66,10 @@ pub fn probe(args: &[String]) -> std::process::ExitCode {
                 read_time()?;
                 // SAFETY: plain system call; this process is single-threaded.
                 if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
-                    bail!("unshare(CLONE_NEWTIME): {}", std::io::Error::last_os_error());
+                    bail!(
+                        "unshare(CLONE_NEWTIME): {}",
+                        std::io::Error::last_os_error()
+                    );
                 }
                 fs::write("/proc/self/timens_offsets", "monotonic 1000 0\n")
                     .context("writing /proc/self/timens_offsets")?;
@@ -233,8 +236,15 @@ fn setns() -> Result<Outcome> {
     let t = spawn("setns")?;
     let (r, f) = faults_of(t.pid())?;
     let (present, _) = kernel_view(t.pid(), "[vvar]")?;
-    println!("faults {f:?}; [vvar] present {present:?}; timens page {}", r.timens_page);
-    let page0 = f.of("vvar").get("vvar.page0").map(|v| v.to_vec()).unwrap_or_default();
+    println!(
+        "faults {f:?}; [vvar] present {present:?}; timens page {}",
+        r.timens_page
+    );
+    let page0 = f
+        .of("vvar")
+        .get("vvar.page0")
+        .map(|v| v.to_vec())
+        .unwrap_or_default();
     ensure!(
         page0.len() == 2 && page0[0].after_us <= page0[1].after_us,
         "want page 0 faulted twice (before and after setns): {f:?}"
