@@ -45,6 +45,7 @@ pub const TESTS: &[(&str, TestFn)] = &[
     ("timepage-fork-and-close", fork_and_close),
     ("timepage-rmmod-busy", rmmod_busy),
     ("timepage-timens", timens),
+    ("timepage-timens-limit", timens_limit),
     ("timepage-bench", timepage_bench),
     ("bench-timepage-vs-vdso", bench_vs_vdso),
 ];
@@ -563,6 +564,71 @@ fn timens() -> Result<Outcome> {
         host.starts_with("0 0 "),
         "the host's page has offsets: {host}"
     );
+    Ok(Outcome::Pass)
+}
+
+/// A process that enters a time namespace of its own (monotonic offset `secs`), maps and
+/// touches the time page, says `mapped` and holds the mapping until released; a fault the
+/// module refuses kills it with SIGBUS.
+fn timens_holder(secs: u64) -> Result<Forked> {
+    Forked::talk(move |link| {
+        let enter = || -> Result<TimePage> {
+            // SAFETY: plain system call; the forked child is single-threaded.
+            if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
+                bail!("unshare: {}", std::io::Error::last_os_error());
+            }
+            fs::write("/proc/self/timens_offsets", format!("monotonic {secs} 0\n"))?;
+            let ns = fs::File::open("/proc/self/ns/time_for_children")?;
+            // SAFETY: a time namespace descriptor; single-threaded.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWTIME) } != 0 {
+                bail!("setns: {}", std::io::Error::last_os_error());
+            }
+            TimePage::open() // touches the page
+        };
+        match enter() {
+            Ok(_page) => {
+                link.say("mapped");
+                while link.hear().is_some() {}
+                0
+            }
+            Err(e) => {
+                link.say(&format!("{e:#}"));
+                1
+            }
+        }
+    })
+}
+
+/// At most 16 time namespaces have a page at a time: a 17th namespace's fault gets SIGBUS,
+/// and once one of the 16 is no longer mapped its page is reused for the next namespace.
+fn timens_limit() -> Result<Outcome> {
+    setup()?;
+    const MAX: u64 = 16;
+    let mut holders = Vec::new();
+    for i in 0..MAX {
+        let mut h = timens_holder(1000 + i)?;
+        let line = h.recv()?;
+        ensure!(line == "mapped", "namespace {i}: {line}");
+        holders.push(h);
+    }
+    let mut extra = timens_holder(1000 + MAX)?;
+    match extra.recv() {
+        Ok(line) => bail!("a 17th namespace's process touched the page: {line}"),
+        Err(e) => ensure!(
+            format!("{e:#}").contains("SIGBUS"),
+            "the 17th namespace's process did not get SIGBUS: {e:#}"
+        ),
+    }
+    if let Some(h) = holders.pop() {
+        h.finish()?;
+    }
+    let mut again = timens_holder(2000)?;
+    let line = again.recv()?;
+    ensure!(
+        line == "mapped",
+        "with one namespace's page unmapped, a new namespace still failed: {line}"
+    );
+    println!("16 namespaces mapped, the 17th got SIGBUS, one released, the next mapped");
     Ok(Outcome::Pass)
 }
 
