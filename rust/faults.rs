@@ -231,8 +231,7 @@ impl FaultLog {
 
     /// Process `tgid` is gone: a process reusing the pid starts from none.
     pub(crate) fn forget(&self, tgid: i32) {
-        let old = self.table.lock().procs.remove(&tgid);
-        drop(old);
+        self.table.lock().procs.remove(&tgid);
     }
 
     /// The page's role in its mapping (as the report names the pages).

@@ -460,7 +460,7 @@ impl TimePage {
     #[inline]
     pub fn read_precise(&self, clock: Clock) -> Option<i128> {
         let p = self.ptr.as_ptr();
-        // SAFETY (the field addresses below): computed inside our live mapping, no access yet.
+        // SAFETY: only field addresses inside our live mapping are computed, nothing is read.
         let (params, offset) = unsafe {
             let offset = match clock {
                 Clock::Monotonic | Clock::MonotonicRaw => None,
