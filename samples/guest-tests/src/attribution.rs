@@ -596,10 +596,8 @@ fn hpet() -> Result<Outcome> {
 /// off, measured side by side in one boot, alternating off/on.
 fn bench_overhead() -> Result<Outcome> {
     use vdso_probe::bench::{Bench, Config, Row};
-    if std::env::var("VP_BENCH").as_deref() != Ok("1") {
-        return Ok(Outcome::Skip(
-            "benchmarks run on the boot with VP_BENCH=1".into(),
-        ));
+    if let Some(skip) = crate::proc::unless_bench_boot() {
+        return Ok(skip);
     }
     ensure_module()?;
     // Pinned: the two vCPUs of a TCG guest differ (one also runs QEMU's other work).
@@ -627,16 +625,11 @@ fn bench_overhead() -> Result<Outcome> {
         }
     }
     set_attribution("on")?;
-    let accel = crate::timepage::accelerator();
     println!(
-        "bench: attribution overhead, accelerator {accel}{}, clocksource {}, pinned to CPU 0, {} \
+        "bench: attribution overhead, accelerator {}, clocksource {}, pinned to CPU 0, {} \
          batches x {} calls, {ALTERNATIONS} alternations off/on; per state the median and range \
          of the runs' medians",
-        if accel == "tcg-icount" {
-            " (1 ns = 1 instruction executed)"
-        } else {
-            ""
-        },
+        crate::timepage::accelerator_stamp(),
         vdso::current_clocksource().unwrap_or_default(),
         bench.config().batches,
         bench.config().batch_size

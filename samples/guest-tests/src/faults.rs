@@ -64,22 +64,7 @@ pub fn probe(args: &[String]) -> std::process::ExitCode {
             }
             Some("setns") => {
                 read_time()?;
-                // SAFETY: plain system call; this process is single-threaded.
-                if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
-                    bail!(
-                        "unshare(CLONE_NEWTIME): {}",
-                        std::io::Error::last_os_error()
-                    );
-                }
-                fs::write("/proc/self/timens_offsets", "monotonic 1000 0\n")
-                    .context("writing /proc/self/timens_offsets")?;
-                let ns = fs::File::open("/proc/self/ns/time_for_children")?;
-                // SAFETY: a valid descriptor of a time namespace; single-threaded.
-                if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWTIME) }
-                    != 0
-                {
-                    bail!("setns(CLONE_NEWTIME): {}", std::io::Error::last_os_error());
-                }
+                crate::proc::enter_new_time_namespace("monotonic 1000 0\n")?;
                 read_time()?;
             }
             Some("timepage") => {

@@ -18,6 +18,7 @@ mod proc;
 mod stress;
 mod tests;
 mod timepage;
+mod vvar;
 
 use std::process::ExitCode;
 
@@ -39,6 +40,7 @@ fn all() -> impl Iterator<Item = &'static (&'static str, TestFn)> {
         .chain(hardening::TESTS)
         .chain(attribution::TESTS)
         .chain(faults::TESTS)
+        .chain(vvar::TESTS)
 }
 
 /// The tests load and unload the module, remount debugfs, fork thousands of processes and

@@ -229,6 +229,59 @@ pub fn stable_count<M: PartialEq>(mode: impl Fn() -> M) -> Result<(M, vdso_probe
     }
 }
 
+/// Creates a time namespace for this process's future children (`unshare(CLONE_NEWTIME)`: the
+/// caller itself stays where it is) and sets its offsets: `/proc/self/timens_offsets` lines,
+/// e.g. `"monotonic 86400 0\nboottime 172800 0\n"` (before a task enters it, which freezes
+/// them). The caller must be single-threaded.
+pub fn new_time_namespace(offsets: &str) -> Result<()> {
+    // SAFETY: a plain system call; the test program is single-threaded.
+    if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
+        bail!(
+            "unshare(CLONE_NEWTIME): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    fs::write("/proc/self/timens_offsets", offsets).context("writing timens_offsets")
+}
+
+/// [`new_time_namespace`], then enters it (`setns` on `/proc/self/ns/time_for_children`): the
+/// caller itself is in the namespace from now on, and its `[vvar]` is zapped (refaulted on the
+/// next read of the time).
+pub fn enter_new_time_namespace(offsets: &str) -> Result<()> {
+    new_time_namespace(offsets)?;
+    let ns = fs::File::open("/proc/self/ns/time_for_children")?;
+    // SAFETY: a valid descriptor of a time namespace; the caller is single-threaded.
+    if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWTIME) } != 0 {
+        bail!("setns(CLONE_NEWTIME): {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `/proc/<pid>/timens_offsets` (`pid` may be `self`), the offsets of the time namespace of
+/// the process's children: clock name (`monotonic`, `boottime`) to (seconds, nanoseconds).
+pub fn timens_offsets(pid: &str) -> Result<std::collections::BTreeMap<String, (i64, i64)>> {
+    let path = format!("/proc/{pid}/timens_offsets");
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let [clock, sec, nsec] = f[..] else {
+                bail!("{path}: not `clock sec nsec`: {l:?}");
+            };
+            let num = |v: &str| v.parse::<i64>().with_context(|| format!("{path}: {l:?}"));
+            Ok((clock.to_string(), (num(sec)?, num(nsec)?)))
+        })
+        .collect()
+}
+
+/// `Some(skip)` unless this is the benchmark boot (`VP_BENCH=1` on the kernel command line:
+/// `make bench`), where the bench-* tests run.
+pub fn unless_bench_boot() -> Option<crate::Outcome> {
+    (std::env::var("VP_BENCH").as_deref() != Ok("1"))
+        .then(|| crate::Outcome::Skip("benchmarks run on the boot with VP_BENCH=1".into()))
+}
+
 /// The calling thread's errno.
 pub fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)

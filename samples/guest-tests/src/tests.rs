@@ -3,8 +3,9 @@
 
 use crate::{
     proc::{
-        as_user, check_against_proc, ensure_module, maps_vsyscall_mode, report_of, report_path,
-        reported_pids, run, spawn_many_vmas, user_pids, wait_until, Forked, Target,
+        as_user, check_against_proc, ensure_module, maps_vsyscall_mode, new_time_namespace,
+        report_of, report_path, reported_pids, run, spawn_many_vmas, timens_offsets, user_pids,
+        wait_until, Forked, Target,
     },
     Outcome, TestFn,
 };
@@ -160,18 +161,7 @@ fn report_ia32() -> Result<Outcome> {
 
 fn report_timens() -> Result<Outcome> {
     ensure_module()?;
-    // SAFETY: plain syscall; this test process is single-threaded.
-    if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
-        bail!(
-            "unshare(CLONE_NEWTIME): {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    fs::write(
-        "/proc/self/timens_offsets",
-        "monotonic 1000 250\nboottime 2000 0\n",
-    )
-    .context("writing timens_offsets")?;
+    new_time_namespace("monotonic 1000 250\nboottime 2000 0\n")?;
     // The child is the first task in the new namespace; it reads the clock through the vDSO.
     let child = Forked::spawn(|| {
         let mut ts = libc::timespec {
@@ -184,28 +174,22 @@ fn report_timens() -> Result<Outcome> {
     })?;
     let r = report_of(child.pid())?;
     check_vdso_report(&r)?;
-    let offsets = fs::read_to_string(format!("/proc/{}/timens_offsets", child.pid()))?;
+    let offsets = timens_offsets(&child.pid().to_string())?;
     let want = |clock: &str| -> Result<i128> {
-        let l = offsets
-            .lines()
-            .find(|l| l.starts_with(clock))
-            .context("no such clock")?;
-        let f: Vec<i128> = l
-            .split_whitespace()
-            .skip(1)
-            .map(|s| s.parse())
-            .collect::<Result<_, _>>()?;
-        Ok(f[0] * 1_000_000_000 + f[1])
+        let (sec, nsec) = offsets
+            .get(clock)
+            .with_context(|| format!("no {clock} in timens_offsets: {offsets:?}"))?;
+        Ok(i128::from(*sec) * 1_000_000_000 + i128::from(*nsec))
     };
     ensure!(!r.timens_root, "reported as root namespace");
     ensure!(
         r.timens_monotonic_ns == want("monotonic")?,
-        "monotonic {} vs {offsets}",
+        "monotonic {} vs {offsets:?}",
         r.timens_monotonic_ns
     );
     ensure!(
         r.timens_boottime_ns == want("boottime")?,
-        "boottime {} vs {offsets}",
+        "boottime {} vs {offsets:?}",
         r.timens_boottime_ns
     );
     ensure!(
@@ -565,10 +549,8 @@ fn slab_kb() -> Result<i64> {
 /// with 5,000 processes running, and slab memory per tracked process.
 fn bench_load_5000() -> Result<Outcome> {
     const N: usize = 5000;
-    if std::env::var("VP_BENCH").as_deref() != Ok("1") {
-        return Ok(Outcome::Skip(
-            "benchmarks run on the boot with VP_BENCH=1".into(),
-        ));
+    if let Some(skip) = crate::proc::unless_bench_boot() {
+        return Ok(skip);
     }
     if Path::new(DEBUGFS_DIR).exists() {
         run("rmmod", &["vdso_probe"])?;

@@ -206,6 +206,14 @@ pub fn accelerator() -> String {
     }
 }
 
+/// [`accelerator`], saying what a nanosecond is under `-icount`.
+pub fn accelerator_stamp() -> String {
+    match accelerator().as_str() {
+        "tcg-icount" => "tcg-icount (1 ns = 1 instruction executed)".to_string(),
+        other => other.to_string(),
+    }
+}
+
 fn emulated() -> bool {
     accelerator().starts_with("tcg") || CpuInfo::detect().emulated()
 }
@@ -463,18 +471,7 @@ fn timens() -> Result<Outcome> {
     setup()?;
     const MONO_S: i64 = 86_400;
     const BOOT_S: i64 = 2 * 86_400;
-    // SAFETY: plain system call; this test process is single-threaded.
-    if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
-        bail!(
-            "unshare(CLONE_NEWTIME): {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    fs::write(
-        "/proc/self/timens_offsets",
-        format!("monotonic {MONO_S} 0\nboottime {BOOT_S} 0\n"),
-    )
-    .context("writing /proc/self/timens_offsets")?;
+    crate::proc::new_time_namespace(&format!("monotonic {MONO_S} 0\nboottime {BOOT_S} 0\n"))?;
     /// Coarse MONOTONIC equal to the kernel's in most reads (never ahead), precise clocks
     /// inside their brackets; the page's timens offsets.
     fn check(page: &TimePage) -> Result<String> {
@@ -573,16 +570,7 @@ fn timens() -> Result<Outcome> {
 fn timens_holder(secs: u64) -> Result<Forked> {
     Forked::talk(move |link| {
         let enter = || -> Result<TimePage> {
-            // SAFETY: plain system call; the forked child is single-threaded.
-            if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
-                bail!("unshare: {}", std::io::Error::last_os_error());
-            }
-            fs::write("/proc/self/timens_offsets", format!("monotonic {secs} 0\n"))?;
-            let ns = fs::File::open("/proc/self/ns/time_for_children")?;
-            // SAFETY: a time namespace descriptor; single-threaded.
-            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWTIME) } != 0 {
-                bail!("setns: {}", std::io::Error::last_os_error());
-            }
+            crate::proc::enter_new_time_namespace(&format!("monotonic {secs} 0\n"))?;
             TimePage::open() // touches the page
         };
         match enter() {
@@ -943,10 +931,8 @@ fn rmmod_busy() -> Result<Outcome> {
 /// vDSO's `CLOCK_MONOTONIC_COARSE`, alternated 12 times, pinned to CPU 0.
 fn bench_vs_vdso() -> Result<Outcome> {
     use vdso_probe::bench::{run_medians, Row};
-    if std::env::var("VP_BENCH").as_deref() != Ok("1") {
-        return Ok(Outcome::Skip(
-            "benchmarks run on the boot with VP_BENCH=1".into(),
-        ));
+    if let Some(skip) = crate::proc::unless_bench_boot() {
+        return Ok(skip);
     }
     setup()?;
     vdso_probe::bench::pin_to_cpu(0)?;
@@ -977,16 +963,11 @@ fn bench_vs_vdso() -> Result<Outcome> {
             vdso_call(libc::CLOCK_MONOTONIC_COARSE)
         })?);
     }
-    let accel = accelerator();
     println!(
-        "bench: time page vs vDSO, accelerator {accel}{}, clocksource {}, pinned to CPU 0, {} \
-         batches x {} calls, {ALTERNATIONS} alternations; per row the median and range of the \
-         runs' medians",
-        if accel == "tcg-icount" {
-            " (1 ns = 1 instruction executed)"
-        } else {
-            ""
-        },
+        "bench: time page vs vDSO, accelerator {}, clocksource {}, pinned to CPU 0, {} batches \
+         x {} calls, {ALTERNATIONS} alternations; per row the median and range of the runs' \
+         medians",
+        accelerator_stamp(),
         vdso::current_clocksource().unwrap_or_default(),
         bench.config().batches,
         bench.config().batch_size

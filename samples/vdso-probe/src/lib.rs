@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! vdso_probe userspace library: locating and parsing the vDSO, benchmarking time reads,
-//! parsing `/sys/kernel/debug/vdso/<pid>` reports and reading the module's time page; `cli`: the
-//! one command-line convention of the tools (errors, exit status, `--help`, JSON).
+//! parsing `/sys/kernel/debug/vdso/<pid>` reports, reading the module's time page and decoding
+//! the process's own `[vvar]` with the kernel's layout (`vvar`); `cli`: the one command-line
+//! convention of the tools (errors, exit status, `--help`, JSON).
 
 pub mod bench;
 pub mod child;
@@ -12,6 +13,7 @@ pub mod report;
 pub mod testing;
 pub mod timepage;
 pub mod vdso;
+pub mod vvar;
 
 /// A NUL-terminated C character array (a `utsname` or ABI field) as a string, lossily.
 pub(crate) fn c_chars(chars: &[libc::c_char]) -> String {

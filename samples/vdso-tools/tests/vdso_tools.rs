@@ -603,7 +603,7 @@ fn ia32_dump_syms_equal_objdump() {
 // ---------------------------------------------------------------------------------------------
 
 /// Every tool: name, binary, the first line of its `-h` (`--help` adds the final period).
-const TOOLS: [(&str, &str, &str); 7] = [
+const TOOLS: [(&str, &str, &str); 8] = [
     (
         "vdso-dump",
         env!("CARGO_BIN_EXE_vdso-dump"),
@@ -638,6 +638,11 @@ const TOOLS: [(&str, &str, &str); 7] = [
         "vdso-timepage",
         env!("CARGO_BIN_EXE_vdso-timepage"),
         "Print the vdso_probe time page and compare its time with clock_gettime",
+    ),
+    (
+        "vdso-vvar",
+        env!("CARGO_BIN_EXE_vdso-vvar"),
+        "Decode this process's own [vvar] with the kernel's layout and check it against the vDSO",
     ),
 ];
 
@@ -758,6 +763,7 @@ fn every_tool_help_says_what_it_does_and_ends_with_exit_status() {
         ("vdso-strace-demo", true),
         ("vdso-report", true),
         ("vdso-timepage", true),
+        ("vdso-vvar", true),
     ] {
         let text = stdout(&run(exe(name), &["--help"]));
         assert_eq!(text.contains("\n  1  "), uses_1, "{name}: {text}");
@@ -1690,4 +1696,164 @@ fn readme_json_example_matches_the_tool() {
         shape(&doc),
         "README example vs the tool: {doc}"
     );
+}
+
+// --- vdso-vvar on the host: no module, bad layouts, and the test data's layout ---
+
+/// Linux 7.3's x86_64 layout, by hand (vdso-probe's test data).
+const VVAR_LAYOUT: &str = include_str!("../../vdso-probe/tests/data/vvar-layout-x86_64.txt");
+
+/// The test data's layout with `line` (a line's start) replaced by `with` (or removed).
+fn vvar_layout_file(tag: &str, line: &str, with: Option<&str>) -> TempFile {
+    let text: String = VVAR_LAYOUT
+        .lines()
+        .filter_map(|l| match (l.starts_with(line), with) {
+            (true, Some(w)) => Some(format!("{w}\n")),
+            (true, None) => None,
+            (false, _) => Some(format!("{l}\n")),
+        })
+        .collect();
+    let f = TempFile::new(tag);
+    std::fs::write(f.path(), text).unwrap();
+    f
+}
+
+#[test]
+fn vvar_without_the_layout_is_one_line_exit_2() {
+    if Path::new("/sys/kernel/debug/vdso/layout").exists() {
+        skip_env("the module is loaded here");
+    } else {
+        for args in [&[][..], &["--json"][..]] {
+            let out = run_any("vdso-vvar", args);
+            assert_eq!(code(&out), 2, "{args:?}");
+            assert!(out.stdout.is_empty(), "no document without a layout");
+            let msg = one_error_line("vdso-vvar", &out);
+            assert!(
+                msg.starts_with("/sys/kernel/debug/vdso/layout: ")
+                    && msg.contains("insmod vdso_probe.ko"),
+                "{msg}"
+            );
+        }
+    }
+    let out = run_any("vdso-vvar", &["--layout", "/nonexistent/layout"]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        one_error_line("vdso-vvar", &out),
+        "reading /nonexistent/layout: No such file or directory"
+    );
+}
+
+#[test]
+fn vvar_bad_layout_is_one_line_exit_1() {
+    let cases = [
+        (
+            "vdso_clock.seq:",
+            Some("vdso_clock.seq: 0 8 1"),
+            "layout: vdso_clock.seq is 8 bytes, but it is a u32 (4 bytes)",
+        ),
+        (
+            "vdso_clock.mask:",
+            None,
+            "layout has no `vdso_clock.mask` line",
+        ),
+        (
+            "vdso_time_data.clock_data:",
+            Some("vdso_time_data.clock_data: 0 232 3"),
+            "layout: vdso_time_data.clock_data: 3 elements, but cs_bases is 2",
+        ),
+        (
+            "page_size:",
+            Some("page_size 4096"),
+            "layout: not a `key: value` line: 'page_size 4096'",
+        ),
+    ];
+    for (i, (line, with, want)) in cases.into_iter().enumerate() {
+        let f = vvar_layout_file(&format!("bad-layout-{i}"), line, with);
+        for args in [
+            vec!["--layout", f.str()],
+            vec!["--json", "--layout", f.str()],
+        ] {
+            let out = run_any("vdso-vvar", &args);
+            assert_eq!(code(&out), 1, "{line}");
+            assert!(out.stdout.is_empty(), "{line}: {}", stdout(&out));
+            assert_eq!(
+                one_error_line("vdso-vvar", &out),
+                format!("{}: {want}", f.str())
+            );
+        }
+    }
+}
+
+/// With the test data's layout, on a kernel that has it (7.3 x86_64; 6.18's is the same): the
+/// text, the JSON document and `| head -1`. Another kernel's [vvar] does not decode with it
+/// (exit 1): skipped.
+#[test]
+fn vvar_with_the_test_layout_follows_the_convention() {
+    let f = vvar_layout_file("layout", "# no such line", None);
+    let out = run_any("vdso-vvar", &["--layout", f.str()]);
+    if code(&out) != 0 {
+        skip_env(format!(
+            "this kernel's [vvar] does not decode with Linux 7.3's x86_64 layout: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+        return;
+    }
+    assert!(out.stderr.is_empty());
+    let text = stdout(&out);
+    for key in [
+        "layout",
+        "vvar",
+        "namespace",
+        "clock_data[0].clock_mode",
+        "clock_data[0].basetime.MONOTONIC",
+        "clock_data[1].basetime.MONOTONIC_RAW",
+        "aux_clock_data[7].seq",
+        "hrtimer_res",
+        "time.MONOTONIC_COARSE",
+        "check.MONOTONIC_COARSE",
+        "check.MONOTONIC",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{key}: "))),
+            "no `{key}:` line:\n{text}"
+        );
+    }
+    assert_eq!(field(&text, "namespace"), Some("root"));
+    let doc = json_document(
+        &run(exe("vdso-vvar"), &["--json", "--layout", f.str()]),
+        "vdso-vvar",
+        "snapshots",
+    );
+    let s = &doc["snapshots"][0];
+    assert_hex(&s["vvar_start"], "vvar_start");
+    assert_hex(&s["vvar_end"], "vvar_end");
+    assert_eq!(s["namespace"], "root");
+    let c = &s["clock_data"][0];
+    assert_hex(&c["mask"], "mask");
+    assert!(
+        c["clock_mode"].is_string() && c["clock_mode_raw"].is_i64(),
+        "{c}"
+    );
+    assert!(c["seq"].is_u64() && c["cycle_last"].is_u64() && c["shift"].is_u64());
+    assert!(c["max_cycles"].is_u64(), "{c}");
+    for b in c["basetime"].as_array().unwrap() {
+        assert!(
+            b["clock"].is_string() && b["ns"].is_u64() && b["sec"].is_u64(),
+            "{b}"
+        );
+    }
+    assert_eq!(s["aux_clock_data"].as_array().map(Vec::len), Some(8));
+    assert!(s["ns_page"].is_null());
+    assert!(s["rng"].is_null() || s["rng"]["generation"].is_u64());
+    for c in s["checks"].as_array().unwrap() {
+        assert!(
+            ["equal", "inside", "unavailable", "unsettled"]
+                .contains(&c["verdict"].as_str().unwrap()),
+            "{c}"
+        );
+    }
+    let (line, status, stderr) = head_1("vdso-vvar", &["--layout", f.str()]);
+    assert_eq!(line, format!("layout: {}\n", f.str()));
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
 }
