@@ -25,6 +25,7 @@
 #include <linux/time_namespace.h>
 #include <linux/timekeeper_internal.h>
 #include <linux/uaccess.h>
+#include <linux/unaligned.h>
 #include <linux/tracepoint.h>
 #include <linux/uio.h>
 #include <linux/workqueue.h>
@@ -756,7 +757,11 @@ static notrace bool vp_in_vdso_text(struct mm_struct *mm, unsigned long addr)
 	return base && image && addr - base < image->size;
 }
 
-static notrace u8 vp_call_origin(struct mm_struct *mm, const struct pt_regs *regs, bool compat)
+/*
+ * The origin of an ia32 system call: 64-bit processes' never come from their vDSO; one made
+ * through __kernel_vsyscall is attributed to its caller. Out of line: the x86_64 path is short.
+ */
+static noinline notrace u8 vp_compat_origin(struct mm_struct *mm, const struct pt_regs *regs)
 {
 	unsigned long ip = regs->ip;
 	const struct vdso_image *image;
@@ -768,9 +773,9 @@ static notrace u8 vp_call_origin(struct mm_struct *mm, const struct pt_regs *reg
 	 * A 64-bit process's ia32 system call (int $0x80, or sysenter/syscall32, which return
 	 * through the 32-bit landing pad's offset into whatever vDSO is mapped): never its vDSO's.
 	 */
-	if (compat && image && !image->sym_int80_landing_pad)
+	if (image && !image->sym_int80_landing_pad)
 		return VP_ORIGIN_ELSEWHERE;
-	if (compat && vp_in_vdso_text(mm, ip) &&
+	if (vp_in_vdso_text(mm, ip) &&
 	    ip - (unsigned long)mm->context.vdso == image->sym_int80_landing_pad) {
 		/*
 		 * Every ia32 system call made through __kernel_vsyscall (libc's as well as the
@@ -791,12 +796,29 @@ static notrace u8 vp_call_origin(struct mm_struct *mm, const struct pt_regs *reg
 	return vp_in_vdso_text(mm, ip) ? VP_ORIGIN_VDSO : VP_ORIGIN_ELSEWHERE;
 }
 
-/* Whether two calls are counted alike (all but the count). */
+/* The origin of an x86_64 or x32 system call: whether its user IP is in the [vdso] text. */
+static __always_inline u8 vp_call_origin(struct mm_struct *mm, const struct pt_regs *regs)
+{
+	unsigned long base;
+	const struct vdso_image *image;
+
+	if (unlikely(!mm))
+		return VP_ORIGIN_NO_VDSO;
+	base = (unsigned long)READ_ONCE(mm->context.vdso);
+	image = READ_ONCE(mm->context.vdso_image);
+	if (unlikely(!base || !image))
+		return VP_ORIGIN_NO_VDSO;
+	return regs->ip - base < image->size ? VP_ORIGIN_VDSO : VP_ORIGIN_ELSEWHERE;
+}
+
+/* Whether two calls are counted alike: all but the count, the struct's first 16 bytes. */
+static_assert(offsetof(struct vp_time_call, count) == 16);
 static __always_inline bool vp_same_call(const struct vp_time_call *x, const struct vp_time_call *y)
 {
-	return x->tgid == y->tgid && x->clock == y->clock && x->cs_seq == y->cs_seq &&
-	       x->syscall == y->syscall && x->origin == y->origin && x->compat == y->compat &&
-	       x->readable == y->readable;
+	const u8 *a = (const u8 *)x, *b = (const u8 *)y;
+
+	return get_unaligned((const u64 *)a) == get_unaligned((const u64 *)b) &&
+	       get_unaligned((const u64 *)(a + 8)) == get_unaligned((const u64 *)(b + 8));
 }
 
 /*
@@ -893,7 +915,10 @@ static notrace void vp_attr_ftrace(unsigned long ip, unsigned long parent_ip, st
 	/* The first argument, from the user registers: rdi for x86_64 and x32, ebx for ia32. */
 	if (def->has_clock)
 		clock = compat ? (int)regs->bx : (int)regs->di;
-	vp_attr_call(a, def->syscall, clock, vp_call_origin(current->mm, regs, compat), compat);
+	vp_attr_call(a, def->syscall, clock,
+		     unlikely(compat) ? vp_compat_origin(current->mm, regs) :
+					vp_call_origin(current->mm, regs),
+		     compat);
 }
 
 /*
