@@ -169,8 +169,8 @@ fn fmt_ts(ts: &timepage::vdso_probe_timespec) -> String {
 
 fn fmt_clock(c: &ClockParams) -> String {
     format!(
-        "cycle_last={} mask={:#x} mult={} shift={} xtime_nsec={} base_ns={}",
-        c.cycle_last, c.mask, c.mult, c.shift, c.xtime_nsec, c.base_ns
+        "cycle_last={} mask={:#x} max_cycles={} mult={} shift={} xtime_nsec={} base_ns={}",
+        c.cycle_last, c.mask, c.max_cycles, c.mult, c.shift, c.xtime_nsec, c.base_ns
     )
 }
 
@@ -178,6 +178,7 @@ fn clock_json(c: &ClockParams) -> Value {
     json!({
         "cycle_last": c.cycle_last,
         "mask": format!("{:#x}", c.mask),
+        "max_cycles": c.max_cycles,
         "mult": c.mult,
         "shift": c.shift,
         "xtime_nsec": c.xtime_nsec,
@@ -207,6 +208,8 @@ fn page_json(s: &Snapshot) -> Value {
         "offs_real_ns": p.offs_real_ns,
         "offs_boot_ns": p.offs_boot_ns,
         "offs_tai_ns": p.offs_tai_ns,
+        "timens_monotonic_ns": p.timens_monotonic_ns,
+        "timens_boottime_ns": p.timens_boottime_ns,
         "cycles": s.cycles,
     })
 }
@@ -264,6 +267,12 @@ fn print_page(s: &Snapshot) {
         "offs_tai_ns:       {} ({})",
         p.offs_tai_ns,
         fmt_ns(p.offs_tai_ns.into())
+    );
+    outln!(
+        "timens offsets:    monotonic {}, boottime {} (the page's time namespace; included \
+         above)",
+        fmt_ns(p.timens_monotonic_ns.into()),
+        fmt_ns(p.timens_boottime_ns.into())
     );
     match s.cycles {
         Some(c) => outln!("tsc at read:       {c}"),
