@@ -12,7 +12,7 @@
 //! | `hardening-stalled-reader` | a read stalled on a userfaultfd page (its target exits meanwhile) does not stop 200 other processes' files from appearing and going | the processes' own lifetimes |
 //! | `hardening-scan-vs-exit` | after insmod amid process churn, no file of a dead process | the live processes in `/proc` |
 //! | `hardening-fork-fault-injection`, `hardening-exit-fault-injection` | a fork or an exit whose task fails its N-th allocation (N = 1, 2, ...) still gets its file / loses it | the fork's own result, the process's exit |
-//! | `hardening-report-read-sweep`, `hardening-timepage-fault-sweep` | open + read of a report, mmap + first touch of the time page, N-th allocation failed: complete and right, or a clean errno | `/proc/<pid>/maps` and `auxv`; the page's magic |
+//! | `hardening-report-read-sweep`, `hardening-timepage-fault-sweep`, `hardening-timepage-timens-fault-sweep` | open + read of a report, mmap + first touch of the time page (from the root time namespace, and from a new one, whose page the fault makes), N-th allocation failed: complete and right, or a clean errno | `/proc/<pid>/maps` and `auxv`; the page's magic |
 //! | `hardening-init-sweep` | as `hardening-insmod-sweep`, for the allocations whose call stack is inside `do_init_module()` only (the module's init and what the loader does around it; fault-injection stacktrace filter): every one of them fails in turn, quick enough for `make check` | as below |
 //! | `hardening-insmod-sweep` | `finit_module` with its N-th allocation failed (N = 1, 2, ... until none is left) amid forks and opens of the device: a failed load leaves nothing behind | `/proc/modules`, `/dev`, debugfs, kmemleak, the kernel log |
 //!
@@ -66,6 +66,10 @@ pub const TESTS: &[(&str, TestFn)] = &[
     stress!("hardening-exit-fault-injection", exit_fault_injection),
     stress!("hardening-report-read-sweep", report_read_sweep),
     stress!("hardening-timepage-fault-sweep", timepage_fault_sweep),
+    stress!(
+        "hardening-timepage-timens-fault-sweep",
+        timepage_timens_fault_sweep
+    ),
     stress!("hardening-attribution-on-sweep", attribution_on_sweep),
     stress!("hardening-init-sweep", init_sweep),
     stress!("hardening-insmod-sweep", insmod_sweep),
@@ -2304,6 +2308,15 @@ fn report_read_sweep() -> Result<Outcome> {
 }
 
 fn timepage_fault_sweep() -> Result<Outcome> {
+    timepage_sweep(false)
+}
+
+/// The same from a time namespace of the child's own: the fault also makes the namespace's page.
+fn timepage_timens_fault_sweep() -> Result<Outcome> {
+    timepage_sweep(true)
+}
+
+fn timepage_sweep(timens: bool) -> Result<Outcome> {
     ensure_module()?;
     let _fi = match FaultInjection::configure()? {
         Ok(fi) => fi,
@@ -2312,6 +2325,14 @@ fn timepage_fault_sweep() -> Result<Outcome> {
     let (mut mapped, mut refused) = (0, 0);
     let swept = sweep(PASSES, sweep_deadline(600), false, |n| {
         let mut c = Forked::talk(move |link| {
+            if timens {
+                // Offsets of its own per step: every step's fault makes a namespace page.
+                let offsets = format!("monotonic {} 0\n", 1000 + n);
+                if let Err(e) = crate::proc::enter_new_time_namespace(&offsets) {
+                    link.say(&format!("error {e:#}"));
+                    return 1;
+                }
+            }
             let fd = match open(DEVICE, libc::O_RDONLY) {
                 Ok(fd) => fd,
                 Err(e) => {
@@ -2387,7 +2408,12 @@ fn timepage_fault_sweep() -> Result<Outcome> {
     })?;
     println!(
         "{}; {mapped} mappings read the magic, {refused} mmaps failed cleanly",
-        swept.summary("mmap + first touch of the time page with the N-th allocation failed")
+        swept.summary(if timens {
+            "mmap + first touch of the time page in a time namespace with the N-th allocation \
+             failed"
+        } else {
+            "mmap + first touch of the time page with the N-th allocation failed"
+        })
     );
     swept.check("time page sweep")?;
     Ok(Outcome::Pass)
