@@ -14,7 +14,7 @@
 //! from the rings ([`Attribution::drain`]) whenever they are read, before a process's counters
 //! are dropped (exec, exit: so no call is ever counted for the wrong image), and when a ring is
 //! full (the probe waits for that drain rather than lose the call). The drain runs in atomic
-//! context too (the hooks): allocation with `GFP_NOWAIT`, a failure counted in `lost`. Readers
+//! context too (the hooks): allocation with `GFP_NOWAIT`, the calls a failure drops counted in `lost`. Readers
 //! copy what they show under the lock and format outside it. Only the probed functions pay (an
 //! ftrace_ops filtered on them); `off` unregisters it, and then nothing pays.
 
@@ -456,7 +456,8 @@ impl Attribution {
                 // No entry for `call.tgid`: nothing is replaced.
                 Ok(node) => drop(procs.insert(node)),
                 Err(_) => {
-                    self.lost.fetch_add(1, Relaxed);
+                    // A merged event stands for `count` calls.
+                    self.lost.fetch_add(u64::from(call.count), Relaxed);
                     return;
                 }
             }

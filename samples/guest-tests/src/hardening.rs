@@ -71,6 +71,7 @@ pub const TESTS: &[(&str, TestFn)] = &[
         timepage_timens_fault_sweep
     ),
     stress!("hardening-attribution-on-sweep", attribution_on_sweep),
+    stress!("hardening-attribution-lost-calls", attribution_lost_calls),
     stress!("hardening-init-sweep", init_sweep),
     stress!("hardening-insmod-sweep", insmod_sweep),
 ];
@@ -2524,6 +2525,74 @@ fn init_sweep() -> Result<Outcome> {
 /// allocation's errno and leaves it off; no splat, no leak (kmemleak at the end of the run).
 /// The insmod sweeps load with `attribution=0`: this covers the start they leave out, at a
 /// fraction of their cost (an ftrace registration and its RCU-tasks wait at every load).
+/// The `lost:` of the attribution file (reading it drains the rings).
+fn attribution_lost() -> Result<u64> {
+    let text = fs::read_to_string(crate::attribution::SWITCH)?;
+    let kv = vdso_probe::report::key_values(&text)?;
+    kv.iter()
+        .find(|(k, _)| *k == "lost")
+        .and_then(|(_, v)| v.parse().ok())
+        .context("no lost: line in the attribution file")
+}
+
+/// A process's 50 identical calls wait in a ring as one merged event; the drain that counts
+/// them (a read of the attribution file, open and read once before, so that the read allocates
+/// nothing but the drain's counters) has its first allocation failed: `lost` grows by the 50
+/// calls dropped with the process's counters, and the process has none counted.
+fn attribution_lost_calls() -> Result<Outcome> {
+    use crate::attribution::SWITCH;
+    use std::os::unix::fs::FileExt;
+    const CALLS: u64 = 50;
+    ensure_module()?;
+    let _fi = match FaultInjection::configure()? {
+        Ok(fi) => fi,
+        Err(skip) => return Ok(skip),
+    };
+    fs::write(SWITCH, "on")?;
+    let file = fs::File::open(SWITCH)?;
+    let mut buf = [0u8; 4096];
+    // Drains everything waiting, and allocates the file's seq_file buffer.
+    file.read_at(&mut buf, 0)?;
+    let before = attribution_lost()?;
+    let mut child = Forked::talk(|link| {
+        for _ in 0..CALLS {
+            let mut ts = vdso_probe::vdso::zero_timespec();
+            std::hint::black_box(vdso_probe::vdso::raw_syscall_clock_gettime(
+                libc::CLOCK_TAI,
+                &mut ts,
+            ));
+        }
+        link.say("done");
+        while link.hear().is_some() {}
+        0
+    })?;
+    ensure!(child.recv()? == "done", "child did not count");
+    let (read, injected) =
+        under_fail_nth(1, || file.read_at(&mut buf, 0)).map_err(|e| anyhow::anyhow!(e))?;
+    let lost = attribution_lost()? - before;
+    let tai = crate::proc::report_of(child.pid())?
+        .calls
+        .direct
+        .get("clock_gettime.TAI")
+        .copied()
+        .unwrap_or(0);
+    child.finish()?;
+    println!(
+        "the drain's first allocation failed (injected: {injected}, the read: {}): lost +{lost}, \
+         the process has {tai} counted",
+        match &read {
+            Ok(n) => format!("{n} bytes"),
+            Err(e) => e.to_string(),
+        }
+    );
+    ensure!(injected, "no allocation in the drain");
+    ensure!(
+        lost == CALLS && tai == 0,
+        "want the {CALLS} calls of the merged event lost and none counted"
+    );
+    Ok(Outcome::Pass)
+}
+
 fn attribution_on_sweep() -> Result<Outcome> {
     use crate::attribution::{attribution_state as state, SWITCH};
     ensure_module()?;
