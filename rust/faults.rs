@@ -13,15 +13,15 @@
 //! Each process keeps its first [`PER_PROCESS`] faults since its exec (a process that has not
 //! exec'd since the module was loaded counts from its fork); the global `faults` file the last
 //! [`LOG_LEN`] of all processes. The probe runs with interrupts off in the faulting task: the
-//! table is a spinlock, a process's entry is allocated with `GFP_NOWAIT` (a failure counts in
-//! `lost`).
+//! table is a spinlock, a process's entry is allocated with `GFP_NOWAIT` (a fault whose entry
+//! cannot be allocated is not logged and counts in `lost`). Only a first-touch fault that can
+//! populate is logged (not-present, not a write: none of the mappings is writable).
 
 use crate::ffi::{
     self,
     FaultEvent,
     VvarLayout,
     ACCESS_EXEC,
-    ACCESS_WRITE,
     COMM_LEN,
     MAP_TIMEPAGE,
     MAP_VCLOCK,
@@ -143,7 +143,7 @@ struct Table {
 pub(crate) struct FaultLog {
     #[pin]
     table: SpinLock<Table>,
-    /// Processes whose entry could not be allocated (their faults are not counted).
+    /// Faults not logged: their process's entry could not be allocated.
     lost: Atomic<u64>,
     layout: VvarLayout,
 }
@@ -273,14 +273,16 @@ impl FaultLog {
             let t = self.table.lock();
             let n = t.log.len() as u64;
             for i in t.total - n.min(t.total)..t.total {
-                // Within the capacity: cannot fail.
-                let _ = copy.push_within_capacity(t.log[(i % LOG_LEN as u64) as usize]);
+                if let Some(r) = t.log.get((i % LOG_LEN as u64) as usize) {
+                    // Within the capacity reserved above: cannot fail.
+                    let _ = copy.push_within_capacity(*r);
+                }
             }
             (t.total, self.lost.load(Relaxed))
         };
         out.call_printf(format_args!(
             "# pid comm since +ms mapping page role access ({total} faults, the last {LOG_LEN} \
-             kept; {lost} processes lost)\n"
+             kept; {lost} faults lost)\n"
         ));
         for r in copy.iter() {
             out.call_printf(format_args!(
@@ -325,7 +327,6 @@ fn mapping_key(m: u8) -> &'static str {
 
 fn access_name(a: u8) -> &'static str {
     match a {
-        ACCESS_WRITE => "write",
         ACCESS_EXEC => "exec",
         _ => "read",
     }

@@ -218,7 +218,7 @@ pub(crate) struct FaultEvent {
     pub(crate) tgid: i32,
     /// `VP_MAP_*`: which mapping ([`MAP_VVAR`], ...).
     pub(crate) mapping: u8,
-    /// `VP_ACCESS_*`: [`ACCESS_READ`], [`ACCESS_WRITE`] or [`ACCESS_EXEC`].
+    /// `VP_ACCESS_*`: [`ACCESS_READ`] or [`ACCESS_EXEC`] (a write never populates).
     pub(crate) access: u8,
     /// The page's index in its mapping.
     pub(crate) page: u16,
@@ -238,8 +238,6 @@ pub(crate) const MAP_VDSO: u8 = 2;
 pub(crate) const MAP_TIMEPAGE: u8 = 3;
 /// `VP_ACCESS_*` (`shim.h`).
 pub(crate) const ACCESS_READ: u8 = 0;
-/// A write.
-pub(crate) const ACCESS_WRITE: u8 = 1;
 /// An instruction fetch.
 pub(crate) const ACCESS_EXEC: u8 = 2;
 

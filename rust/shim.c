@@ -45,6 +45,15 @@
 #include "shim.h"
 #include "uapi/vdso_probe.h"
 
+/*
+ * The probes (the page-fault tracepoint with interrupts off, the ftrace callback with preemption
+ * off under ftrace's list function) take the Rust side's spinlock_t and allocate with
+ * GFP_NOWAIT: both sleep on PREEMPT_RT, and 7.3's Rust has no raw spinlock to take instead.
+ */
+#ifdef CONFIG_PREEMPT_RT
+#error "vdso_probe does not support PREEMPT_RT: its probes take spinlock_t in atomic context"
+#endif
+
 /* The mirrors in rust/ffi.rs assert the same sizes. */
 static_assert(sizeof(struct vp_vma) == VP_SIZEOF_VMA);
 static_assert(sizeof(struct vp_mm) == VP_SIZEOF_MM);
@@ -542,8 +551,12 @@ void vp_fault_event_now(struct vp_fault_event *ev, u8 mapping, u16 page, u8 acce
  * faulting task): the faults that populate a page of [vvar], [vvar_vclock] or [vdso]. map_vdso()
  * (arch/x86/entry/vdso/vma.c) lays them out from one address: [vvar] (VDSO_NR_PAGES pages),
  * [vvar_vclock] (VDSO_NR_VCLOCK_PAGES), the text at mm->context.vdso, __VDSO_PAGES pages after
- * the start. A fault on a present page (X86_PF_PROT: a write to [vvar], say) populates nothing.
- * Populating without a fault (mlockall()'s prefault, GUP) does not come here.
+ * the start. Only the faults that can populate are kept: not on a present page (X86_PF_PROT),
+ * not a write (none of the three is writable: a write is a SIGSEGV). What is kept is a
+ * first-touch fault: a read of a vclock page the clocksource does not use is one too, though
+ * vvar_vclock_fault() answers it with SIGBUS. The layout is the one map_vdso() made: a [vdso]
+ * moved alone by mremap(), or a [vvar] unmapped, is not followed. Populating without a user
+ * fault (mlockall()'s prefault, GUP, a kernel access to a user address) does not come here.
  */
 static void vp_probe_fault(void *data, unsigned long address, struct pt_regs *regs,
 			   unsigned long error_code)
@@ -555,7 +568,7 @@ static void vp_probe_fault(void *data, unsigned long address, struct pt_regs *re
 	struct vp_fault_event ev;
 	u8 mapping, access;
 
-	if (!mm || (error_code & X86_PF_PROT))
+	if (!mm || (error_code & (X86_PF_PROT | X86_PF_WRITE)))
 		return;
 	text = (unsigned long)READ_ONCE(mm->context.vdso);
 	image = READ_ONCE(mm->context.vdso_image);
@@ -574,8 +587,7 @@ static void vp_probe_fault(void *data, unsigned long address, struct pt_regs *re
 		mapping = VP_MAP_VDSO;
 		page -= __VDSO_PAGES;
 	}
-	access = error_code & X86_PF_INSTR ? VP_ACCESS_EXEC :
-		 error_code & X86_PF_WRITE ? VP_ACCESS_WRITE : VP_ACCESS_READ;
+	access = error_code & X86_PF_INSTR ? VP_ACCESS_EXEC : VP_ACCESS_READ;
 	vp_fault_event_now(&ev, mapping, page, access);
 	h->fault(h->data, &ev);
 }
@@ -1055,8 +1067,8 @@ unsigned int vp_attr_take(struct vp_attr *a, struct vp_time_call *out, unsigned 
 		while (tail != head && n < max) {
 			struct vp_time_call *slot = &r->ev[tail++ % VP_ATTR_RING];
 
-			out[n] = *slot;
-			/* The probe may still add to the count until it is taken. */
+			/* The key, which the probe no longer writes; the count it may still raise. */
+			memcpy(&out[n], slot, offsetof(struct vp_time_call, count));
 			out[n++].count = xchg(&slot->count, 0);
 		}
 		/* The slots are read before the probe may reuse them. */
@@ -1329,17 +1341,25 @@ struct page *vp_timepage_page_get(struct vp_timepage *tp)
 	}
 	mono = timespec64_to_ns(&ns->offsets.monotonic);
 	boot = timespec64_to_ns(&ns->offsets.boottime);
-	fresh = alloc_page(GFP_KERNEL | __GFP_ZERO);
-	raw_spin_lock_irqsave(&tp->ns_lock, flags);
-	ret = ERR_PTR(fresh ? -ENOSPC : -ENOMEM);
-	for (i = 0; i < VP_TP_NS_MAX; i++) {
-		struct vp_tp_ns *e = &tp->ns[i];
+	/* The namespace's page if it has one; else make one (allocated unlocked) and look again. */
+	for (;;) {
+		raw_spin_lock_irqsave(&tp->ns_lock, flags);
+		for (i = 0; i < VP_TP_NS_MAX; i++) {
+			struct vp_tp_ns *e = &tp->ns[i];
 
-		if (e->page && e->mono_ns == mono && e->boot_ns == boot) {
-			ret = e->page;
-			goto found;
+			if (e->page && e->mono_ns == mono && e->boot_ns == boot) {
+				ret = e->page;
+				goto found;
+			}
 		}
+		if (fresh)
+			break;
+		raw_spin_unlock_irqrestore(&tp->ns_lock, flags);
+		fresh = alloc_page(GFP_KERNEL | __GFP_ZERO);
+		if (!fresh)
+			return ERR_PTR(-ENOMEM);
 	}
+	ret = ERR_PTR(-ENOSPC);
 	for (i = 0; i < VP_TP_NS_MAX && fresh; i++) {
 		struct vp_tp_ns *e = &tp->ns[i];
 
@@ -1347,7 +1367,7 @@ struct page *vp_timepage_page_get(struct vp_timepage *tp)
 			stale[nstale++] = e->page;
 			e->page = NULL;
 		}
-		if (!e->page && IS_ERR(ret)) {
+		if (!e->page) {
 			struct vdso_probe_time_page *q = page_address(fresh);
 
 			q->magic = VDSO_PROBE_MAGIC;

@@ -103,7 +103,7 @@ typedef void (*vp_task_event_fn)(void *data, struct task_struct *t, int ev);
 
 /* A fault that populates a page of the vDSO's mappings or of the module's time page. */
 enum { VP_MAP_VVAR, VP_MAP_VCLOCK, VP_MAP_VDSO, VP_MAP_TIMEPAGE };
-enum { VP_ACCESS_READ, VP_ACCESS_WRITE, VP_ACCESS_EXEC };
+enum { VP_ACCESS_READ, VP_ACCESS_EXEC = 2 };
 struct vp_fault_event {
 	int tgid;        /* in the initial pid namespace */
 	u8 mapping;      /* VP_MAP_* */

@@ -8,7 +8,9 @@
  * namespace: in a time namespace other than the root one, MONOTONIC, MONOTONIC_RAW, BOOTTIME and
  * their coarse values include the namespace's offsets (timens_monotonic_ns, timens_boottime_ns;
  * REALTIME and TAI do not move), as clock_gettime() there returns them. A mapping keeps the page
- * of the namespace its first access was made in: map it again after setns(CLONE_NEWTIME).
+ * of the namespace its first access was made in, and fork copies it: after setns(CLONE_NEWTIME),
+ * or in a child forked into a new time namespace, map it again (timens_monotonic_ns and
+ * timens_boottime_ns say which namespace a page is for; compare /proc/self/timens_offsets).
  *
  * Reading, the rules the vDSO follows (lib/vdso/gettimeofday.c, arch/x86/include/asm/vdso/
  * gettimeofday.h):
@@ -19,7 +21,8 @@
  *     (x86: lfence; rdtsc, the kernel's rdtsc_ordered()), so that it is not older than the
  *     cycle_last it is compared with; the vDSO masks it to 63 bits (& S64_MAX).
  *  3. A read barrier, then seq again: if it is not s, start over.
- *  4. delta = (cycles - mono.cycle_last) & mono.mask (64-bit wrap-around).
+ *  4. delta = (cycles - mono.cycle_last) & mono.mask (64-bit wrap-around; the TSC's mask is all
+ *     ones, and x86's vdso_calc_ns() applies none: its counter's 63 bits are the mask).
  *     - delta <= mono.max_cycles: ns = (delta * mono.mult + mono.xtime_nsec) >> mono.shift, all
  *       in 64 bits (max_cycles is the clocksource's bound below which the product cannot
  *       overflow: the fast path).
