@@ -152,20 +152,7 @@ impl Serialize for ClockMode {
 #[inline(always)]
 pub fn compute_ns(c: &ClockParams, cycles: u64) -> i128 {
     let delta = (cycles & i64::MAX as u64).wrapping_sub(c.cycle_last) & c.mask;
-    let ns = if delta <= c.max_cycles {
-        delta
-            .wrapping_mul(u64::from(c.mult))
-            .wrapping_add(c.xtime_nsec)
-            .checked_shr(c.shift)
-            .unwrap_or(0)
-    } else if delta & (1 << 62) != 0 {
-        c.xtime_nsec.checked_shr(c.shift).unwrap_or(0)
-    } else {
-        let wide =
-            u128::from(delta & i64::MAX as u64) * u128::from(c.mult) + u128::from(c.xtime_nsec);
-        // < 2^127 >> shift: a u64 for any real clock.
-        u64::try_from(wide.checked_shr(c.shift).unwrap_or(0)).unwrap_or(u64::MAX)
-    };
+    let ns = crate::vvar::x86_ns(delta, c.max_cycles, c.mult, c.xtime_nsec, c.shift);
     i128::from(c.base_ns) + i128::from(ns)
 }
 

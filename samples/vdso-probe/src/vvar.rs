@@ -903,6 +903,7 @@ pub fn ns_64(delta: u64, mult: u32, base: u64, shift: u32) -> u64 {
 }
 
 /// `mul_u64_u32_add_u64_shr(delta, mult, base, shift)`: the same with a 128-bit product.
+#[cold]
 pub fn ns_128(delta: u64, mult: u32, base: u64, shift: u32) -> u64 {
     let v = (u128::from(delta) * u128::from(mult) + u128::from(base))
         .checked_shr(shift)
@@ -922,17 +923,29 @@ pub fn calc_ns(variant: CalcNs, vc: &VdsoClock, cycles: u64, base: u64) -> u64 {
                 ns_128(delta, vc.mult, base, vc.shift)
             }
         }
-        CalcNs::X86 => {
-            let delta = cycles.wrapping_sub(vc.cycle_last);
-            if vc.max_cycles.is_some_and(|m| delta > m) {
-                if delta & (1 << 62) != 0 {
-                    return base.checked_shr(vc.shift).unwrap_or(0);
-                }
-                return ns_128(delta & i64::MAX as u64, vc.mult, base, vc.shift);
-            }
-            ns_64(delta, vc.mult, base, vc.shift)
-        }
+        CalcNs::X86 => x86_ns(
+            cycles.wrapping_sub(vc.cycle_last),
+            vc.max_cycles.unwrap_or(u64::MAX),
+            vc.mult,
+            base,
+            vc.shift,
+        ),
     }
+}
+
+/// x86's `vdso_calc_ns()` from `delta = cycles - cycle_last` (the counter read as
+/// `rdtsc_ordered() & S64_MAX`): up to `max_cycles` a 64-bit product; beyond it bit 62 set is
+/// negative motion (a counter slightly behind `cycle_last`: the time at `cycle_last`), else a
+/// 128-bit product of `delta & S64_MAX`. The one implementation, for `[vvar]` and the time page.
+#[inline(always)]
+pub fn x86_ns(delta: u64, max_cycles: u64, mult: u32, base: u64, shift: u32) -> u64 {
+    if delta > max_cycles {
+        if delta & (1 << 62) != 0 {
+            return base.checked_shr(shift).unwrap_or(0);
+        }
+        return ns_128(delta & i64::MAX as u64, mult, base, shift);
+    }
+    ns_64(delta, mult, base, shift)
 }
 
 /// A consistent copy of `[vvar]`'s time data (and rng data), decoded.
