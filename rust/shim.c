@@ -811,16 +811,9 @@ static noinline notrace u8 vp_compat_origin(struct mm_struct *mm, const struct p
 /* The origin of an x86_64 or x32 system call: whether its user IP is in the [vdso] text. */
 static __always_inline u8 vp_call_origin(struct mm_struct *mm, const struct pt_regs *regs)
 {
-	unsigned long base;
-	const struct vdso_image *image;
-
-	if (unlikely(!mm))
+	if (unlikely(!mm || !READ_ONCE(mm->context.vdso)))
 		return VP_ORIGIN_NO_VDSO;
-	base = (unsigned long)READ_ONCE(mm->context.vdso);
-	image = READ_ONCE(mm->context.vdso_image);
-	if (unlikely(!base || !image))
-		return VP_ORIGIN_NO_VDSO;
-	return regs->ip - base < image->size ? VP_ORIGIN_VDSO : VP_ORIGIN_ELSEWHERE;
+	return vp_in_vdso_text(mm, regs->ip) ? VP_ORIGIN_VDSO : VP_ORIGIN_ELSEWHERE;
 }
 
 /* Whether two calls are counted alike: all but the count, the struct's first 16 bytes. */

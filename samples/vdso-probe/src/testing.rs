@@ -95,3 +95,23 @@ pub fn wait_exec_done(pid: u32) -> u64 {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// A fresh shared anonymous read-write mapping of `len` bytes (a test's stand-in for a page the
+/// kernel writes), its address; the caller unmaps it.
+#[doc(hidden)]
+pub fn anon_shared_mapping(len: usize) -> usize {
+    // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing: it aliases
+    // nothing.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(addr, libc::MAP_FAILED, "mmap of {len} anonymous bytes");
+    addr as usize
+}

@@ -912,19 +912,8 @@ mod tests {
 
     impl FakePage {
         fn new() -> Self {
-            // SAFETY: a fresh anonymous read-write mapping.
-            let addr = unsafe {
-                libc::mmap(
-                    ptr::null_mut(),
-                    PAGE_SIZE,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-            };
-            assert_ne!(addr, libc::MAP_FAILED);
-            let ptr = NonNull::new(addr.cast::<vdso_probe_time_page>()).unwrap();
+            let addr = crate::testing::anon_shared_mapping(PAGE_SIZE);
+            let ptr = NonNull::new(addr as *mut vdso_probe_time_page).unwrap();
             // SAFETY: the fresh mapping is writable, aligned and large enough.
             unsafe { ptr.as_ptr().write(sample_page(0)) };
             FakePage {

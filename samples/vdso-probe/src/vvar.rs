@@ -2105,20 +2105,8 @@ mod tests {
     impl FakeVvar {
         fn new(l: &Layout) -> Self {
             let len = l.vdso_pages * l.page_size;
-            // SAFETY: a fresh anonymous read-write mapping.
-            let addr = unsafe {
-                libc::mmap(
-                    ptr::null_mut(),
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-            };
-            assert_ne!(addr, libc::MAP_FAILED);
             FakeVvar {
-                addr: addr as usize,
+                addr: crate::testing::anon_shared_mapping(len),
                 len,
             }
         }
