@@ -602,24 +602,35 @@ pub fn become_uid(uid: u32) -> std::result::Result<(), String> {
     }
 }
 
-/// Pids of every user process now (kernel threads and zombies excluded), from `/proc`.
+/// Pids of every live user process now, from `/proc`: a process with a thread that is neither a
+/// zombie nor in `do_exit()` (`PF_EXITING`), kernel threads excluded, as the module counts them.
 pub fn user_pids() -> Result<Vec<i32>> {
+    /// Whether a `/proc/.../stat` is of a user thread that is not exiting: state neither Z nor
+    /// X, flags (the seventh field after `(comm)`) without PF_KTHREAD and PF_EXITING.
+    fn live_user_thread(stat: &str) -> bool {
+        let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
+            return false;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let flags: u64 = f.get(6).and_then(|s| s.parse().ok()).unwrap_or(0);
+        const PF_EXITING: u64 = 0x0000_0004;
+        const PF_KTHREAD: u64 = 0x0020_0000;
+        !matches!(f.first(), Some(&"Z") | Some(&"X")) && flags & (PF_KTHREAD | PF_EXITING) == 0
+    }
     let mut out = Vec::new();
     for e in fs::read_dir("/proc")? {
         let Ok(pid) = e?.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        // A process is live while one of its threads is (the module's rule: signal->live):
+        // its leader may have exited alone, and a process in do_exit() is not live any more.
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
             continue;
         };
-        // Fields after the `(comm)`: state is the first, flags the seventh.
-        let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let flags: u64 = f.get(6).and_then(|s| s.parse().ok()).unwrap_or(0);
-        const PF_KTHREAD: u64 = 0x0020_0000;
-        if f.first() != Some(&"Z") && f.first() != Some(&"X") && flags & PF_KTHREAD == 0 {
+        let live = tasks
+            .filter_map(|t| t.ok())
+            .any(|t| fs::read_to_string(t.path().join("stat")).is_ok_and(|s| live_user_thread(&s)));
+        if live {
             out.push(pid);
         }
     }
