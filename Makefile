@@ -8,16 +8,23 @@ FLAVOUR ?= default
 ifeq ($(FLAVOUR),debug)
 LLVM ?= -19
 endif
+# The arm64 flavour: the kernel and module cross-built with clang, the userspace for aarch64.
+ifeq ($(FLAVOUR),arm64)
+LLVM ?= -19
+ARCH := arm64
+TARGET := aarch64-unknown-linux-gnu
+else
+TARGET := x86_64-unknown-linux-gnu
+endif
 CACHE := $(shell bash -c '. scripts/lib.sh && echo $$CACHE')
 # Cargo's build directory lives in the cache too (scripts/lib.sh), so that a fresh clone reuses
 # the compiled dependencies; set CARGO_TARGET_DIR to put it elsewhere.
 export CARGO_TARGET_DIR := $(shell bash -c '. scripts/lib.sh && echo $$CARGO_TARGET_DIR')
 BINDGEN := $(CACHE)/bindgen/bin/bindgen
 KMAKE_RUST := RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc BINDGEN=$(BINDGEN) \
-	CLIPPY_DRIVER=/usr/bin/clippy-driver $(if $(LLVM),LLVM=$(LLVM))
+	CLIPPY_DRIVER=/usr/bin/clippy-driver $(if $(LLVM),LLVM=$(LLVM)) $(if $(ARCH),ARCH=$(ARCH))
 MO := $(CURDIR)/build/kmod/$(FLAVOUR)
 KO := $(MO)/rust/vdso_probe.ko
-TARGET := x86_64-unknown-linux-gnu
 export LIBCLANG_PATH := /usr/lib/llvm-19/lib
 
 .PHONY: all modules setup kernel samples selftests test guest clean rust-analyzer clippy fmt fmt-check \
@@ -45,15 +52,24 @@ modules: kernel
 # Static userspace programs for the guest (and the host). `make test` runs the workspace's tests
 # with the same profile, target and flags: they test the code the guest runs, and share its
 # compiled dependencies (a cold build compiles them once).
+# (aarch64: the flags and the cross linker are in .cargo/config.toml.)
+ifeq ($(TARGET),x86_64-unknown-linux-gnu)
 CARGO_STATIC := RUSTFLAGS="-C target-feature=+crt-static" cargo
+else
+CARGO_STATIC := cargo
+endif
 samples:
 	$(CARGO_STATIC) build --release --locked --workspace --target $(TARGET)
 
 test:
 	$(CARGO_STATIC) test --release --locked --workspace --target $(TARGET) $(TEST_ARGS)
 
-# Everything scripts/vm puts into the initramfs.
+# Everything scripts/vm puts into the initramfs (on arm64: no ia32 program, no selftests yet).
+ifeq ($(FLAVOUR),arm64)
+guest: modules samples
+else
 guest: modules samples build/guest/static32 selftests
+endif
 
 # The kernel's own vDSO, vsyscall, mremap and timens selftests (scripts/build-selftests, cached),
 # as /selftests in the guest, with the loaders and libc of the dynamic ones.

@@ -11,6 +11,11 @@ KSUITE=trixie-backports
 DEBCFG_PKG=linux-config-7.3
 DEBCFG_VERSION=$KPKG_VERSION
 DEBCFG_SHA256=1161d8946bd74094857fc1950da809a14e1b3aafe4f3defbec83150520e3e82c
+# The arm64 guest's busybox (the host's is amd64; the arm64 package conflicts with it, so it is
+# unpacked into the cache, not installed): the machine's own Debian release.
+BUSYBOX_ARM64_SUITE=bookworm
+BUSYBOX_ARM64_VERSION=1:1.35.0-4+deb12u1+b1
+BUSYBOX_ARM64_SHA256=732c9135564fc71337e0e05fb4da4d11e6c28c1834bce3e405e575afef2a52f5
 # Cargo's build directory is cached across clones (a fresh clone then compiles only its own crates).
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target}
 BINDGEN_VERSION=0.71.1
@@ -24,42 +29,65 @@ step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 note() { printf '    %s\n' "$*" >&2; }
 die()  { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Extra kbuild arguments per flavour: the debug kernel is clang-built (KASAN with Rust needs it).
-kbuild_llvm() { [ "$1" = debug ] && echo LLVM=-19 || true; }
+# The arch of a test-kernel flavour: arm64 is its own flavour; default and debug are x86_64.
+karch() { [ "$1" = arm64 ] && echo arm64 || echo x86_64; }
+
+# The config fragments of a flavour, in merge order: common, the arch's facts, the flavour's own
+# (the arm64 flavour's own fragment is its arch's).
+kfragments() {
+    local k=$ROOT/scripts/kconfig arch
+    arch=$(karch "$1")
+    echo "$k/common.config"
+    [ "$arch" = "$1" ] || echo "$k/$arch.config"
+    echo "$k/$1.config"
+}
+
+# Extra kbuild arguments per flavour: the debug kernel is clang-built (KASAN with Rust needs it),
+# arm64 is cross-built with clang (one compiler for every target; Rust needs LLVM there too).
+kbuild_llvm() {
+    case $1 in
+        debug) echo LLVM=-19 ;;
+        arm64) echo ARCH=arm64 LLVM=-19 ;;
+    esac
+}
+
+# The kernel image a flavour boots, inside its build directory.
+kimage() { [ "$(karch "$1")" = arm64 ] && echo arch/arm64/boot/Image || echo arch/x86/boot/bzImage; }
 
 # The cache directory of a built flavour: version, fragments and toolchain in the key.
 kbuild_dir() {
     local key
-    key=$( { echo "$KVER $1"; cat "$ROOT/scripts/kconfig/common.config" "$ROOT/scripts/kconfig/$1.config"
+    # shellcheck disable=SC2046
+    key=$( { echo "$KVER $1"; cat $(kfragments "$1")
              /usr/bin/rustc --version 2>/dev/null; gcc --version | head -n1; } | sha256sum | cut -c1-12)
     echo "$CACHE/kernel/$KVER-$1-$key"
 }
 
-# deb_download PKG VERSION SHA256 OUT: fetch a package of $KSUITE into OUT through a private apt
-# configuration whose mirror is read from this machine's own apt sources, and verify the pinned
-# SHA256. An interrupted download leaves only OUT.part, which the caller's trap removes.
+# deb_download PKG VERSION SHA256 OUT [SUITE [ARCH]]: fetch a package of SUITE (default $KSUITE)
+# for ARCH (default amd64) into OUT through a private apt configuration whose mirror is read from
+# this machine's own apt sources, and verify the pinned SHA256. An interrupted download leaves
+# only OUT.part, which the caller's trap removes.
 deb_download() {
-    local pkg=$1 version=$2 sha256=$3 out=$4 mirror apt line url sha
-    # The mirror URI of the machine's Debian archive (not the security archive), deb822 or
-    # one-line.
+    local pkg=$1 version=$2 sha256=$3 out=$4 suite=${5:-$KSUITE} arch=${6:-amd64} mirror apt line url sha
     mirror=$(
         { grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}'
           grep -hE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '{print $2}'
         } | grep -v -- '-security' | grep -E '/debian/?$' | head -n1 || true)
     [ -n "$mirror" ] || die "no Debian mirror found in /etc/apt/sources.list{,.d}: add one, or pass KDIR=<your built kernel>"
-    apt=$CACHE/apt
+    apt=$CACHE/apt/$suite-$arch
     mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
-    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror%/} $KSUITE main" >"$apt/sources.list"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror%/} $suite main" >"$apt/sources.list"
     local opts=(-o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
-                -o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache" -o APT::Architecture=amd64)
+                -o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache" -o APT::Architecture="$arch"
+                -o APT::Architectures="$arch")
     # Not found (lists missing or stale on a new machine): update the lists and ask again.
     line=$(apt-get "${opts[@]}" download --print-uris "$pkg=$version" 2>/dev/null | tail -n1 || true)
     if [ -z "$line" ]; then
-        step "apt-get update ($KSUITE, private lists in $apt)"
+        step "apt-get update ($suite $arch, private lists in $apt)"
         apt-get "${opts[@]}" update -q >&2
         line=$(apt-get "${opts[@]}" download --print-uris "$pkg=$version" 2>/dev/null | tail -n1 || true)
     fi
-    [ -n "$line" ] || die "$pkg=$version is not in $KSUITE any more; update its version and SHA256 in scripts/lib.sh"
+    [ -n "$line" ] || die "$pkg=$version ($arch) is not in $suite any more; update its version and SHA256 in scripts/lib.sh"
     url=$(echo "$line" | awk '{print $1}' | tr -d "'")
     sha=$(echo "$line" | awk '{print $4}' | sed 's/^SHA256://')
     [ "$sha" = "$sha256" ] || die "SHA256 of $pkg $version in the archive ($sha) differs from the pinned one ($sha256)"

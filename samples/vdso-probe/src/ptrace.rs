@@ -13,9 +13,9 @@
 //! 5. marker, `_exit(0)`.
 //!
 //! The parent sets `PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL`, steps with `PTRACE_SYSCALL`,
-//! and at each syscall-entry stop reads `orig_rax` with `PTRACE_GETREGS`. Entry and exit stops
-//! alternate; each entry is cross-checked by `rax == -ENOSYS`, which the x86_64 entry code
-//! stores before the tracer sees the stop.
+//! and at each syscall-entry stop reads the number with `PTRACE_GET_SYSCALL_INFO` (the same on
+//! every arch). Entry and exit stops alternate; each entry is cross-checked by the kernel's own
+//! `op == PTRACE_SYSCALL_INFO_ENTRY`.
 //!
 //! With a vDSO-capable clocksource (`tsc`, `kvm-clock` with a stable pvclock, Hyper-V TSC page)
 //! the vDSO phase makes no syscalls. With `hpet`/`acpi_pm`/`jiffies` the vDSO cannot read the
@@ -126,8 +126,8 @@ fn last_err(what: &str) -> anyhow::Error {
 ///
 /// # Safety
 ///
-/// `addr` and `data` must be valid for `req` (e.g. `data` points to a `user_regs_struct` for
-/// `PTRACE_GETREGS`).
+/// `addr` and `data` must be valid for `req` (e.g. `addr` is the size of the
+/// `ptrace_syscall_info` that `data` points to for `PTRACE_GET_SYSCALL_INFO`).
 unsafe fn ptrace(
     req: libc::c_uint,
     pid: libc::pid_t,
@@ -218,7 +218,7 @@ fn child(phases: &[&dyn Fn()]) -> ! {
     unsafe { libc::_exit(0) }
 }
 
-/// System-call entries of one phase, by number (`orig_rax`).
+/// System-call entries of one phase, by number.
 pub type PhaseCounts = std::collections::BTreeMap<libc::c_long, u64>;
 
 /// What [`trace_phases`] saw.
@@ -240,7 +240,7 @@ pub struct Traced<R> {
 /// The phases run in the child after `fork()`: they must be async-signal-safe (no allocation,
 /// no locks). The parent sets `PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL` and steps with
 /// `PTRACE_SYSCALL`; entry and exit stops alternate, and each entry is cross-checked by
-/// `rax == -ENOSYS`, which the x86_64 entry code stores before the tracer sees the stop.
+/// `PTRACE_GET_SYSCALL_INFO`'s `op`, the kernel's own word on which stop this is.
 pub fn trace_phases<R>(
     phases: &[&dyn Fn()],
     at_end: impl FnOnce(libc::pid_t) -> Result<R>,
@@ -337,14 +337,7 @@ pub fn trace_phases<R>(
         }
         in_syscall = true;
         total_entries += 1;
-        let regs = get_regs(pid)?;
-        ensure!(
-            regs.rax as i64 == -i64::from(libc::ENOSYS),
-            "lost track of syscall entry/exit (rax {:#x} at presumed entry of syscall {})",
-            regs.rax,
-            regs.orig_rax
-        );
-        let nr = regs.orig_rax as libc::c_long;
+        let nr = syscall_entry(pid)?;
         if nr == MARKER && markers <= phases.len() {
             markers += 1;
             if markers == phases.len() + 1 {
@@ -424,23 +417,30 @@ fn tracer_pid() -> Option<u32> {
         .filter(|&p| p != 0)
 }
 
-/// `PTRACE_GETREGS` of a stopped tracee.
-fn get_regs(pid: libc::pid_t) -> Result<libc::user_regs_struct> {
-    // SAFETY: user_regs_struct is plain integers; all-zero is valid.
-    let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our ptrace-stopped tracee and `data` points to a writable
-    // user_regs_struct, which is what PTRACE_GETREGS fills on x86_64.
+/// The number of the system call a tracee stopped at the entry of (`PTRACE_GET_SYSCALL_INFO`);
+/// an error if the kernel says the stop is not a syscall-entry stop.
+fn syscall_entry(pid: libc::pid_t) -> Result<libc::c_long> {
+    // SAFETY: ptrace_syscall_info is plain integers and a union of them; all-zero is valid.
+    let mut info: libc::ptrace_syscall_info = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our ptrace-stopped tracee; `data` points to a writable
+    // ptrace_syscall_info of the size passed in `addr`, which the kernel fills at most.
     unsafe {
         ptrace(
-            libc::PTRACE_GETREGS,
+            libc::PTRACE_GET_SYSCALL_INFO,
             pid,
-            ptr::null_mut(),
-            (&mut regs as *mut libc::user_regs_struct).cast(),
-            "PTRACE_GETREGS",
+            std::mem::size_of_val(&info) as *mut libc::c_void,
+            (&mut info as *mut libc::ptrace_syscall_info).cast(),
+            "PTRACE_GET_SYSCALL_INFO",
         )
     }
-    .context("reading tracee registers")?;
-    Ok(regs)
+    .context("reading the tracee's system call")?;
+    ensure!(
+        info.op == libc::PTRACE_SYSCALL_INFO_ENTRY,
+        "lost track of syscall entry/exit (op {} at a presumed entry stop)",
+        info.op
+    );
+    // SAFETY: op is ENTRY: the kernel filled the union's entry member.
+    Ok(unsafe { info.u.entry.nr } as libc::c_long)
 }
 
 #[cfg(test)]

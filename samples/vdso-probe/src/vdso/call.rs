@@ -73,11 +73,16 @@ impl LiveVdso {
         // unmaps or writes. The mapping is at least one page long (checked against
         // /proc/self/maps when available), so the first `first_len` <= page bytes are mapped.
         let head = unsafe { vdso_bytes(base, first_len) };
-        // Calling into the vDSO is only supported for the native x86_64 flavour.
+        // Calling into the vDSO is only supported for the native 64-bit flavour.
+        let native = if cfg!(target_arch = "aarch64") {
+            VdsoAbi::Arm64
+        } else {
+            VdsoAbi::X86_64
+        };
         let abi = VdsoAbi::of(head)?;
         ensure!(
-            abi == VdsoAbi::X86_64,
-            "the vDSO at {base:#x} is {abi}; only the x86_64 vDSO can be called from here"
+            abi == native,
+            "the vDSO at {base:#x} is {abi}; only the {native} vDSO can be called from here"
         );
         let size = elf_image_size(head)?;
         let limit = mapping.as_ref().map_or(usize::MAX, |m| {
@@ -137,19 +142,23 @@ impl LiveVdso {
         usize::try_from(addr).context("address does not fit in usize")
     }
 
-    /// `__vdso_clock_gettime@LINUX_2.6` as a callable.
+    /// `__vdso_clock_gettime@LINUX_2.6` (arm64: `__kernel_clock_gettime@LINUX_2.6.39`) as a
+    /// callable.
     pub fn clock_gettime(&self) -> Result<VdsoClockGettime> {
         let address = self.function_address(CLOCK_GETTIME_SYMBOL, VDSO_VERSION)?;
         // SAFETY: `address` is the non-null runtime address of the exported function
-        // `__vdso_clock_gettime@LINUX_2.6`, checked above to lie in the executable PT_LOAD of
+        // `__vdso_clock_gettime@LINUX_2.6` (arm64: `__kernel_clock_gettime@LINUX_2.6.39`),
+        // checked above to lie in the executable PT_LOAD of
         // the vDSO mapping. Its ABI is documented (Documentation/ABI/stable/vdso, vdso(7)) as
         // `int clock_gettime(clockid_t, struct timespec *)` with the SysV calling convention,
-        // which is what `ClockGettimeFn` declares; the mapping lives as long as the process.
+        // (AAPCS64 on arm64), which is what `ClockGettimeFn` declares; the mapping lives as
+        // long as the process.
         let f = unsafe { std::mem::transmute::<usize, ClockGettimeFn>(address) };
         Ok(VdsoClockGettime { f, address })
     }
 
-    /// `__vdso_gettimeofday@LINUX_2.6` as a callable.
+    /// `__vdso_gettimeofday@LINUX_2.6` (arm64: `__kernel_gettimeofday@LINUX_2.6.39`) as a
+    /// callable.
     pub fn gettimeofday(&self) -> Result<VdsoGettimeofday> {
         let address = self.function_address(GETTIMEOFDAY_SYMBOL, VDSO_VERSION)?;
         // SAFETY: as for `clock_gettime`: a checked, non-null address of the exported

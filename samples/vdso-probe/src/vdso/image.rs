@@ -104,6 +104,10 @@ pub enum VdsoAbi {
     Ia32,
     /// `vdsox32.so`: ELF32, `EM_X86_64`, mapped into x32 processes.
     X32,
+    /// arm64's `vdso.so`: ELF64, `EM_AARCH64`, mapped into 64-bit processes.
+    Arm64,
+    /// arm64's compat `vdso32.so`: ELF32, `EM_ARM`, mapped into AArch32 processes.
+    Arm32,
 }
 
 impl VdsoAbi {
@@ -120,18 +124,23 @@ impl VdsoAbi {
             (ElfClass::Elf64, elf::EM_X86_64) => Ok(VdsoAbi::X86_64),
             (ElfClass::Elf32, elf::EM_386) => Ok(VdsoAbi::Ia32),
             (ElfClass::Elf32, elf::EM_X86_64) => Ok(VdsoAbi::X32),
-            (ElfClass::Elf64, m) => bail!("e_machine of the ELF64 image is {m}, not EM_X86_64"),
-            (ElfClass::Elf32, m) => {
-                bail!("e_machine of the ELF32 image is {m}, not EM_386 (ia32) or EM_X86_64 (x32)")
+            (ElfClass::Elf64, elf::EM_AARCH64) => Ok(VdsoAbi::Arm64),
+            (ElfClass::Elf32, elf::EM_ARM) => Ok(VdsoAbi::Arm32),
+            (ElfClass::Elf64, m) => {
+                bail!("e_machine of the ELF64 image is {m}, not EM_X86_64 or EM_AARCH64")
             }
+            (ElfClass::Elf32, m) => bail!(
+                "e_machine of the ELF32 image is {m}, not EM_386 (ia32), EM_X86_64 (x32) or \
+                 EM_ARM (arm64 compat)"
+            ),
         }
     }
 
     /// The ELF class of this flavour.
     pub fn class(self) -> ElfClass {
         match self {
-            VdsoAbi::X86_64 => ElfClass::Elf64,
-            VdsoAbi::Ia32 | VdsoAbi::X32 => ElfClass::Elf32,
+            VdsoAbi::X86_64 | VdsoAbi::Arm64 => ElfClass::Elf64,
+            VdsoAbi::Ia32 | VdsoAbi::X32 | VdsoAbi::Arm32 => ElfClass::Elf32,
         }
     }
 }
@@ -142,6 +151,8 @@ impl fmt::Display for VdsoAbi {
             VdsoAbi::X86_64 => "x86_64 (ELF64, EM_X86_64)",
             VdsoAbi::Ia32 => "ia32 (ELF32, EM_386)",
             VdsoAbi::X32 => "x32 (ELF32, EM_X86_64)",
+            VdsoAbi::Arm64 => "arm64 (ELF64, EM_AARCH64)",
+            VdsoAbi::Arm32 => "arm32 (ELF32, EM_ARM)",
         })
     }
 }
@@ -224,8 +235,9 @@ fn elf_image_size_as<H: FileHeader<Endian = Endianness>>(
     usize::try_from(end).context("ELF image size does not fit in usize")
 }
 
-/// Checks that `data` is a complete x86 vDSO-style ELF shared object: `ET_DYN`, one of the
-/// [`VdsoAbi`] flavours (ELF64 `EM_X86_64`, ELF32 `EM_386` or ELF32 `EM_X86_64`), exactly
+/// Checks that `data` is a complete vDSO-style ELF shared object: `ET_DYN`, one of the
+/// [`VdsoAbi`] flavours (x86's ELF64 `EM_X86_64`, ELF32 `EM_386` or ELF32 `EM_X86_64`, arm64's
+/// ELF64 `EM_AARCH64` or ELF32 `EM_ARM`), exactly
 /// [`elf_image_size`] bytes long (or longer), and every section with file contents lies inside
 /// it. Returns the flavour.
 fn validate_as<H: FileHeader<Endian = Endianness>>(
@@ -853,7 +865,7 @@ impl ElfImage {
         })
     }
 
-    /// Which vDSO this is: x86_64 (ELF64), ia32 or x32 (ELF32).
+    /// Which vDSO this is: x86_64 (ELF64), ia32 or x32 (ELF32); arm64 (ELF64) or its compat one.
     pub fn abi(&self) -> VdsoAbi {
         self.abi
     }

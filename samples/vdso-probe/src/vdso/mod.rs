@@ -43,11 +43,23 @@ pub use sys::*;
 pub use vsyscall::*;
 
 /// Version under which the x86_64 vDSO exports its symbols (`arch/x86/entry/vdso/vdso.lds.S`).
+#[cfg(not(target_arch = "aarch64"))]
 pub const VDSO_VERSION: &str = "LINUX_2.6";
 /// Name of the vDSO `clock_gettime` entry point.
+#[cfg(not(target_arch = "aarch64"))]
 pub const CLOCK_GETTIME_SYMBOL: &str = "__vdso_clock_gettime";
 /// Name of the vDSO `gettimeofday` entry point.
+#[cfg(not(target_arch = "aarch64"))]
 pub const GETTIMEOFDAY_SYMBOL: &str = "__vdso_gettimeofday";
+/// Version under which the arm64 vDSO exports its symbols (`arch/arm64/kernel/vdso/vdso.lds.S`).
+#[cfg(target_arch = "aarch64")]
+pub const VDSO_VERSION: &str = "LINUX_2.6.39";
+/// Name of the arm64 vDSO `clock_gettime` entry point.
+#[cfg(target_arch = "aarch64")]
+pub const CLOCK_GETTIME_SYMBOL: &str = "__kernel_clock_gettime";
+/// Name of the arm64 vDSO `gettimeofday` entry point.
+#[cfg(target_arch = "aarch64")]
+pub const GETTIMEOFDAY_SYMBOL: &str = "__kernel_gettimeofday";
 /// Address of the legacy vsyscall `gettimeofday` entry (`VSYSCALL_ADDR`, first slot).
 pub const VSYSCALL_GETTIMEOFDAY_ADDR: usize = 0xffff_ffff_ff60_0000;
 
