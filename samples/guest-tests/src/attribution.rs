@@ -34,6 +34,14 @@ fn set_attribution(cmd: &str) -> Result<()> {
     fs::write(SWITCH, cmd).with_context(|| format!("echo {cmd} > {SWITCH}"))
 }
 
+/// The switch file in one line (state, processes, calls, lost), for a failure's message: a
+/// count that is off by the `lost` calls is an allocation failure, not a probe's miss.
+fn switch_line() -> String {
+    fs::read_to_string(SWITCH)
+        .map(|t| t.trim().replace('\n', ", "))
+        .unwrap_or_else(|e| format!("{SWITCH}: {e}"))
+}
+
 /// The `state:` of the switch file.
 pub fn attribution_state() -> Result<String> {
     let text = fs::read_to_string(SWITCH)?;
@@ -201,25 +209,36 @@ fn isolation() -> Result<Outcome> {
                 ("clock_gettime.BOOTTIME", 1500)
             ])
             && ca.fallback.is_empty(),
-        "process A: {ca:?}"
+        "process A: {ca:?} ({})",
+        switch_line()
     );
     ensure!(
         cb.direct == map(&[("clock_gettime.REALTIME", 17000)]) && cb.fallback.is_empty(),
-        "process B ({reads} reads of its report meanwhile): {cb:?}"
+        "process B ({reads} reads of its report meanwhile): {cb:?} ({})",
+        switch_line()
     );
     println!("{reads} reads of B's report while A and B ran");
     let pid = a.pid();
     a.finish()?;
     b.finish()?;
 
-    // The same pid again (clone3 with set_tid), making no time calls: nothing counted.
+    // The same pid again (clone3 with set_tid), making no time calls: nothing counted. A's file
+    // goes when the registry's work item has applied its exit, and until then reads give ESRCH
+    // (exited-process-reads): the new process's file is the one created after that.
+    let old = crate::proc::report_path(pid);
+    crate::proc::wait_until(
+        std::time::Duration::from_secs(30),
+        &format!("{old} of the exited process A to go"),
+        || !std::path::Path::new(&old).exists(),
+    )?;
     let again = fork_with_pid(pid)?;
     let c = calls_of(again.pid);
     drop(again);
     let c = c?;
     ensure!(
         c.direct.is_empty() && c.fallback.is_empty(),
-        "a new process with the reused pid {pid} has counts: {c:?}"
+        "a new process with the reused pid {pid} has counts: {c:?} ({})",
+        switch_line()
     );
 
     // Exec: the new image starts from 0. The child counts, then execs busybox sleep, which makes
@@ -247,7 +266,8 @@ fn isolation() -> Result<Outcome> {
     let before = calls_of(p)?;
     ensure!(
         before.direct == map(&[("clock_gettime.TAI", 20)]),
-        "before exec: {before:?}"
+        "before exec: {before:?} ({})",
+        switch_line()
     );
     c.send("exec")?;
     crate::proc::wait_until(
