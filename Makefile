@@ -91,6 +91,7 @@ clippy: kernel
 	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO)-clippy $(KMAKE_RUST) CLIPPY=1 W=1 modules 2>&1 | tee $(MO)-clippy/clippy.log
 	@! grep -E '^(warning|error)' $(MO)-clippy/clippy.log
 	$(CARGO_STATIC) clippy --release --locked --workspace --all-targets --target $(TARGET) -- -D warnings
+	cargo clippy --release --locked --workspace --all-targets --target aarch64-unknown-linux-gnu -- -D warnings
 
 fmt:
 	rustfmt --edition 2021 --config-path .rustfmt.toml rust/vdso_probe_main.rs
@@ -114,10 +115,11 @@ clean:
 	rm -rf build rust-project.json
 	cargo clean
 
-# The benchmarks (printed, not asserted): host, a default-kernel and a debug-kernel boot.
+# The benchmarks (printed, not asserted): host, default-kernel, -icount, arm64 and debug-kernel boots.
 .PHONY: bench
 bench: guest
 	@$(MAKE) -s FLAVOUR=debug guest
+	@$(MAKE) -s FLAVOUR=arm64 guest
 	@scripts/bench
 
 # The reliability suite alone (stress + bad input) on the debug kernel, full version

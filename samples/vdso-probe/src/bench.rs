@@ -209,7 +209,11 @@ pub struct Tsc {
 
 impl Tsc {
     /// `None` if the CPU has no TSC (CPUID.1:EDX\[4\] clear).
+    /// On arm64 the counter is the architected virtual counter (`cntvct_el0`), always there.
     pub fn detect(cpu: &CpuInfo) -> Option<Self> {
+        if cfg!(target_arch = "aarch64") {
+            return Some(Tsc { rdtscp: false });
+        }
         (cfg!(target_arch = "x86_64") && cpu.tsc).then_some(Tsc { rdtscp: cpu.rdtscp })
     }
 
@@ -260,19 +264,63 @@ impl Tsc {
         }
     }
 
-    /// Not available off x86_64.
-    #[cfg(not(target_arch = "x86_64"))]
+    /// arm64: `isb; mrs cntvct_el0; isb`, the virtual counter ordered against the instructions
+    /// around it (the vDSO's `__arch_get_hw_counter` has the first `isb`).
+    #[cfg(target_arch = "aarch64")]
+    #[inline(always)]
+    pub fn start(&self) -> u64 {
+        cntvct()
+    }
+
+    /// arm64: as [`Tsc::start`].
+    #[cfg(target_arch = "aarch64")]
+    #[inline(always)]
+    pub fn end(&self) -> u64 {
+        cntvct()
+    }
+
+    /// No counter on other arches.
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     #[inline(always)]
     pub fn start(&self) -> u64 {
         0
     }
 
-    /// Not available off x86_64.
-    #[cfg(not(target_arch = "x86_64"))]
+    /// No counter on other arches.
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     #[inline(always)]
     pub fn end(&self) -> u64 {
         0
     }
+}
+
+/// The CPU line of an arm64 `/proc/cpuinfo`: implementer, part, variant, revision (MIDR_EL1).
+fn arm64_cpu() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let field = |k: &str| {
+        text.lines()
+            .find(|l| l.split(':').next().is_some_and(|n| n.trim() == k))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().to_string())
+    };
+    Some(format!(
+        "implementer {} part {} variant {} revision {} (MIDR_EL1, /proc/cpuinfo)",
+        field("CPU implementer")?,
+        field("CPU part")?,
+        field("CPU variant")?,
+        field("CPU revision")?
+    ))
+}
+
+/// The arm64 virtual counter, between two `isb`s.
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+fn cntvct() -> u64 {
+    let v: u64;
+    // SAFETY: CNTVCT_EL0 is readable at EL0 under Linux (CNTKCTL_EL1.EL0VCTEN, which the
+    // vDSO relies on too); isb and mrs touch no memory.
+    unsafe { core::arch::asm!("isb", "mrs {v}, cntvct_el0", "isb", v = out(reg) v, options(nostack)) };
+    v
 }
 
 /// `CLOCK_MONOTONIC_RAW` via the raw syscall, in ns.
@@ -770,6 +818,46 @@ impl Report {
             "vsyscall:     {}",
             opt(e.vsyscall.as_ref().map(ToString::to_string))
         );
+        if cfg!(target_arch = "aarch64") {
+            // No CPUID: the MIDR fields /proc/cpuinfo prints, no hypervisor bit.
+            let _ = writeln!(s, "cpu:          {}", opt(arm64_cpu()));
+            let counter = match e.tsc_mhz_estimate {
+                Some(mhz) => format!("cntvct_el0, ~{mhz:.1} MHz, read isb;mrs;isb"),
+                None => "cntvct_el0, frequency unknown".to_string(),
+            };
+            let _ = writeln!(s, "counter:      {counter} (the cyc columns count its ticks)");
+        } else {
+            self.render_x86_cpu(&mut s);
+        }
+        let _ = writeln!(
+            s,
+            "cpu pinning:  {}",
+            match e.pinned_cpu {
+                Some(c) => format!("pinned to CPU {c}"),
+                None => format!(
+                    "not pinned (running on CPU {})",
+                    opt(e.current_cpu.map(|c| c.to_string()))
+                ),
+            }
+        );
+        let _ = writeln!(
+            s,
+            "vdso:         {} build-id {}",
+            opt(e.vdso_base.clone()),
+            opt(e.vdso_build_id.clone())
+        );
+        let _ = writeln!(
+            s,
+            "binary:       {}",
+            if e.static_binary { "static" } else { "dynamic" }
+        );
+        self.render_method(&mut s);
+        s
+    }
+
+    /// The x86 stamps: CPUID's identification, the hypervisor, the TSC.
+    fn render_x86_cpu(&self, s: &mut String) {
+        let e = &self.environment;
         let (f, m, st) = e.cpu.family_model_stepping;
         let _ = writeln!(
             s,
@@ -803,36 +891,17 @@ impl Report {
             _ => "not available (cycles not reported)".to_string(),
         };
         let _ = writeln!(s, "tsc:          {tsc}");
-        let _ = writeln!(
-            s,
-            "cpu pinning:  {}",
-            match e.pinned_cpu {
-                Some(c) => format!("pinned to CPU {c}"),
-                None => format!(
-                    "not pinned (running on CPU {})",
-                    opt(e.current_cpu.map(|c| c.to_string()))
-                ),
-            }
-        );
-        let _ = writeln!(
-            s,
-            "vdso:         {} build-id {}",
-            opt(e.vdso_base.clone()),
-            opt(e.vdso_build_id.clone())
-        );
-        let _ = writeln!(
-            s,
-            "binary:       {}",
-            if e.static_binary { "static" } else { "dynamic" }
-        );
+    }
+
+    /// The method line.
+    fn render_method(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "method:       {} batches x {} calls (+1 warm-up), per call = (batch - bracket) / {}; \
-             bracket = the fastest CLOCK_MONOTONIC_RAW + TSC read pair around nothing; \
+             bracket = the fastest CLOCK_MONOTONIC_RAW + counter read pair around nothing; \
              percentiles by nearest rank over the batches",
             self.config.batches, self.config.batch_size, self.config.batch_size
         );
-        s
     }
 
     /// The rows as an aligned table.

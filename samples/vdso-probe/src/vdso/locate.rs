@@ -137,6 +137,9 @@ pub enum VdsoClockMode {
 pub fn vdso_clock_mode(clocksource: &str) -> VdsoClockMode {
     match clocksource {
         "tsc" | "kvm-clock" | "hyperv_clocksource_tsc_page" => VdsoClockMode::Capable,
+        // arm64's architected timer (vDSO clock mode ARCHTIMER; a CPU erratum can take it
+        // away, which the clocksource name does not say).
+        "arch_sys_counter" => VdsoClockMode::Capable,
         "hpet" | "acpi_pm" | "jiffies" | "refined-jiffies" | "pit" => VdsoClockMode::Fallback,
         _ => VdsoClockMode::Unknown,
     }

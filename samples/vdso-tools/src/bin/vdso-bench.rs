@@ -195,14 +195,19 @@ fn run(args: Args) -> Result<Status> {
         out!("{}", report.render_table());
         if let Some(c) = classic {
             outln!();
+            let (counter, unit) = if cfg!(target_arch = "aarch64") {
+                ("cntvct_el0 ticks", "ticks/call")
+            } else {
+                ("cycles from one rdtsc pair", "cycles/call")
+            };
             outln!(
-                "classic C loop ({} calls each; ns from CLOCK_MONOTONIC_RAW, cycles from one \
-                 rdtsc pair around the loop):",
+                "classic C loop ({} calls each; ns from CLOCK_MONOTONIC_RAW, {counter} around \
+                 the loop):",
                 c.iterations
             );
             let line = |what: &str, ns: u64, cyc: u64| {
                 outln!(
-                    "  {what:<34} {:8.2} ns/call {:8.1} cycles/call",
+                    "  {what:<34} {:8.2} ns/call {:8.1} {unit}",
                     per_call(ns, c.iterations),
                     per_call(cyc, c.iterations)
                 );
