@@ -319,7 +319,9 @@ fn cntvct() -> u64 {
     let v: u64;
     // SAFETY: CNTVCT_EL0 is readable at EL0 under Linux (CNTKCTL_EL1.EL0VCTEN, which the
     // vDSO relies on too); isb and mrs touch no memory.
-    unsafe { core::arch::asm!("isb", "mrs {v}, cntvct_el0", "isb", v = out(reg) v, options(nostack)) };
+    unsafe {
+        core::arch::asm!("isb", "mrs {v}, cntvct_el0", "isb", v = out(reg) v, options(nostack))
+    };
     v
 }
 
@@ -825,7 +827,10 @@ impl Report {
                 Some(mhz) => format!("cntvct_el0, ~{mhz:.1} MHz, read isb;mrs;isb"),
                 None => "cntvct_el0, frequency unknown".to_string(),
             };
-            let _ = writeln!(s, "counter:      {counter} (the cyc columns count its ticks)");
+            let _ = writeln!(
+                s,
+                "counter:      {counter} (the cyc columns count its ticks)"
+            );
         } else {
             self.render_x86_cpu(&mut s);
         }
