@@ -64,9 +64,10 @@ samples:
 test:
 	$(CARGO_STATIC) test --release --locked --workspace --target $(TARGET) $(TEST_ARGS)
 
-# Everything scripts/vm puts into the initramfs (on arm64: no ia32 program, no selftests yet).
+# Everything scripts/vm puts into the initramfs (on arm64: no module, no ia32 program and no
+# selftests yet; README, arm64).
 ifeq ($(FLAVOUR),arm64)
-guest: modules samples
+guest: kernel samples
 else
 guest: modules samples build/guest/static32 selftests
 endif

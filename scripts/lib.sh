@@ -56,9 +56,9 @@ kimage() { [ "$(karch "$1")" = arm64 ] && echo arch/arm64/boot/Image || echo arc
 
 # The cache directory of a built flavour: version, fragments and toolchain in the key.
 kbuild_dir() {
-    local key
-    # shellcheck disable=SC2046
-    key=$( { echo "$KVER $1"; cat $(kfragments "$1")
+    local key frags
+    mapfile -t frags < <(kfragments "$1")
+    key=$( { echo "$KVER $1"; cat "${frags[@]}"
              /usr/bin/rustc --version 2>/dev/null; gcc --version | head -n1; } | sha256sum | cut -c1-12)
     echo "$CACHE/kernel/$KVER-$1-$key"
 }
