@@ -64,10 +64,10 @@ samples:
 test:
 	$(CARGO_STATIC) test --release --locked --workspace --target $(TARGET) $(TEST_ARGS)
 
-# Everything scripts/vm puts into the initramfs (on arm64: no module, no ia32 program and no
-# selftests yet; README, arm64).
+# Everything scripts/vm puts into the initramfs (on arm64: no ia32 program and no selftests yet;
+# README, arm64).
 ifeq ($(FLAVOUR),arm64)
-guest: kernel samples
+guest: modules samples
 else
 guest: modules samples build/guest/static32 selftests
 endif
@@ -86,13 +86,20 @@ rust-analyzer: kernel
 	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) $(KMAKE_RUST) rust-analyzer
 	@cp $(MO)/rust-project.json . 2>/dev/null || true
 
+# The module for this flavour's kernel and for arm64's, then the workspace for both arches.
+clippy: clippy-module
+ifneq ($(FLAVOUR),arm64)
+	@$(MAKE) -s FLAVOUR=arm64 clippy-module
+endif
+	$(CARGO_STATIC) clippy --release --locked --workspace --all-targets --target $(TARGET) -- -D warnings
+	cargo clippy --release --locked --workspace --all-targets --target aarch64-unknown-linux-gnu -- -D warnings
+
 # Into a directory of its own, so that the .ko the VMs boot with is never half rewritten.
-clippy: kernel
+.PHONY: clippy-module
+clippy-module: kernel
 	@mkdir -p $(MO)-clippy
 	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO)-clippy $(KMAKE_RUST) CLIPPY=1 W=1 modules 2>&1 | tee $(MO)-clippy/clippy.log
 	@! grep -E '^(warning|error)' $(MO)-clippy/clippy.log
-	$(CARGO_STATIC) clippy --release --locked --workspace --all-targets --target $(TARGET) -- -D warnings
-	cargo clippy --release --locked --workspace --all-targets --target aarch64-unknown-linux-gnu -- -D warnings
 
 fmt:
 	rustfmt --edition 2021 --config-path .rustfmt.toml rust/vdso_probe_main.rs

@@ -6,7 +6,9 @@
 //!
 //! The vDSO's mappings are populated on fault since v4.5 (`vm_special_mapping.fault`); x86's
 //! `exceptions:page_fault_user` tracepoint sees each user fault at its entry (the shim filters it
-//! to the three mappings), and the time page's own fault handler logs its user faults. A page the
+//! to the three mappings), and the time page's own fault handler logs its user faults. arm64 has
+//! no such tracepoint: there only the time page's faults are logged, and the report says so
+//! (`faults.traced`). A page the
 //! kernel populates without a fault (`mlockall(MCL_CURRENT)`'s prefault of `[vvar]`, which 7.3
 //! allows by dropping `VM_IO`; the PTEs `fork` copies) is not logged: that is the point.
 //!
@@ -146,6 +148,9 @@ pub(crate) struct FaultLog {
     /// Faults not logged: their process's entry could not be allocated.
     lost: Atomic<u64>,
     layout: VvarLayout,
+    /// The vDSO's mappings' faults are seen ([`ffi::vdso_faults_traced`]), not only the time
+    /// page's.
+    vdso_traced: bool,
 }
 
 /// `CLOCK_MONOTONIC` now, ns.
@@ -167,6 +172,7 @@ impl FaultLog {
                 }),
                 lost: Atomic::new(0),
                 layout: ffi::vvar_layout(),
+                vdso_traced: ffi::vdso_faults_traced(),
             }),
             GFP_KERNEL,
         )
@@ -282,7 +288,8 @@ impl FaultLog {
         };
         out.call_printf(format_args!(
             "# pid comm since +ms mapping page role access ({total} faults, the last {LOG_LEN} \
-             kept; {lost} faults lost)\n"
+             kept; {lost} faults lost; traced: {})\n",
+            Traced(self.vdso_traced)
         ));
         for r in copy.iter() {
             out.call_printf(format_args!(
@@ -295,6 +302,19 @@ impl FaultLog {
             ));
         }
         Ok(())
+    }
+}
+
+/// Which mappings' faults are logged.
+struct Traced(bool);
+
+impl fmt::Display for Traced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0 {
+            "vvar vvar_vclock vdso timepage"
+        } else {
+            "timepage (this arch has no page-fault tracepoint)"
+        })
     }
 }
 
@@ -366,6 +386,7 @@ pub(crate) struct ProcFaults<'a> {
 impl fmt::Display for ProcFaults<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let faults = &self.faults[..self.used];
+        writeln!(f, "faults.traced: {}", Traced(self.log.vdso_traced))?;
         writeln!(f, "faults.since: {}", self.since.name())?;
         writeln!(f, "faults.count: {}", self.used as u64 + self.dropped)?;
         for (i, x) in faults.iter().enumerate() {

@@ -321,6 +321,7 @@ extern "C" {
     fn vp_hooks_register(f: EventFn, fault: FaultFn, data: *mut c_void) -> *mut RawHooks;
     fn vp_fault_event_now(ev: *mut FaultEvent, mapping: u8, page: u16, access: u8);
     fn vp_hooks_unregister(h: *mut RawHooks);
+    fn vp_vdso_faults_traced() -> bool;
     fn vp_timepage_start(page: *mut bindings::page) -> *mut RawTimePage;
     fn vp_timepage_stop(tp: *mut RawTimePage);
     fn vp_timepage_page_get(tp: *mut RawTimePage) -> *mut bindings::page;
@@ -727,10 +728,18 @@ pub(crate) fn vvar_layout() -> VvarLayout {
 
 // ------------------------------------------------------------------ vsyscall
 
-/// Whether the fixmap vsyscall page has a user-accessible PTE (only `vsyscall=emulate`).
+/// Whether the fixmap vsyscall page has a user-accessible PTE (only `vsyscall=emulate`; never on
+/// arm64, which has no vsyscall page).
 pub(crate) fn vsyscall_pte_user() -> bool {
     // SAFETY: no preconditions: `lookup_address` walks `init_mm`, whose upper levels stay.
     unsafe { vp_vsyscall_pte_user() }
+}
+
+/// Whether the arch's fault hook sees the faults on `[vvar]`, `[vvar_vclock]` and `[vdso]`
+/// (x86: `exceptions:page_fault_user`); else only the time page's own faults are logged.
+pub(crate) fn vdso_faults_traced() -> bool {
+    // SAFETY: no preconditions: a constant of the arch's shim.
+    unsafe { vp_vdso_faults_traced() }
 }
 
 /// Reads the file at `path` (resolved in the current task's context) into `buf`; returns the

@@ -34,7 +34,9 @@ const MAX_MAPPINGS: usize = 8;
 const ELFCLASS32: u8 = 1;
 const ELFCLASS64: u8 = 2;
 const EM_386: u16 = 3;
+const EM_ARM: u16 = 40;
 const EM_X86_64: u16 = 62;
+const EM_AARCH64: u16 = 183;
 
 /// The process's ABI, from the ELF header of the vDSO image the kernel mapped for it.
 #[derive(Clone, Copy)]
@@ -42,7 +44,10 @@ enum Abi {
     X86_64,
     Ia32,
     X32,
-    /// No vDSO image (e.g. `vdso=0`): only `TIF_ADDR32` is known.
+    Aarch64,
+    /// AArch32 (`COMPAT` on arm64), with the compat vDSO.
+    Aarch32,
+    /// No vDSO image (e.g. `vdso=0`): only `TIF_ADDR32` (arm64: `TIF_32BIT`) is known.
     Unknown {
         addr32: bool,
     },
@@ -55,15 +60,18 @@ impl Abi {
             (ELFCLASS64, EM_X86_64) => Abi::X86_64,
             (ELFCLASS32, EM_386) => Abi::Ia32,
             (ELFCLASS32, EM_X86_64) => Abi::X32,
+            (ELFCLASS64, EM_AARCH64) => Abi::Aarch64,
+            (ELFCLASS32, EM_ARM) => Abi::Aarch32,
             _ => Abi::Unknown { addr32 },
         }
     }
 
     fn name(self) -> &'static str {
         match self {
-            Abi::X86_64 => "64-bit",
+            Abi::X86_64 | Abi::Aarch64 => "64-bit",
             Abi::Ia32 => "ia32",
             Abi::X32 => "x32",
+            Abi::Aarch32 => "aarch32",
             Abi::Unknown { addr32: true } => "unknown (addr32)",
             Abi::Unknown { addr32: false } => "unknown",
         }
@@ -73,7 +81,7 @@ impl Abi {
 /// How the special mappings were found.
 #[derive(Clone, Copy)]
 enum Lookup {
-    /// `mm->context.vdso` and its two lower neighbours: no walk.
+    /// `mm->context.vdso` and its lower neighbours: no walk.
     Neighbours,
     /// A walk of every VMA (the fast path failed, e.g. after `mremap`).
     Walk { vmas: usize },
@@ -134,16 +142,27 @@ pub(crate) struct TaskView {
     layout: VvarLayout,
 }
 
-/// Finds `[vdso]` from `mm->context.vdso`, then `[vvar_vclock]` and `[vvar]` right below it.
-fn by_neighbours(guard: &MmReadGuard<'_>, vdso_base: usize) -> Option<[Vma; 3]> {
-    let vdso = guard.vma_at(vdso_base).filter(|v| v.name() == "[vdso]")?;
-    let vclock = guard
-        .vma_at(vdso.start.checked_sub(1)?)
-        .filter(|v| v.name() == "[vvar_vclock]" && v.end == vdso.start)?;
-    let vvar = guard
-        .vma_at(vclock.start.checked_sub(1)?)
-        .filter(|v| v.name() == "[vvar]" && v.end == vclock.start)?;
-    Some([vvar, vclock, vdso])
+/// The mappings the kernel puts right below `[vdso]`, nearest first: x86's `map_vdso()`
+/// (`arch/x86/entry/vdso/vma.c`) and arm64's `__setup_additional_pages()`
+/// (`arch/arm64/kernel/vdso.c`).
+const BELOW_VDSO: &[&str] = if cfg!(CONFIG_X86) {
+    &["[vvar_vclock]", "[vvar]"]
+} else {
+    &["[vvar]"]
+};
+
+/// Finds `[vdso]` from `mm->context.vdso`, then the [`BELOW_VDSO`] mappings right below it;
+/// returns them, `[vdso]` first, and how many.
+fn by_neighbours(guard: &MmReadGuard<'_>, vdso_base: usize) -> Option<([Vma; 3], usize)> {
+    let mut found = [Vma::default(); 3];
+    found[0] = guard.vma_at(vdso_base).filter(|v| v.name() == "[vdso]")?;
+    for (i, name) in BELOW_VDSO.iter().enumerate() {
+        let above = found[i];
+        found[i + 1] = guard
+            .vma_at(above.start.checked_sub(1)?)
+            .filter(|v| v.name() == *name && v.end == above.start)?;
+    }
+    Some((found, BELOW_VDSO.len() + 1))
 }
 
 /// Collects every special (named, not file-backed) mapping by walking all VMAs.
@@ -166,9 +185,10 @@ impl MmView {
         let guard = ffi::mmap_read_lock_killable(mm)?;
         let info = guard.info(addr32);
         let lookup = match by_neighbours(&guard, info.vdso_base) {
-            Some(found) => {
-                for vma in found {
-                    maps.push(Mapping::read(&guard, vma), GFP_KERNEL)?;
+            Some((found, n)) => {
+                // In address order, as /proc/<pid>/maps lists them.
+                for vma in found[..n].iter().rev() {
+                    maps.push(Mapping::read(&guard, *vma), GFP_KERNEL)?;
                 }
                 Lookup::Neighbours
             }

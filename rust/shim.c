@@ -29,20 +29,10 @@
 #include <linux/tracepoint.h>
 #include <linux/uio.h>
 #include <linux/workqueue.h>
-#include <asm/compat.h>
-#include <asm/pgtable_types.h>
-#include <asm/trap_pf.h>
-#include <asm/unistd.h>
-#include <asm/vdso.h>
-#include <asm/vdso/vsyscall.h>
-#include <asm/vsyscall.h>
-#ifdef CONFIG_IA32_EMULATION
-#include <asm/unistd_32_ia32.h>
-#endif
 #include <vdso/clocksource.h>
 #include <vdso/datapage.h>
 
-#include "shim.h"
+#include "shim_arch.h"
 #include "uapi/vdso_probe.h"
 
 /*
@@ -63,11 +53,6 @@ static_assert(sizeof(struct vp_tp_stats) == VP_SIZEOF_TP_STATS);
 static_assert(sizeof(struct vp_time_call) == VP_SIZEOF_TIME_CALL);
 static_assert(sizeof(struct vp_cs_event) == VP_SIZEOF_CS_EVENT);
 static_assert(sizeof(struct vp_fault_event) == VP_SIZEOF_FAULT_EVENT);
-/* The UAPI clock modes are the kernel's (include/vdso/clocksource.h, asm/vdso/clocksource.h). */
-static_assert((int)VDSO_PROBE_CLOCK_NONE == (int)VDSO_CLOCKMODE_NONE);
-static_assert((int)VDSO_PROBE_CLOCK_TSC == (int)VDSO_CLOCKMODE_TSC);
-static_assert((int)VDSO_PROBE_CLOCK_PVCLOCK == (int)VDSO_CLOCKMODE_PVCLOCK);
-static_assert((int)VDSO_PROBE_CLOCK_HVCLOCK == (int)VDSO_CLOCKMODE_HVCLOCK);
 static_assert(VP_COMM_LEN == TASK_COMM_LEN);
 
 /* Tasks and pids: RCU walks over pid and thread lists (macros and inline helpers). */
@@ -187,13 +172,7 @@ int vp_task_timens(struct task_struct *t, struct vp_timens *out)
 	return 0;
 }
 
-/* Thread flags are arch macros. */
-bool vp_task_addr32(struct task_struct *t)
-{
-	return test_tsk_thread_flag(t, TIF_ADDR32);
-}
-
-/* mm and VMAs: the x86 mm context, the page-table walk and vm_flags macros. */
+/* mm and VMAs: the page-table walk and vm_flags macros (the mm context: shim_<arch>.c). */
 
 /* No killable variant in kernel::mm (MmWithUser::mmap_read_lock is not killable). */
 int vp_mmap_read_lock(struct mm_struct *mm)
@@ -201,27 +180,16 @@ int vp_mmap_read_lock(struct mm_struct *mm)
 	return mmap_read_lock_killable(mm);
 }
 
-/* mm->context is x86's; called with the mmap lock held (vdso_mremap() writes context.vdso). */
+/* The mm's vDSO facts: the arch's mm context, and saved_auxv. Mmap lock held. */
 void vp_mm_info(struct mm_struct *mm, bool addr32, struct vp_mm *out)
 {
-	const struct vdso_image *image = mm->context.vdso_image;
 	int i;
 
-	out->vdso_base = (unsigned long)mm->context.vdso;
-	out->has_vsyscall = test_bit(MM_CONTEXT_HAS_VSYSCALL, &mm->context.flags);
+	vp_arch_mm_info(mm, out);
 	out->map_count = mm->map_count;
-	out->image_size = image ? image->size : 0;
-	out->image_class = 0;
-	out->image_machine = 0;
-	if (image) {
-		const struct elf32_hdr *ehdr = image->data; /* e_ident, e_machine: same offsets */
-
-		out->image_class = ehdr->e_ident[EI_CLASS];
-		out->image_machine = ehdr->e_machine;
-	}
 	/*
-	 * saved_auxv is read locklessly, as /proc/<pid>/auxv does. A compat ELF loader (ia32 and
-	 * x32 both: TIF_ADDR32) stores 32-bit words in it (compat_binfmt_elf.c: elf_addr_t is u32),
+	 * saved_auxv is read locklessly, as /proc/<pid>/auxv does. A compat ELF loader (ia32, x32
+	 * and AArch32: addr32) stores 32-bit words in it (compat_binfmt_elf.c: elf_addr_t is u32),
 	 * whether or not a vDSO image was mapped.
 	 */
 	out->auxv_sysinfo_ehdr = 0;
@@ -329,19 +297,10 @@ void vp_vma_info(struct vm_area_struct *vma, struct vp_vma *out)
 
 /*
  * /sys/kernel/debug/vdso/layout: the vDSO data structures of this kernel, compiled from its own
- * headers (vdso/datapage.h, vdso/time.h; the arch's clock modes and vclock pages), so that a
- * decoder of [vvar] (vdso-vvar) hard-codes no kernel version's layout. Each entry is a constant
- * (one value) or a field: offset, element size, element count. Not in the bindings: the structs
- * are vDSO headers, and offsetof is C's.
+ * headers (vdso/datapage.h, vdso/time.h; the arch's clock modes and vclock pages follow, from
+ * shim_<arch>.c), so that a decoder of [vvar] (vdso-vvar) hard-codes no kernel version's layout.
+ * Not in the bindings: the structs are vDSO headers, and offsetof is C's.
  */
-#define VP_CONST(name, v) { name, { (v) }, 1 }
-#define VP_SIZEOF(s) { "sizeof." #s, { sizeof(struct s) }, 1 }
-#define VP_FIELD(s, f) { #s "." #f, { offsetof(struct s, f), sizeof_field(struct s, f), 1 }, 3 }
-#define VP_ARRAY(s, f)                                                                    \
-	{ #s "." #f,                                                                      \
-	  { offsetof(struct s, f), sizeof(((struct s *)0)->f[0]),                          \
-	    ARRAY_SIZE(((struct s *)0)->f) }, 3 }
-
 static const struct vp_layout_entry vp_layout[] = {
 	VP_CONST("page_size", PAGE_SIZE),
 	VP_CONST("vdso_pages", VDSO_NR_PAGES),
@@ -350,11 +309,6 @@ static const struct vp_layout_entry vp_layout[] = {
 	VP_CONST("vdso_pages.rng", VDSO_RNG_PAGE_OFFSET),
 	VP_CONST("vdso_pages.arch_start", VDSO_ARCH_PAGES_START),
 	VP_CONST("vdso_pages.arch_end", VDSO_ARCH_PAGES_END),
-#ifdef CONFIG_X86
-	VP_CONST("vclock_pages", VDSO_NR_VCLOCK_PAGES),
-	VP_CONST("vclock_pages.pvclock", VDSO_PAGE_PVCLOCK_OFFSET),
-	VP_CONST("vclock_pages.hvclock", VDSO_PAGE_HVCLOCK_OFFSET),
-#endif
 	VP_CONST("vdso_bases", VDSO_BASES),
 	VP_CONST("cs_bases", CS_BASES),
 	VP_CONST("cs_hres_coarse", CS_HRES_COARSE),
@@ -362,11 +316,6 @@ static const struct vp_layout_entry vp_layout[] = {
 	VP_CONST("max_aux_clocks", MAX_AUX_CLOCKS),
 	VP_CONST("clock_aux", CLOCK_AUX),
 	VP_CONST("clock_mode.none", VDSO_CLOCKMODE_NONE),
-#ifdef CONFIG_X86
-	VP_CONST("clock_mode.tsc", VDSO_CLOCKMODE_TSC),
-	VP_CONST("clock_mode.pvclock", VDSO_CLOCKMODE_PVCLOCK),
-	VP_CONST("clock_mode.hvclock", VDSO_CLOCKMODE_HVCLOCK),
-#endif
 	VP_CONST("clock_mode.timens", VDSO_CLOCKMODE_TIMENS),
 	VP_SIZEOF(vdso_time_data),
 	VP_SIZEOF(vdso_clock),
@@ -400,13 +349,16 @@ static const struct vp_layout_entry vp_layout[] = {
 	VP_FIELD(vdso_rng_data, is_ready),
 };
 
-/* Entry i of the layout table, or NULL past its end. */
+/* Entry i of the layout table, the arch's after the generic ones, or NULL past its end. */
 const struct vp_layout_entry *vp_layout_entry(unsigned int i)
 {
-	return i < ARRAY_SIZE(vp_layout) ? &vp_layout[i] : NULL;
+	if (i < ARRAY_SIZE(vp_layout))
+		return &vp_layout[i];
+	i -= ARRAY_SIZE(vp_layout);
+	return i < vp_arch_layout_len ? &vp_arch_layout[i] : NULL;
 }
 
-/* enum vdso_pages and the vclock page offsets are x86 vDSO headers, not in the bindings. */
+/* enum vdso_pages is a vDSO header (vdso/datapage.h), not in the bindings. */
 void vp_vvar_layout(struct vp_vvar_layout *out)
 {
 	out->nr_pages = VDSO_NR_PAGES;
@@ -415,20 +367,7 @@ void vp_vvar_layout(struct vp_vvar_layout *out)
 	out->rng = VDSO_RNG_PAGE_OFFSET;
 	out->arch_start = VDSO_ARCH_PAGES_START;
 	out->arch_end = VDSO_ARCH_PAGES_END;
-	out->vclock_pages = VDSO_NR_VCLOCK_PAGES;
-	out->pvclock = VDSO_PAGE_PVCLOCK_OFFSET;
-	out->hvclock = VDSO_PAGE_HVCLOCK_OFFSET;
-}
-
-/* vsyscall: fixmap and pte macros. */
-
-/* true when the fixmap vsyscall page has a user-accessible PTE: only vsyscall=emulate maps it. */
-bool vp_vsyscall_pte_user(void)
-{
-	unsigned int level;
-	pte_t *pte = lookup_address(VSYSCALL_ADDR, &level);
-
-	return pte && pte_present(*pte) && (pte_flags(*pte) & _PAGE_USER);
+	vp_arch_vclock_layout(out);
 }
 
 /*
@@ -495,13 +434,15 @@ ssize_t vp_read_file(const char *path, char *buf, size_t len)
  * unseen: hardening-scan-vs-exit.) Processes forked before are found by the scan, which runs
  * after both.
  */
-enum { VP_HOOK_EXIT, VP_HOOK_FORK, VP_HOOK_EXEC, VP_HOOK_FAULT, VP_NR_HOOKS };
+enum { VP_HOOK_EXIT, VP_HOOK_FORK, VP_HOOK_EXEC, VP_NR_HOOKS };
 
 struct vp_hooks {
 	vp_task_event_fn fn;
 	vp_fault_fn fault;
 	void *data;
 	struct tracepoint *tp[VP_NR_HOOKS];
+	struct vp_arch_hooks arch; /* the fault hook */
+	bool faults;               /* the fault hook is attached */
 };
 
 static void vp_probe_fork(void *data, struct task_struct *parent, struct task_struct *child)
@@ -546,48 +487,11 @@ void vp_fault_event_now(struct vp_fault_event *ev, u8 mapping, u16 page, u8 acce
 	};
 }
 
-/*
- * x86's exceptions:page_fault_user, at the entry of every user page fault (interrupts off, in the
- * faulting task): the faults that populate a page of [vvar], [vvar_vclock] or [vdso]. map_vdso()
- * (arch/x86/entry/vdso/vma.c) lays them out from one address: [vvar] (VDSO_NR_PAGES pages),
- * [vvar_vclock] (VDSO_NR_VCLOCK_PAGES), the text at mm->context.vdso, __VDSO_PAGES pages after
- * the start. Only the faults that can populate are kept: not on a present page (X86_PF_PROT),
- * not a write (none of the three is writable: a write is a SIGSEGV). What is kept is a
- * first-touch fault: a read of a vclock page the clocksource does not use is one too, though
- * vvar_vclock_fault() answers it with SIGBUS. The layout is the one map_vdso() made: a [vdso]
- * moved alone by mremap(), or a [vvar] unmapped, is not followed. Populating without a user
- * fault (mlockall()'s prefault, GUP, a kernel access to a user address) does not come here.
- */
-static void vp_probe_fault(void *data, unsigned long address, struct pt_regs *regs,
-			   unsigned long error_code)
+/* A fault the arch's hook saw (shim_<arch>.c), in the faulting task: must not sleep. */
+void vp_hooks_fault(struct vp_hooks *h, u8 mapping, u16 page, u8 access)
 {
-	struct vp_hooks *h = data;
-	struct mm_struct *mm = current->mm;
-	const struct vdso_image *image;
-	unsigned long text, off, page;
 	struct vp_fault_event ev;
-	u8 mapping, access;
 
-	if (!mm || (error_code & (X86_PF_PROT | X86_PF_WRITE)))
-		return;
-	text = (unsigned long)READ_ONCE(mm->context.vdso);
-	image = READ_ONCE(mm->context.vdso_image);
-	if (!text || !image)
-		return;
-	off = address - (text - __VDSO_PAGES * PAGE_SIZE);
-	if (off >= __VDSO_PAGES * PAGE_SIZE + image->size)
-		return;
-	page = off >> PAGE_SHIFT;
-	if (page < VDSO_NR_PAGES) {
-		mapping = VP_MAP_VVAR;
-	} else if (page < __VDSO_PAGES) {
-		mapping = VP_MAP_VCLOCK;
-		page -= VDSO_NR_PAGES;
-	} else {
-		mapping = VP_MAP_VDSO;
-		page -= __VDSO_PAGES;
-	}
-	access = error_code & X86_PF_INSTR ? VP_ACCESS_EXEC : VP_ACCESS_READ;
 	vp_fault_event_now(&ev, mapping, page, access);
 	h->fault(h->data, &ev);
 }
@@ -599,7 +503,6 @@ static const struct {
 	[VP_HOOK_EXIT] = { "sched_process_exit", vp_probe_exit },
 	[VP_HOOK_FORK] = { "sched_process_fork", vp_probe_fork },
 	[VP_HOOK_EXEC] = { "sched_process_exec", vp_probe_exec },
-	[VP_HOOK_FAULT] = { "page_fault_user", vp_probe_fault },
 };
 
 struct vp_tp_lookup {
@@ -619,7 +522,7 @@ static void vp_tp_match(struct tracepoint *tp, void *priv)
  * The tracepoint called name, or NULL: the ones used here are not exported
  * (EXPORT_TRACEPOINT_SYMBOL), so they are found by name among the kernel's.
  */
-static struct tracepoint *vp_find_tracepoint(const char *name)
+struct tracepoint *vp_find_tracepoint(const char *name)
 {
 	struct vp_tp_lookup l = { .name = name };
 
@@ -633,6 +536,9 @@ static void vp_hooks_detach(struct vp_hooks *h, int registered)
 {
 	int i;
 
+	if (h->faults)
+		vp_arch_fault_detach(&h->arch, h);
+	h->faults = false;
 	for (i = registered - 1; i >= 0; i--)
 		tracepoint_probe_unregister(h->tp[i], vp_hook_defs[i].probe, h);
 	/* No probe runs after this returns. */
@@ -660,6 +566,13 @@ struct vp_hooks *vp_hooks_register(vp_task_event_fn fn, vp_fault_fn fault, void 
 		if (err)
 			break;
 	}
+	if (!err) {
+		/* Optional: an arch without one (vp_vdso_faults_traced()) logs time-page faults only. */
+		err = vp_arch_fault_attach(&h->arch, h);
+		h->faults = !err;
+		if (err == -EOPNOTSUPP)
+			err = 0;
+	}
 	if (err) {
 		vp_hooks_detach(h, i);
 		kfree(h);
@@ -676,10 +589,11 @@ void vp_hooks_unregister(struct vp_hooks *h)
 
 /*
  * Attribution: an ftrace callback on the entry points of the time system calls, and the vsyscall
- * emulation's tracepoint. What a call's origin is takes arch facts: the user registers
- * (task_pt_regs), mm->context.vdso and the vDSO image. On x86 the entry points are the ABI
- * wrappers (__x64_sys_*, __ia32_sys_*); the ftrace_ops filters on exactly those, so other
- * system calls do not pay, and an unregistered ops costs nothing (the call sites are NOPs again).
+ * emulation's tracepoint (x86). What a call's origin is takes arch facts (shim_<arch>.h): the
+ * user registers (task_pt_regs), mm->context.vdso and the vDSO text's size. The entry points are
+ * the ABI wrappers (x86: __x64_sys_*, __ia32_sys_*; arm64: __arm64_sys_*, __arm64_compat_sys_*;
+ * the tables are in shim_<arch>.c); the ftrace_ops filters on exactly those, so other system
+ * calls do not pay, and an unregistered ops costs nothing (the call sites are NOPs again).
  *
  * Not kprobes: on 7.3.4 a second registration of kprobes on ftrace call sites, after the first
  * set was unregistered (the static kprobe_ftrace_ops registered again), made the next call of a
@@ -687,39 +601,6 @@ void vp_hooks_unregister(struct vp_hooks *h)
  * is allocated per instance, so each registration gets a fresh trampoline (FTRACE_OPS_FL_DYNAMIC),
  * and it is cheaper (no kprobe layer, no saved registers).
  */
-/*
- * The probed entry points, and what each serves: its system call number (regs->orig_ax) in its
- * ABI. The ftrace filter is the symbols; the callback finds the entry by (ABI, number).
- */
-static const struct vp_attr_call_def {
-	const char *symbol;
-	int nr;
-	u8 syscall;
-	bool compat;    /* the ia32 entry point */
-	bool has_clock; /* first argument: a clockid_t */
-} vp_attr_defs[] = {
-	{ "__x64_sys_clock_gettime", __NR_clock_gettime, VP_SC_CLOCK_GETTIME, false, true },
-	{ "__x64_sys_gettimeofday", __NR_gettimeofday, VP_SC_GETTIMEOFDAY, false, false },
-	{ "__x64_sys_time", __NR_time, VP_SC_TIME, false, false },
-	{ "__x64_sys_clock_getres", __NR_clock_getres, VP_SC_CLOCK_GETRES, false, true },
-	{ "__x64_sys_getcpu", __NR_getcpu, VP_SC_GETCPU, false, false },
-	{ "__x64_sys_getrandom", __NR_getrandom, VP_SC_GETRANDOM, false, false },
-#ifdef CONFIG_IA32_EMULATION
-	{ "__ia32_sys_clock_gettime", __NR_ia32_clock_gettime64, VP_SC_CLOCK_GETTIME64, true, true },
-	{ "__ia32_compat_sys_gettimeofday", __NR_ia32_gettimeofday, VP_SC_GETTIMEOFDAY, true,
-	  false },
-	{ "__ia32_sys_clock_getres", __NR_ia32_clock_getres_time64, VP_SC_CLOCK_GETRES_TIME64, true,
-	  true },
-	{ "__ia32_sys_getcpu", __NR_ia32_getcpu, VP_SC_GETCPU, true, false },
-	{ "__ia32_sys_getrandom", __NR_ia32_getrandom, VP_SC_GETRANDOM, true, false },
-#ifdef CONFIG_COMPAT_32BIT_TIME
-	{ "__ia32_sys_clock_gettime32", __NR_ia32_clock_gettime, VP_SC_CLOCK_GETTIME, true, true },
-	{ "__ia32_sys_time32", __NR_ia32_time, VP_SC_TIME, true, false },
-	{ "__ia32_sys_clock_getres_time32", __NR_ia32_clock_getres, VP_SC_CLOCK_GETRES, true, true },
-#endif
-#endif
-};
-
 static bool vp_tp_readable(const struct vp_timepage *tp);
 static void vp_tp_write_all_ns(struct vp_timepage *tp);
 static u32 vp_tp_log_events(const struct vp_timepage *tp);
@@ -755,66 +636,11 @@ struct vp_attr {
 	/* vp_attr_defs index + 1 by ABI and (system call number % VP_ATTR_INDEX), else 0 */
 	u8 index[2][VP_ATTR_INDEX];
 	struct tracepoint *vsyscall_tp;
+	struct vp_arch_attr arch; /* what the arch's origin check keeps */
 	bool ops_registered;
 	bool vsyscall_registered;
 	bool leaked; /* the ops could not be unregistered: never freed */
 };
-
-/* Whether addr lies in the [vdso] text of mm (the image, not the vvar pages before it). */
-static notrace bool vp_in_vdso_text(struct mm_struct *mm, unsigned long addr)
-{
-	unsigned long base = (unsigned long)READ_ONCE(mm->context.vdso);
-	const struct vdso_image *image = READ_ONCE(mm->context.vdso_image);
-
-	return base && image && addr - base < image->size;
-}
-
-/*
- * The origin of an ia32 system call: 64-bit processes' never come from their vDSO; one made
- * through __kernel_vsyscall is attributed to its caller. Out of line: the x86_64 path is short.
- */
-static noinline notrace u8 vp_compat_origin(struct mm_struct *mm, const struct pt_regs *regs)
-{
-	unsigned long ip = regs->ip;
-	const struct vdso_image *image;
-
-	if (!mm || !READ_ONCE(mm->context.vdso))
-		return VP_ORIGIN_NO_VDSO;
-	image = READ_ONCE(mm->context.vdso_image);
-	/*
-	 * A 64-bit process's ia32 system call (int $0x80, or sysenter/syscall32, which return
-	 * through the 32-bit landing pad's offset into whatever vDSO is mapped): never its vDSO's.
-	 */
-	if (image && !image->sym_int80_landing_pad)
-		return VP_ORIGIN_ELSEWHERE;
-	if (vp_in_vdso_text(mm, ip) &&
-	    ip - (unsigned long)mm->context.vdso == image->sym_int80_landing_pad) {
-		/*
-		 * Every ia32 system call made through __kernel_vsyscall (libc's as well as the
-		 * vDSO's own fallbacks) comes back to its landing pad, in the vDSO: the caller is
-		 * the one that called __kernel_vsyscall. Its return address lies above the three
-		 * registers __kernel_vsyscall pushed (arch/x86/entry/vdso/vdso32/system_call.S);
-		 * regs->sp is the user stack pointer at the sysenter/syscall/int $0x80. A probe may
-		 * not sleep: a stack page that is not present reads as "elsewhere".
-		 */
-		u32 caller;
-
-		if (copy_from_user_nofault(&caller,
-					   (const void __user *)(unsigned long)((u32)regs->sp + 12),
-					   sizeof(caller)))
-			return VP_ORIGIN_ELSEWHERE;
-		ip = caller;
-	}
-	return vp_in_vdso_text(mm, ip) ? VP_ORIGIN_VDSO : VP_ORIGIN_ELSEWHERE;
-}
-
-/* The origin of an x86_64 or x32 system call: whether its user IP is in the [vdso] text. */
-static __always_inline u8 vp_call_origin(struct mm_struct *mm, const struct pt_regs *regs)
-{
-	if (unlikely(!mm || !READ_ONCE(mm->context.vdso)))
-		return VP_ORIGIN_NO_VDSO;
-	return vp_in_vdso_text(mm, regs->ip) ? VP_ORIGIN_VDSO : VP_ORIGIN_ELSEWHERE;
-}
 
 /* Whether two calls are counted alike: all but the count, the struct's first 16 bytes. */
 static_assert(offsetof(struct vp_time_call, count) == 16);
@@ -897,10 +723,9 @@ static __always_inline const struct vp_attr_call_def *vp_attr_find(const struct 
  * function). The ops has no FTRACE_OPS_FL_RECURSION, whose assist function cost more than the
  * rest of the callback (bench-attribution-overhead). Recursion cannot happen: the
  * ops traces only the system calls' entry points, and nothing here makes a system call. The
- * system call comes from the user registers: orig_ax is its number (x32's with
- * __X32_SYSCALL_BIT), TS_COMPAT says ia32. The vsyscall emulation calls
- * __x64_sys_gettimeofday/time/getcpu itself with orig_ax set to -1: no number matches, so it is
- * counted once, by its tracepoint.
+ * system call, its ABI, argument and origin come from the user registers (shim_<arch>.h). On
+ * x86 the vsyscall emulation calls __x64_sys_gettimeofday/time/getcpu itself with orig_ax set to
+ * -1: no number matches, so it is counted once, by its tracepoint.
  */
 static notrace void vp_attr_ftrace(unsigned long ip, unsigned long parent_ip, struct ftrace_ops *op,
 			   struct ftrace_regs *fregs)
@@ -908,22 +733,21 @@ static notrace void vp_attr_ftrace(unsigned long ip, unsigned long parent_ip, st
 	struct vp_attr *a = container_of(op, struct vp_attr, ops);
 	const struct pt_regs *regs;
 	const struct vp_attr_call_def *def;
-	bool compat = in_ia32_syscall();
+	bool compat;
+	long nr;
 	int clock = 0;
 
 	if (current->flags & PF_KTHREAD)
 		return;
 	regs = task_pt_regs(current);
-	def = vp_attr_find(a, compat, compat ? regs->orig_ax : regs->orig_ax & ~(long)__X32_SYSCALL_BIT);
+	nr = vp_arch_syscall(regs, &compat);
+	def = vp_attr_find(a, compat, nr);
 	if (!def)
 		return;
-	/* The first argument, from the user registers: rdi for x86_64 and x32, ebx for ia32. */
 	if (def->has_clock)
-		clock = compat ? (int)regs->bx : (int)regs->di;
+		clock = vp_arch_clock_arg(regs, compat);
 	vp_attr_call(a, def->syscall, clock,
-		     unlikely(compat) ? vp_compat_origin(current->mm, regs) :
-					vp_call_origin(current->mm, regs),
-		     compat);
+		     vp_arch_call_origin(&a->arch, current->mm, regs, compat), compat);
 }
 
 /*
@@ -987,9 +811,14 @@ struct vp_attr *vp_attr_alloc(vp_attr_full_fn full, void *data, struct vp_timepa
 	a->full = full;
 	a->data = data;
 	a->tp = tp;
+	err = vp_arch_attr_init(&a->arch);
+	if (err) {
+		vp_attr_free(a);
+		return ERR_PTR(err);
+	}
 	a->ops.func = vp_attr_ftrace;
 	a->ops.flags = 0; /* see vp_attr_ftrace() */
-	for (i = 0; i < ARRAY_SIZE(vp_attr_defs); i++) {
+	for (i = 0; i < vp_attr_ndefs; i++) {
 		u8 *slot = &a->index[vp_attr_defs[i].compat][vp_attr_defs[i].nr % VP_ATTR_INDEX];
 
 		/* A clash would make the callback miss calls: a table to fix, not a runtime state. */
@@ -999,7 +828,7 @@ struct vp_attr *vp_attr_alloc(vp_attr_full_fn full, void *data, struct vp_timepa
 		}
 		*slot = i + 1;
 	}
-	for (i = 0; i < ARRAY_SIZE(vp_attr_defs); i++) {
+	for (i = 0; i < vp_attr_ndefs; i++) {
 		/* ftrace_set_filter() parses (and may write into) its buffer. */
 		strscpy(sym, vp_attr_defs[i].symbol);
 		err = ftrace_set_filter(&a->ops, sym, strlen(sym), i == 0);
@@ -1438,23 +1267,20 @@ void vp_timepage_stop(struct vp_timepage *tp)
 
 /*
  * The name of a vdso_clock_mode, from the kernel's own constants: so Rust mirrors none of their
- * values (include/vdso/clocksource.h, arch/x86/include/asm/vdso/clocksource.h).
+ * values (include/vdso/clocksource.h; the arch's modes: shim_<arch>.c).
  */
 static const char *vp_clock_mode_name(u32 mode)
 {
+	const char *name;
+
 	switch (mode) {
 	case VDSO_CLOCKMODE_NONE:
 		return "none";
-	case VDSO_CLOCKMODE_TSC:
-		return "tsc";
-	case VDSO_CLOCKMODE_PVCLOCK:
-		return "pvclock";
-	case VDSO_CLOCKMODE_HVCLOCK:
-		return "hvclock";
 	case VDSO_CLOCKMODE_TIMENS:
 		return "timens";
 	}
-	return "unknown";
+	name = vp_arch_clock_mode_name(mode);
+	return name ?: "unknown";
 }
 
 /* A consistent copy of the statistics the page carries (the writer is the notifier). */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The C half of vdso_probe's FFI layer: what Rust cannot reach in 7.3 (macros, inline functions,
- * x86 and timekeeping headers outside bindings_helper.h, RCU list walks). Each plain struct here
+ * arch and timekeeping headers outside bindings_helper.h, RCU list walks): shim.c, and
+ * shim_<arch>.c for the arch's facts (shim_arch.h). Each plain struct here
  * is mirrored by a #[repr(C)] type in rust/ffi.rs; both sides assert its size (VP_SIZEOF_*), so
  * the two cannot drift apart silently. Objects with callbacks (struct vp_hooks,
  * struct vp_timepage) are opaque to Rust and allocated per instance here: no C global holds a
@@ -50,7 +51,7 @@ struct vp_vma {
 
 struct vp_mm {
 	unsigned long vdso_base;         /* mm->context.vdso */
-	unsigned long image_size;        /* mm->context.vdso_image->size */
+	unsigned long image_size;        /* the vDSO image's size (x86: vdso_image; arm64: the VMA) */
 	unsigned long auxv_sysinfo_ehdr; /* AT_SYSINFO_EHDR in mm->saved_auxv */
 	int map_count;
 	u16 image_machine;               /* e_machine of the mapped vDSO image */
@@ -142,6 +143,8 @@ bool vp_vsyscall_pte_user(void);
 ssize_t vp_read_file(const char *path, char *buf, size_t len);
 
 struct vp_hooks *vp_hooks_register(vp_task_event_fn fn, vp_fault_fn fault, void *data);
+/* Whether the arch's fault hook sees the faults on [vvar], [vvar_vclock] and [vdso]. */
+bool vp_vdso_faults_traced(void);
 void vp_hooks_unregister(struct vp_hooks *hooks);
 
 /* Attribution: the time system calls and vsyscalls, as the probes see them. */

@@ -36,6 +36,8 @@ pub(crate) enum Source {
     Cmdline,
     /// The Kconfig default (`LEGACY_VSYSCALL_*`, or no `X86_VSYSCALL_EMULATION`).
     KconfigDefault,
+    /// The architecture has no vsyscall page (arm64).
+    Arch,
 }
 
 /// The detected mode and its evidence.
@@ -77,6 +79,7 @@ impl Source {
             Source::PteProbe => "pte-probe",
             Source::GateVma => "gate-vma",
             Source::Cmdline => "cmdline",
+            Source::Arch => "arch-has-none",
             Source::KconfigDefault => "kconfig-default",
         }
     }
@@ -170,7 +173,9 @@ pub(crate) fn detect() -> Result<Info> {
     let cmdline =
         read_optional(c"/proc/cmdline", &mut buf)?.and_then(|n| mode_from_cmdline(&buf[..n]));
     let gate = gate_of_current()?;
-    let (mode, source) = if !cfg!(CONFIG_X86_VSYSCALL_EMULATION) {
+    let (mode, source) = if !cfg!(CONFIG_X86) {
+        (Mode::Disabled, Source::Arch)
+    } else if !cfg!(CONFIG_X86_VSYSCALL_EMULATION) {
         (Mode::Disabled, Source::KconfigDefault)
     } else if pte_user {
         (Mode::Emulate, Source::PteProbe)

@@ -12,17 +12,20 @@
  * or in a child forked into a new time namespace, map it again (timens_monotonic_ns and
  * timens_boottime_ns say which namespace a page is for; compare /proc/self/timens_offsets).
  *
- * Reading, the rules the vDSO follows (lib/vdso/gettimeofday.c, arch/x86/include/asm/vdso/
+ * Reading, the rules the vDSO follows (lib/vdso/gettimeofday.c, arch/{x86,arm64}/include/asm/vdso/
  * gettimeofday.h):
  *  1. s = seq, an acquire load; while s is odd (an update is in progress) read it again.
- *  2. Read the fields. For precise time only when clock_mode == VDSO_PROBE_CLOCK_TSC (else the
- *     clocksource cannot be read from userspace, and its fields are stale: use the coarse values
- *     or clock_gettime()). Read the counter here, inside the section, with an ordered read
- *     (x86: lfence; rdtsc, the kernel's rdtsc_ordered()), so that it is not older than the
- *     cycle_last it is compared with; the vDSO masks it to 63 bits (& S64_MAX).
+ *  2. Read the fields. For precise time only when the clock mode is the arch's counter (x86:
+ *     VDSO_PROBE_CLOCK_TSC; arm64: VDSO_PROBE_CLOCK_ARCHTIMER or _ARCHTIMER_NOCOMPAT, the
+ *     latter for 64-bit tasks only); else the clocksource cannot be read from userspace, and its
+ *     fields are stale: use the coarse values or clock_gettime(). Read the counter here, inside
+ *     the section, with an ordered read (x86: lfence; rdtsc, the kernel's rdtsc_ordered(), and
+ *     the vDSO masks it to 63 bits (& S64_MAX); arm64: isb; mrs cntvct_el0, as the vDSO's
+ *     __arch_get_hw_counter()), so that it is not older than the cycle_last it is compared with.
  *  3. A read barrier, then seq again: if it is not s, start over.
  *  4. delta = (cycles - mono.cycle_last) & mono.mask (64-bit wrap-around; the TSC's mask is all
- *     ones, and x86's vdso_calc_ns() applies none: its counter's 63 bits are the mask).
+ *     ones, and x86's vdso_calc_ns() applies none: its counter's 63 bits are the mask; the arch
+ *     timer's mask is its counter's width, 56 bits or more).
  *     - delta <= mono.max_cycles: ns = (delta * mono.mult + mono.xtime_nsec) >> mono.shift, all
  *       in 64 bits (max_cycles is the clocksource's bound below which the product cannot
  *       overflow: the fast path).
@@ -44,12 +47,19 @@
 #define VDSO_PROBE_ABI_VERSION	2	/* 2: max_cycles, the time namespace's offsets */
 #define VDSO_PROBE_PAGE_SIZE	4096
 
-/* The clocksource's vdso_clock_mode (include/vdso/clocksource.h, x86 values). */
+/*
+ * The clocksource's vdso_clock_mode (include/vdso/clocksource.h): the values after NONE are the
+ * arch's (asm/vdso/clocksource.h), so the same number means a different counter on each arch.
+ */
 enum vdso_probe_clock_mode {
 	VDSO_PROBE_CLOCK_NONE = 0,	/* userspace cannot read it: use the coarse fields */
+	/* x86 */
 	VDSO_PROBE_CLOCK_TSC = 1,
 	VDSO_PROBE_CLOCK_PVCLOCK = 2,	/* kvm-clock: "cycles" are not the raw TSC */
 	VDSO_PROBE_CLOCK_HVCLOCK = 3,
+	/* arm64: the architected timer's virtual counter (cntvct_el0) */
+	VDSO_PROBE_CLOCK_ARCHTIMER = 1,
+	VDSO_PROBE_CLOCK_ARCHTIMER_NOCOMPAT = 2, /* readable by 64-bit tasks only */
 };
 
 /* One struct tk_read_base. */

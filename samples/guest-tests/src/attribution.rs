@@ -366,6 +366,9 @@ fn fork_with_pid(pid: i32) -> Result<PidChild> {
 /// landing pad).
 fn ia32_static() -> Result<Outcome> {
     const N: u64 = 25;
+    if let Some(skip) = crate::proc::no_32bit_program() {
+        return Ok(skip);
+    }
     ensure_module()?;
     set_attribution("on")?;
     let t = Target::spawn("/bin/static32", &["attribution", &N.to_string()], true)?;

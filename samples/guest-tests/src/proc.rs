@@ -773,3 +773,16 @@ pub fn allowed_cpus() -> Result<Vec<usize>> {
         .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
         .collect())
 }
+
+/// The 32-bit test program (`/bin/static32`) is ia32's; on arm64 an AArch32 one would need an
+/// armhf C toolchain and libc, which `scripts/setup` does not install (README, arm64): a skip
+/// that says so, there.
+pub fn no_32bit_program() -> Option<crate::Outcome> {
+    (!cfg!(target_arch = "x86_64")).then(|| {
+        crate::Outcome::Skip(
+            "no AArch32 test program: it needs an armhf toolchain and libc \
+             (libc6-dev-armhf-cross), not installed (README, arm64)"
+                .into(),
+        )
+    })
+}

@@ -69,10 +69,18 @@ fn module_load_unload() -> Result<Outcome> {
     Ok(Outcome::Pass)
 }
 
-/// The three vDSO mappings, found by the fast path, consistent with `/proc`.
+/// The vDSO's mappings as the kernel lays them out (x86's `map_vdso()`, arm64's
+/// `__setup_additional_pages()`: no `[vvar_vclock]`).
+pub const VDSO_MAPPINGS: &[&str] = if cfg!(target_arch = "x86_64") {
+    &["[vvar]", "[vvar_vclock]", "[vdso]"]
+} else {
+    &["[vvar]", "[vdso]"]
+};
+
+/// The vDSO's mappings, found by the fast path, consistent with `/proc`.
 fn check_vdso_report(r: &Report) -> Result<()> {
     check_against_proc(r)?;
-    for name in ["[vvar]", "[vvar_vclock]", "[vdso]"] {
+    for name in VDSO_MAPPINGS {
         ensure!(
             r.mapping(name).is_some(),
             "pid {}: no {name} in the report",
@@ -131,6 +139,9 @@ fn report_shell() -> Result<Outcome> {
 }
 
 fn report_ia32() -> Result<Outcome> {
+    if let Some(skip) = crate::proc::no_32bit_program() {
+        return Ok(skip);
+    }
     ensure_module()?;
     let t = Target::spawn("/bin/static32", &[], true)?;
     let ehdr =
@@ -262,6 +273,14 @@ fn report_60k_vmas() -> Result<Outcome> {
     Ok(Outcome::Pass)
 }
 
+/// The end of the user address space: x86_64's 47-bit half, arm64's up to 52 bits (its kernel
+/// addresses start at 0xfff0_0000_0000_0000 or above).
+const USER_VA_END: u64 = if cfg!(target_arch = "x86_64") {
+    1 << 47
+} else {
+    1 << 52
+};
+
 fn vsyscall_mode() -> Result<Outcome> {
     ensure_module()?;
     let info = VsyscallInfo::parse(&fs::read_to_string(format!("{DEBUGFS_DIR}/vsyscall"))?)?;
@@ -272,8 +291,11 @@ fn vsyscall_mode() -> Result<Outcome> {
     );
     ensure!(info.mode == truth, "module {} vs maps {truth}", info.mode);
     // Loaded by a 64-bit insmod with procfs: the evidence is the kernel's own, never the command
-    // line or the Kconfig default (the PTE for emulate, the gate VMA for xonly and none).
-    let evidence = if truth == "emulate" {
+    // line or the Kconfig default (the PTE for emulate, the gate VMA for xonly and none); arm64
+    // has no vsyscall page at all.
+    let evidence = if !cfg!(target_arch = "x86_64") {
+        "arch-has-none"
+    } else if truth == "emulate" {
         "pte-probe"
     } else {
         "gate-vma"
@@ -520,7 +542,7 @@ fn no_kernel_pointers() -> Result<Outcome> {
                 let v = u64::from_str_radix(t, 16)?;
                 // The vsyscall page is a fixed user-visible address, not a kernel pointer.
                 ensure!(
-                    v < 0x0000_8000_0000_0000 || v == 0xffff_ffff_ff60_0000,
+                    v < USER_VA_END || v == 0xffff_ffff_ff60_0000,
                     "{}: kernel address {tok}",
                     path.display()
                 );

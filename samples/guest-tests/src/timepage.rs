@@ -174,10 +174,11 @@ fn faults() -> Result<u64> {
     Ok(Stats::read()?.faults)
 }
 
-/// Skips unless the page's clock mode is TSC (precise time available).
+/// Skips unless the page's counter is readable here (TSC; arm64: the architected timer), so that
+/// precise time is available.
 fn require_tsc(page: &TimePage) -> Option<Outcome> {
     let s = page.snapshot();
-    (s.clock_mode() != ClockMode::Tsc).then(|| {
+    (!s.clock_mode().counter_readable()).then(|| {
         Outcome::Skip(format!(
             "clock mode {} (clocksource {}): the page gives no precise time",
             s.clock_mode(),
@@ -393,10 +394,20 @@ fn abi() -> Result<Outcome> {
         stats.clock_mode,
         s.clock_mode()
     );
-    // The kernel defines tsc's vdso_clock_mode as TSC.
+    // The kernel defines tsc's vdso_clock_mode as TSC, arm64's arch_sys_counter's as ARCHTIMER
+    // (ARCHTIMER_NOCOMPAT with an erratum that keeps AArch32 off the counter).
     ensure!(
         current != "tsc" || s.clock_mode() == ClockMode::Tsc,
         "tsc with clock mode {}",
+        s.clock_mode()
+    );
+    ensure!(
+        current != "arch_sys_counter"
+            || matches!(
+                s.clock_mode(),
+                ClockMode::ArchTimer | ClockMode::ArchTimerNoCompat
+            ),
+        "arch_sys_counter with clock mode {}",
         s.clock_mode()
     );
     // Any clocksource: the page says the vDSO can read it exactly when the vDSO makes no
@@ -1070,8 +1081,14 @@ fn timepage_bench() -> Result<Outcome> {
         }
     );
     println!(
-        "bench: {} batches x {} calls, per call; cycles are TSC ticks",
-        config.batches, config.batch_size
+        "bench: {} batches x {} calls, per call; cycles are {} ticks",
+        config.batches,
+        config.batch_size,
+        if cfg!(target_arch = "aarch64") {
+            "cntvct_el0"
+        } else {
+            "TSC"
+        }
     );
     for line in bench::render_rows(&rows).lines() {
         println!("bench: {line}");
@@ -1085,7 +1102,7 @@ fn timepage_bench() -> Result<Outcome> {
         "the coarse page row was not measured"
     );
     ensure!(
-        measured(timepage::BENCH_PRECISE) || s.clock_mode() != ClockMode::Tsc,
+        measured(timepage::BENCH_PRECISE) || !s.clock_mode().counter_readable(),
         "the precise page row was not measured with clock mode tsc"
     );
     Ok(Outcome::Pass)

@@ -312,16 +312,15 @@ fn arm64_cpu() -> Option<String> {
     ))
 }
 
-/// The arm64 virtual counter, between two `isb`s.
+/// The arm64 virtual counter, between two `isb`s: the time page's ordered read
+/// ([`crate::timepage::counter_ordered`], the vDSO's), then an `isb` so that the instructions
+/// after it do not start before it.
 #[cfg(target_arch = "aarch64")]
 #[inline(always)]
 fn cntvct() -> u64 {
-    let v: u64;
-    // SAFETY: CNTVCT_EL0 is readable at EL0 under Linux (CNTKCTL_EL1.EL0VCTEN, which the
-    // vDSO relies on too); isb and mrs touch no memory.
-    unsafe {
-        core::arch::asm!("isb", "mrs {v}, cntvct_el0", "isb", v = out(reg) v, options(nostack))
-    };
+    let v = crate::timepage::counter_ordered().unwrap_or(0);
+    // SAFETY: isb touches no memory and no register.
+    unsafe { core::arch::asm!("isb", options(nostack, preserves_flags)) };
     v
 }
 

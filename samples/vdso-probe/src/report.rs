@@ -167,6 +167,10 @@ pub struct Faults {
     pub since: Option<String>,
     /// Faults logged (those kept per page below, and any dropped beyond the module's limit).
     pub count: u64,
+    /// The mappings whose faults the module sees (`faults.traced`): `vvar vvar_vclock vdso
+    /// timepage` on x86, `timepage` on arm64 (no page-fault tracepoint); empty from a module
+    /// before the line.
+    pub traced: Vec<String>,
     /// `<mapping>.page<N>` (`vvar.page0`, `vdso.page1`, `timepage.page0`) → its role and its
     /// faults, in order.
     pub pages: BTreeMap<String, (String, Vec<PageFault>)>,
@@ -184,6 +188,11 @@ impl Faults {
             };
             match key {
                 "since" | "dropped" => {}
+                // `vvar vvar_vclock vdso timepage`, or `timepage (why)`.
+                "traced" => {
+                    let names = v.split(" (").next().unwrap_or_default();
+                    f.traced = names.split_whitespace().map(str::to_string).collect();
+                }
                 "count" => f.count = v.parse().with_context(|| format!("bad `{k}: {v}`"))?,
                 page => {
                     // `+1.234 ms read (time_data)[, +5.678 ms read]...`

@@ -13,11 +13,12 @@
 //! Reading follows the page's sequence counter like the kernel's vDSO (`vdso_read_begin` /
 //! `vdso_read_retry`): acquire-load `seq`, retry while it is odd, read the fields (volatile:
 //! the kernel writes them concurrently), an acquire fence (`smp_rmb`), and retry if `seq`
-//! changed. When the page's clock mode is [`ClockMode::Tsc`] the TSC is read (`lfence;
-//! rdtsc`) inside the same loop, so the cycles and the conversion parameters belong together,
-//! and the precise clocks are computed as the x86 vDSO does (the rules in the header: a 64-bit
-//! product below `max_cycles`, negative motion as the time at `cycle_last`, a 128-bit product
-//! beyond; [`compute_ns`]).
+//! changed. When the page's clock mode is the arch's counter ([`ClockMode::counter_readable`]:
+//! x86's TSC, arm64's architected timer) the counter is read ([`counter_ordered`]: `lfence;
+//! rdtsc`, `isb; mrs cntvct_el0`) inside the same loop, so the cycles and the conversion
+//! parameters belong together, and the precise clocks are computed as the vDSO does (the rules
+//! in the header: a 64-bit product below `max_cycles`, negative motion as the time at
+//! `cycle_last`, a 128-bit product beyond; [`compute_ns`]).
 
 use std::{
     collections::BTreeMap,
@@ -90,19 +91,31 @@ pub enum ClockMode {
     Pvclock,
     /// `VDSO_PROBE_CLOCK_HVCLOCK`: Hyper-V reference TSC page.
     Hvclock,
+    /// arm64's `VDSO_PROBE_CLOCK_ARCHTIMER`: the cycles are the virtual counter `cntvct_el0`.
+    ArchTimer,
+    /// arm64's `VDSO_PROBE_CLOCK_ARCHTIMER_NOCOMPAT`: the same, for 64-bit tasks only (an
+    /// erratum keeps AArch32 tasks' vDSO off the counter).
+    ArchTimerNoCompat,
     /// A value this crate does not know.
     Unknown(u32),
 }
 
 impl ClockMode {
-    /// From the page's `clock_mode` field.
+    /// From the page's `clock_mode` field, whose values after `NONE` are the arch's.
     pub fn from_raw(v: u32) -> Self {
-        match v {
-            sys::VDSO_PROBE_CLOCK_NONE => ClockMode::None,
-            sys::VDSO_PROBE_CLOCK_TSC => ClockMode::Tsc,
-            sys::VDSO_PROBE_CLOCK_PVCLOCK => ClockMode::Pvclock,
-            sys::VDSO_PROBE_CLOCK_HVCLOCK => ClockMode::Hvclock,
-            other => ClockMode::Unknown(other),
+        Self::from_raw_for(v, cfg!(target_arch = "aarch64"))
+    }
+
+    /// From a `clock_mode` value of an arm64 kernel (`arm64`) or an x86 one.
+    pub fn from_raw_for(v: u32, arm64: bool) -> Self {
+        match (v, arm64) {
+            (sys::VDSO_PROBE_CLOCK_NONE, _) => ClockMode::None,
+            (sys::VDSO_PROBE_CLOCK_TSC, false) => ClockMode::Tsc,
+            (sys::VDSO_PROBE_CLOCK_PVCLOCK, false) => ClockMode::Pvclock,
+            (sys::VDSO_PROBE_CLOCK_HVCLOCK, false) => ClockMode::Hvclock,
+            (sys::VDSO_PROBE_CLOCK_ARCHTIMER, true) => ClockMode::ArchTimer,
+            (sys::VDSO_PROBE_CLOCK_ARCHTIMER_NOCOMPAT, true) => ClockMode::ArchTimerNoCompat,
+            (other, _) => ClockMode::Unknown(other),
         }
     }
 
@@ -113,13 +126,27 @@ impl ClockMode {
             ClockMode::Tsc => sys::VDSO_PROBE_CLOCK_TSC,
             ClockMode::Pvclock => sys::VDSO_PROBE_CLOCK_PVCLOCK,
             ClockMode::Hvclock => sys::VDSO_PROBE_CLOCK_HVCLOCK,
+            ClockMode::ArchTimer => sys::VDSO_PROBE_CLOCK_ARCHTIMER,
+            ClockMode::ArchTimerNoCompat => sys::VDSO_PROBE_CLOCK_ARCHTIMER_NOCOMPAT,
             ClockMode::Unknown(v) => v,
+        }
+    }
+
+    /// Whether this program can read the clocksource's counter ([`counter_ordered`]) and so
+    /// compute precise time: the TSC on x86_64, the architected timer on arm64.
+    pub fn counter_readable(self) -> bool {
+        match self {
+            ClockMode::Tsc => cfg!(target_arch = "x86_64"),
+            ClockMode::ArchTimer | ClockMode::ArchTimerNoCompat => {
+                cfg!(target_arch = "aarch64")
+            }
+            _ => false,
         }
     }
 }
 
-/// The spelling of the debugfs statistics: `none`, `tsc`, `pvclock`, `hvclock` (or
-/// `unknown(N)`).
+/// The spelling of the debugfs statistics (the kernel's names): `none`, `tsc`, `pvclock`,
+/// `hvclock`, `archtimer`, `archtimer_nocompat` (or `unknown(N)`).
 impl fmt::Display for ClockMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -127,6 +154,8 @@ impl fmt::Display for ClockMode {
             ClockMode::Tsc => f.write_str("tsc"),
             ClockMode::Pvclock => f.write_str("pvclock"),
             ClockMode::Hvclock => f.write_str("hvclock"),
+            ClockMode::ArchTimer => f.write_str("archtimer"),
+            ClockMode::ArchTimerNoCompat => f.write_str("archtimer_nocompat"),
             ClockMode::Unknown(v) => write!(f, "unknown({v})"),
         }
     }
@@ -196,7 +225,8 @@ fn coarse_field(page: &vdso_probe_time_page, clock: Clock) -> Option<&vdso_probe
 pub struct Snapshot {
     /// The page's fields.
     pub page: vdso_probe_time_page,
-    /// The TSC read inside the read section; `None` unless the clock mode is TSC.
+    /// The counter read inside the read section; `None` unless it is readable
+    /// ([`ClockMode::counter_readable`]).
     pub cycles: Option<u64>,
 }
 
@@ -216,10 +246,10 @@ impl Snapshot {
         self.page.magic == MAGIC && self.page.abi_version == ABI_VERSION
     }
 
-    /// Precise `clock` in ns at the moment of the snapshot's TSC read: `None` unless the clock
-    /// mode is TSC, and for the coarse clocks.
+    /// Precise `clock` in ns at the moment of the snapshot's counter read: `None` unless the
+    /// counter is readable, and for the coarse clocks.
     pub fn precise(&self, clock: Clock) -> Option<i128> {
-        if self.clock_mode() != ClockMode::Tsc {
+        if !self.clock_mode().counter_readable() {
             return None;
         }
         precise_from(&self.page, clock, self.cycles?)
@@ -231,18 +261,20 @@ impl Snapshot {
         coarse_field(&self.page, clock).map(timespec_ns)
     }
 
-    /// `clock` in ns: precise when the clock mode is TSC, else the coarse value (`None` for
-    /// `MONOTONIC_RAW` without TSC).
+    /// `clock` in ns: precise when the counter is readable, else the coarse value (`None` for
+    /// `MONOTONIC_RAW` without it).
     pub fn now(&self, clock: Clock) -> Option<i128> {
         self.precise(clock).or_else(|| self.coarse(clock))
     }
 }
 
-/// `lfence; rdtsc`: the TSC, read after every earlier load has completed. The asm has no
-/// `nomem` option, so the compiler does not move memory accesses across it either.
+/// The clocksource's counter, read as the vDSO reads it, after every earlier load has completed:
+/// x86_64 `lfence; rdtsc` (the kernel's `counter_ordered()`), arm64 `isb; mrs cntvct_el0`
+/// (`__arch_get_hw_counter()`). The asm has no `nomem` option, so the compiler does not move
+/// memory accesses across it either.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub fn rdtsc_ordered() -> Option<u64> {
+pub fn counter_ordered() -> Option<u64> {
     let (lo, hi): (u32, u32);
     // SAFETY: LFENCE (SSE2) and RDTSC are part of the x86_64 baseline; the asm writes only the
     // declared outputs eax/edx, uses no stack and leaves the flags alone. (With CR4.TSD set
@@ -260,10 +292,24 @@ pub fn rdtsc_ordered() -> Option<u64> {
     Some((u64::from(hi) << 32) | u64::from(lo))
 }
 
-/// No TSC off x86_64.
-#[cfg(not(target_arch = "x86_64"))]
+/// See the x86_64 variant.
+#[cfg(target_arch = "aarch64")]
 #[inline(always)]
-pub fn rdtsc_ordered() -> Option<u64> {
+pub fn counter_ordered() -> Option<u64> {
+    let v: u64;
+    // SAFETY: CNTVCT_EL0 is readable at EL0 under Linux (CNTKCTL_EL1.EL0VCTEN, which the vDSO
+    // relies on too); isb and mrs touch no memory and leave the flags alone.
+    unsafe {
+        core::arch::asm!("isb", "mrs {v}, cntvct_el0", v = out(reg) v,
+                         options(nostack, preserves_flags))
+    };
+    Some(v)
+}
+
+/// No counter this crate can read on other arches.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[inline(always)]
+pub fn counter_ordered() -> Option<u64> {
     None
 }
 
@@ -432,8 +478,8 @@ impl TimePage {
             // SAFETY: `p` is our live, aligned mapping of the whole struct (ABI_SIZE <=
             // PAGE_SIZE); torn copies are discarded by the sequence check.
             let page = unsafe { field(p) };
-            let cycles = if page.clock_mode == sys::VDSO_PROBE_CLOCK_TSC {
-                rdtsc_ordered()
+            let cycles = if ClockMode::from_raw(page.clock_mode).counter_readable() {
+                counter_ordered()
             } else {
                 None
             };
@@ -470,7 +516,9 @@ impl TimePage {
                 // SAFETY: field addresses inside our live mapping; the sequence check
                 // discards torn values.
                 let read = unsafe {
-                    if field(ptr::addr_of!((*p).clock_mode)) != sys::VDSO_PROBE_CLOCK_TSC {
+                    if !ClockMode::from_raw(field(ptr::addr_of!((*p).clock_mode)))
+                        .counter_readable()
+                    {
                         return None;
                     }
                     let c = ClockParams {
@@ -483,7 +531,7 @@ impl TimePage {
                         base_ns: field(ptr::addr_of!((*params).base_ns)),
                     };
                     let offset = offset.map_or(0, |o| field(o));
-                    (c, offset, rdtsc_ordered()?)
+                    (c, offset, counter_ordered()?)
                 };
                 // smp_rmb(): the reads above are complete before seq is read again.
                 fence(Ordering::Acquire);
@@ -686,14 +734,30 @@ mod tests {
         assert_eq!(DEVICE, "/dev/vdso_probe");
         assert_eq!(DEVICE_CSTR.to_bytes(), b"/dev/vdso_probe");
         assert!(size_of::<vdso_probe_time_page>() <= 4096);
-        assert_eq!(ClockMode::from_raw(0), ClockMode::None);
-        assert_eq!(ClockMode::from_raw(1), ClockMode::Tsc);
-        assert_eq!(ClockMode::from_raw(2), ClockMode::Pvclock);
-        assert_eq!(ClockMode::from_raw(3), ClockMode::Hvclock);
-        assert_eq!(ClockMode::from_raw(9), ClockMode::Unknown(9));
+        // The kernel's values (asm/vdso/clocksource.h of x86 and arm64; shim_<arch>.c asserts
+        // the UAPI's against them): the same numbers, different counters.
+        let x86 = |v| ClockMode::from_raw_for(v, false);
+        let arm64 = |v| ClockMode::from_raw_for(v, true);
+        assert_eq!(x86(0), ClockMode::None);
+        assert_eq!(x86(1), ClockMode::Tsc);
+        assert_eq!(x86(2), ClockMode::Pvclock);
+        assert_eq!(x86(3), ClockMode::Hvclock);
+        assert_eq!(x86(9), ClockMode::Unknown(9));
+        assert_eq!(arm64(0), ClockMode::None);
+        assert_eq!(arm64(1), ClockMode::ArchTimer);
+        assert_eq!(arm64(2), ClockMode::ArchTimerNoCompat);
+        assert_eq!(arm64(3), ClockMode::Unknown(3));
         for m in [0, 1, 2, 3, 9] {
-            assert_eq!(ClockMode::from_raw(m).raw(), m);
+            assert_eq!(x86(m).raw(), m);
+            assert_eq!(arm64(m).raw(), m);
         }
+        // This program reads its own arch's counter only.
+        let native = cfg!(target_arch = "x86_64");
+        assert_eq!(ClockMode::Tsc.counter_readable(), native);
+        assert_eq!(ClockMode::ArchTimer.counter_readable(), !native);
+        assert_eq!(ClockMode::ArchTimerNoCompat.counter_readable(), !native);
+        assert!(!ClockMode::Pvclock.counter_readable() && !ClockMode::None.counter_readable());
+        assert_eq!(ClockMode::from_raw(1), ClockMode::from_raw_for(1, !native));
         assert!(STATS_PATH.starts_with(DEBUGFS_DIR));
     }
 
@@ -1015,7 +1079,7 @@ mod tests {
     fn read_precise_uses_the_tsc() {
         let fake = FakePage::new();
         let p = fake.page.addr() as *mut vdso_probe_time_page;
-        let before = rdtsc_ordered().unwrap();
+        let before = counter_ordered().unwrap();
         // SAFETY: the test's writable mapping, no concurrent reader yet.
         unsafe {
             (*p).clock_mode = sys::VDSO_PROBE_CLOCK_TSC;
@@ -1026,7 +1090,7 @@ mod tests {
         let mono = fake.page.read_precise(Clock::Monotonic).unwrap();
         let real = fake.page.read_precise(Clock::Realtime).unwrap();
         let raw = fake.page.read_precise(Clock::MonotonicRaw).unwrap();
-        let after = rdtsc_ordered().unwrap();
+        let after = counter_ordered().unwrap();
         let span = i128::from(after - before);
         // mult 1, shift 0: ns == TSC ticks since `before`.
         assert!((0..=span).contains(&mono), "{mono} not in 0..={span}");
@@ -1034,7 +1098,7 @@ mod tests {
         assert!(raw >= 2 * mono && raw <= 2 * span);
         let s = fake.page.snapshot();
         let cycles = s.cycles.unwrap();
-        assert!(cycles >= before && cycles <= rdtsc_ordered().unwrap());
+        assert!(cycles >= before && cycles <= counter_ordered().unwrap());
         assert_eq!(
             s.precise(Clock::Monotonic),
             Some(i128::from(cycles - before))

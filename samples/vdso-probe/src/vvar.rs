@@ -222,6 +222,10 @@ pub struct Layout {
     pub timens_mode: i32,
     /// `VDSO_CLOCKMODE_TSC` (None: this architecture has no TSC mode).
     pub tsc_mode: Option<i32>,
+    /// The modes whose counter this program reads ([`crate::timepage::counter_ordered`]), so
+    /// that it can compute precise time: `tsc` on x86_64, `archtimer` and `archtimer_nocompat`
+    /// on arm64.
+    pub counter_modes: Vec<i32>,
     /// `struct vdso_time_data`.
     pub time_data: TimeDataLayout,
     /// `struct vdso_rng_data`.
@@ -518,6 +522,7 @@ impl Layout {
             max_aux_clocks,
             clock_aux: l.opt_num("clock_aux")?,
             tsc_mode: mode("tsc"),
+            counter_modes: COUNTER_MODES.iter().filter_map(|n| mode(n)).collect(),
             clock_modes,
             timens_mode,
             time_data,
@@ -933,6 +938,15 @@ pub fn calc_ns(variant: CalcNs, vc: &VdsoClock, cycles: u64, base: u64) -> u64 {
     }
 }
 
+/// The `clock_mode.NAME`s whose counter [`crate::timepage::counter_ordered`] reads.
+const COUNTER_MODES: &[&str] = if cfg!(target_arch = "x86_64") {
+    &["tsc"]
+} else if cfg!(target_arch = "aarch64") {
+    &["archtimer", "archtimer_nocompat"]
+} else {
+    &[]
+};
+
 /// x86's `vdso_calc_ns()` from `delta = cycles - cycle_last` (the counter read as
 /// `rdtsc_ordered() & S64_MAX`): up to `max_cycles` a 64-bit product; beyond it bit 62 set is
 /// negative motion (a counter slightly behind `cycle_last`: the time at `cycle_last`), else a
@@ -1070,12 +1084,13 @@ impl VvarSnapshot {
         ns.clock_data[i].offset(clock_index(clock))
     }
 
-    /// Whether the real data's clock mode is `tsc`: only then can the time be computed here.
+    /// Whether the real data's clock mode is one whose counter this program reads (`tsc`;
+    /// arm64: `archtimer`): only then can the time be computed here.
     pub fn is_tsc(&self) -> bool {
         let mode = self.data.clock_data[self.layout.cs_hres_coarse]
             .clock_mode
             .raw;
-        self.layout.tsc_mode == Some(mode)
+        self.layout.counter_modes.contains(&mode)
     }
 
     /// The precise value of an hres clock (REALTIME, MONOTONIC, MONOTONIC_RAW, BOOTTIME, TAI)
@@ -1304,8 +1319,16 @@ impl Vvar {
                 // SAFETY: the page exists (see `seq_at`) and is page aligned; `len` is at most
                 // a page (checked by Layout::parse).
                 let bytes = unsafe { copy_volatile(page, len) };
-                let cycles = if Some(rd_i32(&bytes, mode_off)) == self.layout.tsc_mode {
-                    crate::timepage::rdtsc_ordered().map(|c| c & i64::MAX as u64)
+                let cycles = if self
+                    .layout
+                    .counter_modes
+                    .contains(&rd_i32(&bytes, mode_off))
+                {
+                    // x86's vDSO masks the TSC to 63 bits; the generic one masks the delta.
+                    crate::timepage::counter_ordered().map(|c| match CalcNs::NATIVE {
+                        CalcNs::X86 => c & i64::MAX as u64,
+                        CalcNs::Generic => c,
+                    })
                 } else {
                     None
                 };

@@ -275,8 +275,11 @@ fn print_page(s: &Snapshot) {
         fmt_ns(p.timens_boottime_ns.into())
     );
     match s.cycles {
-        Some(c) => outln!("tsc at read:       {c}"),
-        None => outln!("tsc at read:       - (clock mode is not tsc)"),
+        Some(c) => outln!("counter at read:   {c}"),
+        None => outln!(
+            "counter at read:   - (clock mode {} has no counter this program reads)",
+            s.clock_mode()
+        ),
     }
     if let Some(v) = s.precise(Clock::MonotonicRaw) {
         outln!(
@@ -330,7 +333,7 @@ fn sample(page: &TimePage, args: &Args, bad: &mut Vec<String>) -> Result<Option<
     for b in &brackets {
         outln!("  {}", b.line());
     }
-    if snap.clock_mode() != timepage::ClockMode::Tsc {
+    if !snap.clock_mode().counter_readable() {
         outln!(
             "  (clock mode {}: no precise time from the page; coarse values lag by up to a tick)",
             snap.clock_mode()

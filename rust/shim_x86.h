@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * x86_64's hot arch facts (shim_arch.h): the system call from the user registers (orig_ax,
+ * TS_COMPAT for ia32, x32's __X32_SYSCALL_BIT), and whether its IP is in the [vdso] text
+ * (mm->context.vdso and vdso_image). Included by shim.c through shim_arch.h only.
+ */
+#ifndef VDSO_PROBE_SHIM_X86_H
+#define VDSO_PROBE_SHIM_X86_H
+
+#include <linux/compiler.h>
+#include <linux/mm_types.h>
+#include <asm/compat.h>
+#include <asm/ptrace.h>
+#include <asm/unistd.h>
+#include <asm/vdso.h>
+
+struct tracepoint;
+
+struct vp_arch_hooks {
+	struct tracepoint *page_fault_user; /* NULL until attached */
+};
+
+/* Nothing: the mm context has the vDSO image, its size included. */
+struct vp_arch_attr {
+};
+
+static inline int vp_arch_attr_init(struct vp_arch_attr *aa)
+{
+	return 0;
+}
+
+/* orig_ax is the number, x32's with __X32_SYSCALL_BIT; TS_COMPAT says ia32. */
+static __always_inline notrace long vp_arch_syscall(const struct pt_regs *regs, bool *compat)
+{
+	*compat = in_ia32_syscall();
+	return *compat ? regs->orig_ax : regs->orig_ax & ~(long)__X32_SYSCALL_BIT;
+}
+
+/* The first argument: rdi for x86_64 and x32, ebx for ia32. */
+static __always_inline notrace int vp_arch_clock_arg(const struct pt_regs *regs, bool compat)
+{
+	return compat ? (int)regs->bx : (int)regs->di;
+}
+
+/* Whether addr lies in the [vdso] text of mm (the image, not the vvar pages before it). */
+static __always_inline notrace bool vp_x86_in_vdso_text(struct mm_struct *mm, unsigned long addr)
+{
+	unsigned long base = (unsigned long)READ_ONCE(mm->context.vdso);
+	const struct vdso_image *image = READ_ONCE(mm->context.vdso_image);
+
+	return base && image && addr - base < image->size;
+}
+
+/* The origin of an ia32 system call (shim_x86.c: __kernel_vsyscall's caller). */
+u8 vp_x86_compat_origin(struct mm_struct *mm, const struct pt_regs *regs);
+
+/* The origin of a system call; x86_64's and x32's: whether the user IP is in the [vdso] text. */
+static __always_inline notrace u8 vp_arch_call_origin(struct vp_arch_attr *aa,
+						      struct mm_struct *mm,
+						      const struct pt_regs *regs, bool compat)
+{
+	if (unlikely(compat))
+		return vp_x86_compat_origin(mm, regs);
+	if (unlikely(!mm || !READ_ONCE(mm->context.vdso)))
+		return VP_ORIGIN_NO_VDSO;
+	return vp_x86_in_vdso_text(mm, regs->ip) ? VP_ORIGIN_VDSO : VP_ORIGIN_ELSEWHERE;
+}
+
+#endif /* VDSO_PROBE_SHIM_X86_H */
