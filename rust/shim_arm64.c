@@ -44,10 +44,13 @@ static struct vm_area_struct *vp_arm64_vdso_vma(struct mm_struct *mm, unsigned l
 {
 	struct vm_area_struct *vma = base ? vma_lookup(mm, base) : NULL;
 
-	if (!vma || vma->vm_start != base || vma->vm_file || !vma->vm_ops || !vma->vm_ops->name ||
-	    strcmp(vma->vm_ops->name(vma), "[vdso]"))
+	const char *name;
+
+	if (!vma || vma->vm_start != base || vma->vm_file || !vma->vm_ops || !vma->vm_ops->name)
 		return NULL;
-	return vma;
+	/* A name() may return NULL (fs/proc/task_mmu.c falls back to other names then). */
+	name = vma->vm_ops->name(vma);
+	return name && !strcmp(name, "[vdso]") ? vma : NULL;
 }
 
 /*

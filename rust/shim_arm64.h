@@ -34,7 +34,10 @@ static __always_inline notrace long vp_arch_syscall(const struct pt_regs *regs, 
 	return regs->syscallno;
 }
 
-/* The first argument as the system call received it: orig_x0 (x0 is the return value's). */
+/*
+ * The first argument as el0_svc_common() saved it: orig_x0, what syscall_get_arguments(),
+ * seccomp and audit see (x0 too at the wrapper's entry, unless a tracer rewrote it).
+ */
 static __always_inline notrace int vp_arch_clock_arg(const struct pt_regs *regs, bool compat)
 {
 	return (int)regs->orig_x0;

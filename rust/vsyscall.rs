@@ -167,15 +167,22 @@ fn kconfig_default() -> Mode {
 
 /// Determines the mode (process context: reads `/proc/self/maps` and `/proc/cmdline`).
 pub(crate) fn detect() -> Result<Info> {
+    if !cfg!(CONFIG_X86) {
+        // No vsyscall page to look for: nothing to read, nothing that can fail the load.
+        return Ok(Info {
+            mode: Mode::Disabled,
+            source: Source::Arch,
+            pte_user: false,
+            cmdline: None,
+        });
+    }
     let pte_user = ffi::vsyscall_pte_user();
     let mut buf = KVec::<u8>::new();
     buf.resize(4096, 0, GFP_KERNEL)?;
     let cmdline =
         read_optional(c"/proc/cmdline", &mut buf)?.and_then(|n| mode_from_cmdline(&buf[..n]));
     let gate = gate_of_current()?;
-    let (mode, source) = if !cfg!(CONFIG_X86) {
-        (Mode::Disabled, Source::Arch)
-    } else if !cfg!(CONFIG_X86_VSYSCALL_EMULATION) {
+    let (mode, source) = if !cfg!(CONFIG_X86_VSYSCALL_EMULATION) {
         (Mode::Disabled, Source::KconfigDefault)
     } else if pte_user {
         (Mode::Emulate, Source::PteProbe)
