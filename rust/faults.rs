@@ -310,11 +310,20 @@ struct Traced(bool);
 
 impl fmt::Display for Traced {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0 {
-            "vvar vvar_vclock vdso timepage"
-        } else {
-            "timepage (this arch has no page-fault tracepoint)"
-        })
+        if !self.0 {
+            return write!(
+                f,
+                "{} (this arch has no page-fault tracepoint)",
+                mapping_key(MAP_TIMEPAGE)
+            );
+        }
+        for (i, m) in [MAP_VVAR, MAP_VCLOCK, MAP_VDSO, MAP_TIMEPAGE]
+            .into_iter()
+            .enumerate()
+        {
+            write!(f, "{}{}", if i == 0 { "" } else { " " }, mapping_key(m))?;
+        }
+        Ok(())
     }
 }
 

@@ -441,8 +441,7 @@ struct vp_hooks {
 	vp_fault_fn fault;
 	void *data;
 	struct tracepoint *tp[VP_NR_HOOKS];
-	struct vp_arch_hooks arch; /* the fault hook */
-	bool faults;               /* the fault hook is attached */
+	struct vp_arch_hooks arch; /* the fault hook (zeroed: not attached) */
 };
 
 static void vp_probe_fork(void *data, struct task_struct *parent, struct task_struct *child)
@@ -536,9 +535,7 @@ static void vp_hooks_detach(struct vp_hooks *h, int registered)
 {
 	int i;
 
-	if (h->faults)
-		vp_arch_fault_detach(&h->arch, h);
-	h->faults = false;
+	vp_arch_fault_detach(&h->arch, h);
 	for (i = registered - 1; i >= 0; i--)
 		tracepoint_probe_unregister(h->tp[i], vp_hook_defs[i].probe, h);
 	/* No probe runs after this returns. */
@@ -566,13 +563,9 @@ struct vp_hooks *vp_hooks_register(vp_task_event_fn fn, vp_fault_fn fault, void 
 		if (err)
 			break;
 	}
-	if (!err) {
-		/* Optional: an arch without one (vp_vdso_faults_traced()) logs time-page faults only. */
+	/* An arch without a fault hook logs the time page's faults only. */
+	if (!err && vp_vdso_faults_traced())
 		err = vp_arch_fault_attach(&h->arch, h);
-		h->faults = !err;
-		if (err == -EOPNOTSUPP)
-			err = 0;
-	}
 	if (err) {
 		vp_hooks_detach(h, i);
 		kfree(h);

@@ -55,9 +55,9 @@ struct tracepoint *vp_find_tracepoint(const char *name);
 
 /*
  * The fault hook: the arch calls vp_hooks_fault() for each fault that may populate a page of
- * the vDSO's mappings, in the faulting task. Attach returns -EOPNOTSUPP when the arch has no
- * hook (the fault log then says so); detach runs before shim.c's
- * tracepoint_synchronize_unregister().
+ * the vDSO's mappings, in the faulting task. Attached only where vp_vdso_faults_traced() (the
+ * fault log says which); detach undoes what attach did, if anything (its struct vp_arch_hooks
+ * starts zeroed), before shim.c's tracepoint_synchronize_unregister().
  */
 struct vp_arch_hooks;
 int vp_arch_fault_attach(struct vp_arch_hooks *ah, struct vp_hooks *h);

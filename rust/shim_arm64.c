@@ -145,6 +145,7 @@ bool vp_vdso_faults_traced(void)
 	return false;
 }
 
+/* Not called: vp_vdso_faults_traced() is false. */
 int vp_arch_fault_attach(struct vp_arch_hooks *ah, struct vp_hooks *h)
 {
 	return -EOPNOTSUPP;

@@ -124,6 +124,7 @@ int vp_arch_fault_attach(struct vp_arch_hooks *ah, struct vp_hooks *h)
 	return err;
 }
 
+/* Idempotent: nothing to undo when not attached. */
 void vp_arch_fault_detach(struct vp_arch_hooks *ah, struct vp_hooks *h)
 {
 	if (ah->page_fault_user)

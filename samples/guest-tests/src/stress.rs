@@ -2038,15 +2038,6 @@ fn report_read_kernel_address(c: &mut Checks) -> Result<()> {
     Ok(())
 }
 
-/// A short read's count as [`report_read_partial_fault`] expects it.
-fn c_range(slack: usize, n: usize) -> String {
-    if slack == 0 {
-        format!("{n} bytes")
-    } else {
-        format!("{} to 100 bytes", 100 - slack)
-    }
-}
-
 fn report_read_partial_fault(c: &mut Checks) -> Result<()> {
     let t = idle()?;
     let want = whole(&t.path)?;
@@ -2077,15 +2068,16 @@ fn report_read_partial_fault(c: &mut Checks) -> Result<()> {
         Ok(n) if (100 - slack..=100).contains(&n) => n,
         _ => 100,
     };
+    let expected = if slack == 0 {
+        "100 bytes".to_string()
+    } else {
+        format!("{} to 100 bytes", 100 - slack)
+    };
     c.eq(
         "read 4096 bytes into a buffer with 100 writable bytes",
-        if slack == 0 {
-            "100 bytes".to_string()
-        } else {
-            format!("{} to 100 bytes", 100 - slack)
-        },
+        &expected,
         match got {
-            Ok(m) if m == n => c_range(slack, m),
+            Ok(m) if m == n => expected.clone(),
             Ok(m) => format!("{m} bytes"),
             Err(e) => ename(e),
         },

@@ -269,7 +269,7 @@ impl Snapshot {
 }
 
 /// The clocksource's counter, read as the vDSO reads it, after every earlier load has completed:
-/// x86_64 `lfence; rdtsc` (the kernel's `counter_ordered()`), arm64 `isb; mrs cntvct_el0`
+/// x86_64 `lfence; rdtsc` (the kernel's `rdtsc_ordered()`), arm64 `isb; mrs cntvct_el0`
 /// (`__arch_get_hw_counter()`). The asm has no `nomem` option, so the compiler does not move
 /// memory accesses across it either.
 #[cfg(target_arch = "x86_64")]

@@ -979,8 +979,9 @@ pub struct VvarSnapshot {
     pub ns_page: Option<TimeData>,
     /// The rng page, when the kernel has one (the vDSO exports `__vdso_getrandom`).
     pub rng: Option<RngData>,
-    /// The counter as the vDSO reads it (`rdtsc_ordered() & S64_MAX`), inside the read section
-    /// of `data`: only when its clock mode is `tsc`.
+    /// The counter as the vDSO reads it (x86: `rdtsc_ordered() & S64_MAX`; arm64: `cntvct_el0`),
+    /// inside the read section of `data`: only when its clock mode is one of
+    /// [`Layout::counter_modes`].
     pub cycles: Option<u64>,
     /// The `vdso_calc_ns` to compute with ([`CalcNs::NATIVE`]).
     pub calc: CalcNs,
