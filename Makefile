@@ -45,18 +45,37 @@ kernel: setup
 KDIR = $(shell scripts/build-kernel $(FLAVOUR) 2>/dev/null)
 endif
 
+# LINT=1: with clippy and W=1, and a warning fails the build (make check builds the guests' module
+# so: the same object code, one compilation instead of two).
 modules: kernel
 	@mkdir -p $(MO)
+ifeq ($(LINT),1)
+	$(call kbuild_lint,$(MO))
+else
 	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) $(KMAKE_RUST) modules
+endif
+
+# Builds the module into $(1) with CLIPPY=1 W=1; fails on its exit status or on any warning.
+define kbuild_lint
+	@{ $(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(1) $(KMAKE_RUST) CLIPPY=1 W=1 modules 2>&1; \
+		echo $$? >$(1)/lint.rc; } | tee $(1)/lint.log
+	@test "$$(cat $(1)/lint.rc)" = 0 && ! grep -E '^(warning|error)' $(1)/lint.log
+endef
 
 # Static userspace programs for the guest (and the host). `make test` runs the workspace's tests
 # with the same profile, target and flags: they test the code the guest runs, and share its
 # compiled dependencies (a cold build compiles them once).
 # (aarch64: the flags and the cross linker are in .cargo/config.toml.)
+# Freshness by content, not mtime (cargo's -Zchecksum-freshness, enabled on the stable cargo by
+# RUSTC_BOOTSTRAP=1 as the kernel's own Rust build does): a fresh clone's files are all new by
+# mtime, and would recompile every crate of the workspace in the shared CARGO_TARGET_DIR; by
+# content, a clone recompiles only the crates it changed. The workspace denies
+# `unstable_features`, so RUSTC_BOOTSTRAP lets no #![feature] into the code (Cargo.toml).
+CARGO := RUSTC_BOOTSTRAP=1 cargo -Zchecksum-freshness
 ifeq ($(TARGET),x86_64-unknown-linux-gnu)
-CARGO_STATIC := RUSTFLAGS="-C target-feature=+crt-static" cargo
+CARGO_STATIC := RUSTFLAGS="-C target-feature=+crt-static" $(CARGO)
 else
-CARGO_STATIC := cargo
+CARGO_STATIC := $(CARGO)
 endif
 samples:
 	$(CARGO_STATIC) build --release --locked --workspace --target $(TARGET)
@@ -91,15 +110,19 @@ clippy: clippy-module
 ifneq ($(FLAVOUR),arm64)
 	@$(MAKE) -s FLAVOUR=arm64 clippy-module
 endif
-	$(CARGO_STATIC) clippy --release --locked --workspace --all-targets --target $(TARGET) -- -D warnings
-	cargo clippy --release --locked --workspace --all-targets --target aarch64-unknown-linux-gnu -- -D warnings
+	@$(MAKE) -s clippy-workspace
 
 # Into a directory of its own, so that the .ko the VMs boot with is never half rewritten.
 .PHONY: clippy-module
 clippy-module: kernel
 	@mkdir -p $(MO)-clippy
-	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO)-clippy $(KMAKE_RUST) CLIPPY=1 W=1 modules 2>&1 | tee $(MO)-clippy/clippy.log
-	@! grep -E '^(warning|error)' $(MO)-clippy/clippy.log
+	$(call kbuild_lint,$(MO)-clippy)
+
+# The workspace alone, for both arches (make check lints the module in its build, LINT=1).
+.PHONY: clippy-workspace
+clippy-workspace:
+	$(CARGO_STATIC) clippy --release --locked --workspace --all-targets --target $(TARGET) -- -D warnings
+	$(CARGO) clippy --release --locked --workspace --all-targets --target aarch64-unknown-linux-gnu -- -D warnings
 
 fmt:
 	rustfmt --edition 2021 --config-path .rustfmt.toml rust/vdso_probe_main.rs

@@ -16,9 +16,10 @@ use std::{env, path::PathBuf};
 const DEFAULT_LIBCLANG_PATH: &str = "/usr/lib/llvm-19/lib";
 
 fn main() {
-    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let header = manifest.join("../../rust/uapi/vdso_probe.h");
-    println!("cargo::rerun-if-changed={}", header.display());
+    // Relative to the package (a build script runs there), so that the fingerprint does not name
+    // the checkout: a clone elsewhere reuses the cached build (scripts/lib.sh, CARGO_TARGET_DIR).
+    let header = "../../rust/uapi/vdso_probe.h";
+    println!("cargo::rerun-if-changed={header}");
     println!("cargo::rerun-if-env-changed=LIBCLANG_PATH");
 
     if env::var_os("LIBCLANG_PATH").is_none() {
@@ -28,7 +29,7 @@ fn main() {
     }
 
     let bindings = bindgen::Builder::default()
-        .header(header.to_string_lossy())
+        .header(header)
         // Only the ABI; the types it uses from <linux/types.h> (`__u32`, ...) follow.
         .allowlist_item("(vdso_probe|VDSO_PROBE)_.*")
         .use_core()
@@ -43,7 +44,7 @@ fn main() {
         .formatter(bindgen::Formatter::Prettyplease)
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
         .generate()
-        .unwrap_or_else(|e| panic!("bindgen failed on {}: {e}", header.display()));
+        .unwrap_or_else(|e| panic!("bindgen failed on {header}: {e}"));
 
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR")).join("vdso_probe_uapi.rs");
     bindings
