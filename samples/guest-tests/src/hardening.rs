@@ -9,7 +9,7 @@
 //! | `hardening-report-bound-at-open` | a report opened before its process execs never shows the new image | the new image's `[vdso]` in `/proc/<pid>/maps` |
 //! | `hardening-zombie-leader` | a process whose main thread exited while another runs has a readable report | `/proc/<tgid>/task/<tid>/maps` and `auxv` of the live thread |
 //! | `hardening-timepage-remote-fault` | `/proc/<pid>/mem` cannot fault in another process's time page | the same read of that process's not-yet-populated `[vvar]` page (`pagemap`) |
-//! | `hardening-stalled-reader` | a read stalled on a userfaultfd page (its target exits meanwhile) does not stop 200 other processes' files from appearing and going | the processes' own lifetimes |
+//! | `hardening-stalled-reader` | a read stalled on a userfaultfd page (its target exits meanwhile) does not stop 200 other processes (50 at `VP_SCALE=quick`)' files from appearing and going | the processes' own lifetimes |
 //! | `hardening-scan-vs-exit` | after insmod amid process churn, no file of a dead process | the live processes in `/proc` |
 //! | `hardening-fork-fault-injection`, `hardening-exit-fault-injection` | a fork or an exit whose task fails its N-th allocation (N = 1, 2, ...) still gets its file / loses it | the fork's own result, the process's exit |
 //! | `hardening-report-read-sweep`, `hardening-timepage-fault-sweep`, `hardening-timepage-timens-fault-sweep` | open + read of a report, mmap + first touch of the time page (from the root time namespace, and from a new one, whose page the fault makes), N-th allocation failed: complete and right, or a clean errno | `/proc/<pid>/maps` and `auxv`; the page's magic |
@@ -1380,8 +1380,10 @@ fn median(v: &mut [Duration]) -> Duration {
 }
 
 fn stalled_reader() -> Result<Outcome> {
-    const PROCESSES: usize = 200;
-    const STALL: Duration = Duration::from_secs(10);
+    // At VP_SCALE=quick (the debug boot of make check: a fork takes ~200 ms there) 50 processes,
+    // and the read stays stalled only while they come and go.
+    let processes = crate::tests::scaled(200, 50);
+    let stall = Duration::from_secs(crate::tests::scaled(10, 0) as u64);
     ensure_module()?;
     let target = Forked::spawn(String::new)?;
     let tpid = target.pid();
@@ -1416,14 +1418,14 @@ fn stalled_reader() -> Result<Outcome> {
         )
     };
     let (mut appear, mut vanish, mut problem) = (Vec::new(), Vec::new(), None);
-    for i in 0..PROCESSES {
+    for i in 0..processes {
         let child = Forked::spawn(String::new)?;
         let (pid, path) = (child.pid(), report_path(child.pid()));
         let (ok, _) = timed(&path, true);
         let seen = child.forked_at.elapsed();
         if !ok {
             problem = Some(format!(
-                "process {} of {PROCESSES} (pid {pid}): its file did not appear within 5 s \
+                "process {} of {processes} (pid {pid}): its file did not appear within 5 s \
                  (checking took until {seen:.1?} after its fork)",
                 i + 1
             ));
@@ -1436,7 +1438,7 @@ fn stalled_reader() -> Result<Outcome> {
         let (ok, _) = timed(&path, false);
         if !ok {
             problem = Some(format!(
-                "process {} of {PROCESSES} (pid {pid}): its file was still there 5 s after its \
+                "process {} of {processes} (pid {pid}): its file was still there 5 s after its \
                  exit (checking took {:.1?})",
                 i + 1,
                 t.elapsed()
@@ -1446,7 +1448,7 @@ fn stalled_reader() -> Result<Outcome> {
         vanish.push(t.elapsed());
     }
     let churn = stall_t0.elapsed();
-    std::thread::sleep(STALL.saturating_sub(churn));
+    std::thread::sleep(stall.saturating_sub(churn));
     // Best effort: after its watchdog the staller may be gone.
     let _ = staller.send("serve");
     let served = staller.recv_timeout(STALL_WATCHDOG + Duration::from_secs(15));
@@ -1457,7 +1459,7 @@ fn stalled_reader() -> Result<Outcome> {
         None => "none".to_string(),
     };
     println!(
-        "{line} (the read of pid {tpid}'s report, which exited); meanwhile, of {PROCESSES} \
+        "{line} (the read of pid {tpid}'s report, which exited); meanwhile, of {processes} \
          processes, files appeared after fork: {}; went after the reap: {}; in {churn:.1?}",
         stats(&appear, ma),
         stats(&vanish, mv)
@@ -1801,8 +1803,13 @@ struct Step {
 /// What a sweep did.
 struct Swept {
     passes: u32,
-    /// Injection sites swept: N = 1 ..= sites each failed one allocation.
+    /// Which N were tried: every `stride`-th from `first` ([`Sample`]).
+    sample: Sample,
+    /// The last N that failed an allocation (with a stride > 1, the sites end below the first
+    /// N after it, which reached none).
     sites: u32,
+    /// Steps taken per pass (N values tried that failed an allocation).
+    tried: u32,
     elapsed: Duration,
     failures: Vec<String>,
     /// Why it stopped before the end, if it did.
@@ -1813,10 +1820,20 @@ struct Swept {
 
 impl Swept {
     fn summary(&self, what: &str) -> String {
+        let Sample { first, stride } = self.sample;
         format!(
-            "{what}: {} allocation sites swept (fail-nth 1..={}{}{}) in {:.1} s ({:.2} s per site); {} failures{}",
-            self.sites,
-            self.sites,
+            "{what}: {} allocation sites swept (fail-nth {}{}{}) in {:.1} s ({:.2} s per site); {} failures{}",
+            self.tried,
+            if stride == 1 {
+                format!("1..={}", self.sites)
+            } else {
+                format!(
+                    "{first}, {}, ... {}: every {stride}th, HARDENING_SWEEP_STRIDE and \
+                     HARDENING_SWEEP_FIRST; all of them in make stress",
+                    first + stride,
+                    self.sites
+                )
+            },
             if self.passes > 1 {
                 format!(", {} passes", self.passes)
             } else {
@@ -1824,10 +1841,10 @@ impl Swept {
             },
             match &self.stopped {
                 Some(why) => format!(", then stopped: {why}"),
-                None => format!("; fail-nth {} reached no allocation", self.sites + 1),
+                None => format!("; fail-nth {} reached no allocation", self.sites + stride),
             },
             self.elapsed.as_secs_f64(),
-            self.elapsed.as_secs_f64() / f64::from((self.sites * self.passes).max(1)),
+            self.elapsed.as_secs_f64() / f64::from((self.tried * self.passes).max(1)),
             self.failures.len(),
             if self.failures.is_empty() {
                 String::new()
@@ -1871,6 +1888,37 @@ impl Swept {
     }
 }
 
+/// Which N a sweep tries: `first`, `first + stride`, ... A sample of the sites, for the time
+/// budget of `make check`: `HARDENING_SWEEP_STRIDE` (default 1: every site) and
+/// `HARDENING_SWEEP_FIRST` (1 ..= stride, default 1; scripts/check derives it from the commit, so
+/// that successive runs fail different sites).
+#[derive(Clone, Copy)]
+struct Sample {
+    first: u32,
+    stride: u32,
+}
+
+impl Sample {
+    fn from_env() -> Result<Self> {
+        let var = |name: &str| -> Result<Option<u32>> {
+            match std::env::var(name) {
+                Ok(v) => match v.trim().parse::<u32>() {
+                    Ok(n) if n >= 1 => Ok(Some(n)),
+                    _ => bail!("{name}={v:?}: want a whole number from 1"),
+                },
+                Err(_) => Ok(None),
+            }
+        };
+        let stride = var("HARDENING_SWEEP_STRIDE")?.unwrap_or(1);
+        let first = var("HARDENING_SWEEP_FIRST")?.unwrap_or(1);
+        ensure!(
+            first <= stride,
+            "HARDENING_SWEEP_FIRST={first} is past HARDENING_SWEEP_STRIDE={stride}"
+        );
+        Ok(Sample { first, stride })
+    }
+}
+
 /// The deadline of one sweep: `HARDENING_SWEEP_DEADLINE` seconds, default `default`.
 fn sweep_deadline(default: u64) -> Duration {
     Duration::from_secs(
@@ -1881,7 +1929,7 @@ fn sweep_deadline(default: u64) -> Duration {
     )
 }
 
-/// Runs `step(n)` for n = 1, 2, ... until a step reports no injection (every site swept), the
+/// Runs `step(n)` for n = 1, 2, ... (or the [`Sample`] of them) until a step reports no injection (every site swept), the
 /// deadline passes, a splat appears in the kernel log (checked after each step: the N is then
 /// known) or, with `stop_on_failure`, a step fails; `passes` times over (the count of
 /// allocations before a given one varies a little from run to run, so one pass can step over a
@@ -1896,9 +1944,12 @@ fn sweep(
     let keep_going = std::env::var("HARDENING_SWEEP_KEEP_GOING").as_deref() == Ok("1");
     let mut mark = Mark::now()?;
     let t0 = Instant::now();
+    let sample = Sample::from_env()?;
     let mut s = Swept {
         passes,
+        sample,
         sites: 0,
+        tried: 0,
         elapsed: Duration::ZERO,
         failures: Vec::new(),
         stopped: None,
@@ -1912,7 +1963,7 @@ fn sweep(
                 format!("fail-nth {n}")
             }
         };
-        for n in 1.. {
+        for n in (sample.first..).step_by(sample.stride as usize) {
             if t0.elapsed() > deadline {
                 s.stopped = Some(format!("the {deadline:?} deadline passed before {}", at(n)));
                 break 'passes;
@@ -1954,6 +2005,9 @@ fn sweep(
                 break;
             }
             s.sites = s.sites.max(n);
+            if pass == 1 {
+                s.tried += 1;
+            }
             if stop_on_failure && !keep_going && !s.failures.is_empty() {
                 s.stopped = Some(format!("the first failure, at {}", at(n)));
                 break 'passes;

@@ -217,9 +217,12 @@ pub(crate) fn budget() -> Duration {
 /// slow kernel makes it run longer instead of passing on next to nothing. Chosen so that each
 /// race is exercised many times over: 50 processes forked and reaped under 8 readers (each a
 /// fork/exit/publish/remove), 3 unload/load cycles under readers and a mapper, 25 map/fork/
-/// unmap rounds per CPU.
+/// unmap rounds per CPU. At `VP_SCALE=quick` (the debug boot of `make check`, where one cycle
+/// takes some 15 s) the floor is one cycle.
 const FLOOR_PROCESSES: u64 = 50;
-const FLOOR_CYCLES: u64 = 3;
+fn floor_cycles() -> u64 {
+    crate::tests::scaled(3, 1) as u64
+}
 const FLOOR_ROUNDS_PER_CPU: u64 = 25;
 
 /// Whether a loop that has done `done` units may stop at `end`: past the deadline and at or
@@ -888,7 +891,7 @@ fn insmod_rmmod_cycles() -> Result<Outcome> {
 
         let mut rng = Rng::new(300);
         for i in 0..cycles {
-            if may_stop(i, FLOOR_CYCLES, end) {
+            if may_stop(i, floor_cycles(), end) {
                 break;
             }
             // Unload: retried while something holds the module.
@@ -959,8 +962,9 @@ fn insmod_rmmod_cycles() -> Result<Outcome> {
     );
     let stopped = if unloads < cycles {
         format!(
-            " (stopped at the {:?} deadline, floor {FLOOR_CYCLES}, or a failure)",
-            budget()
+            " (stopped at the {:?} deadline, floor {}, or a failure)",
+            budget(),
+            floor_cycles()
         )
     } else {
         String::new()
@@ -982,8 +986,9 @@ fn insmod_rmmod_cycles() -> Result<Outcome> {
     reads.check("readers")?;
     maps.check("mapper")?;
     ensure!(
-        unloads >= FLOOR_CYCLES,
-        "{unloads} cycles completed, below the floor of {FLOOR_CYCLES}"
+        unloads >= floor_cycles(),
+        "{unloads} cycles completed, below the floor of {}",
+        floor_cycles()
     );
     ensure!(
         maps.by_errno.get(&0).copied().unwrap_or(0) > 0,

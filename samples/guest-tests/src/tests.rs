@@ -315,7 +315,7 @@ fn vsyscall_mode() -> Result<Outcome> {
 }
 
 /// `full`, or `quick` when the boot asks for the short suite (`VP_SCALE=quick`).
-fn scaled(full: usize, quick: usize) -> usize {
+pub(crate) fn scaled(full: usize, quick: usize) -> usize {
     if std::env::var("VP_SCALE").as_deref() == Ok("quick") {
         quick
     } else {
