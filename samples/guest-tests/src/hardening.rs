@@ -1471,9 +1471,12 @@ fn stalled_reader() -> Result<Outcome> {
         bail!("while a reader was stalled: {p}");
     }
     ensure!(served.starts_with("served"), "the stalled read: {served}");
+    // Behind the stalled read (the bug this catches) each wait lasts until the stall ends, 5 s
+    // and more; unstalled it is a fork's or a reap's publication: 45-110 ms medians on the debug
+    // kernel beside another guest (make check), a few ms on the default one.
     ensure!(
-        ma <= Duration::from_millis(100) && mv <= Duration::from_millis(100),
-        "median latency over 100 ms: appear {ma:.1?}, disappear {mv:.1?}"
+        ma <= Duration::from_millis(500) && mv <= Duration::from_millis(500),
+        "median latency over 500 ms: appear {ma:.1?}, disappear {mv:.1?}"
     );
     Ok(Outcome::Pass)
 }

@@ -217,13 +217,17 @@ pub(crate) fn budget() -> Duration {
 /// slow kernel makes it run longer instead of passing on next to nothing. Chosen so that each
 /// race is exercised many times over: 50 processes forked and reaped under 8 readers (each a
 /// fork/exit/publish/remove), 3 unload/load cycles under readers and a mapper, 25 map/fork/
-/// unmap rounds per CPU. At `VP_SCALE=quick` (the debug boot of `make check`, where one cycle
-/// takes some 15 s) the floor is one cycle.
-const FLOOR_PROCESSES: u64 = 50;
+/// unmap rounds per CPU. At `VP_SCALE=quick` (the debug boot of `make check`, where a fork takes
+/// 0.2-0.8 s and a cycle 5-40 s under KASAN and TCG) 16 processes, one cycle, 8 rounds per CPU.
+fn floor_processes() -> u64 {
+    crate::tests::scaled(50, 16) as u64
+}
 fn floor_cycles() -> u64 {
     crate::tests::scaled(3, 1) as u64
 }
-const FLOOR_ROUNDS_PER_CPU: u64 = 25;
+fn floor_rounds_per_cpu() -> u64 {
+    crate::tests::scaled(25, 8) as u64
+}
 
 /// Whether a loop that has done `done` units may stop at `end`: past the deadline and at or
 /// above its floor.
@@ -578,6 +582,7 @@ pub(crate) fn unload_module() -> Sys {
 // ---------------------------------------------------------------------------------------------
 
 fn readers_vs_forkers() -> Result<Outcome> {
+    let floor_processes = floor_processes();
     const READERS: usize = 8;
     const FORKERS: usize = 2;
     const RECENT: usize = 64;
@@ -603,7 +608,7 @@ fn readers_vs_forkers() -> Result<Outcome> {
                     let mut t = Tally::default();
                     loop {
                         let i = started.fetch_add(1, Relaxed);
-                        if i >= total || may_stop(i, FLOOR_PROCESSES, end) {
+                        if i >= total || may_stop(i, floor_processes, end) {
                             break;
                         }
                         // A quarter live 20 ms (their file appears), a quarter 2 ms, the
@@ -736,7 +741,7 @@ fn readers_vs_forkers() -> Result<Outcome> {
     };
     let stopped = if forks < total {
         format!(
-            " (stopped at the {:?} deadline, floor {FLOOR_PROCESSES})",
+            " (stopped at the {:?} deadline, floor {floor_processes})",
             budget()
         )
     } else {
@@ -764,8 +769,8 @@ fn readers_vs_forkers() -> Result<Outcome> {
         ),
     );
     ensure!(
-        forks >= FLOOR_PROCESSES,
-        "{forks} processes forked and reaped, below the floor of {FLOOR_PROCESSES}"
+        forks >= floor_processes,
+        "{forks} processes forked and reaped, below the floor of {floor_processes}"
     );
     ensure!(
         reads.by_errno.get(&0).copied().unwrap_or(0) > 0,
@@ -1152,7 +1157,7 @@ fn churn_on(cpu: usize, rounds: u64, end: Instant, progress: &AtomicU64) -> Resu
     let mut madvise_ok = true;
     const HOUR_NS: i128 = 3_600_000_000_000;
     for i in 0..rounds {
-        if may_stop(i, FLOOR_ROUNDS_PER_CPU, end) {
+        if may_stop(i, floor_rounds_per_cpu(), end) {
             break;
         }
         let page = TimePage::map(Path::new(DEVICE))?;
@@ -1234,6 +1239,7 @@ fn churn_on(cpu: usize, rounds: u64, end: Instant, progress: &AtomicU64) -> Resu
 }
 
 fn timepage_churn() -> Result<Outcome> {
+    let floor_rounds_per_cpu = floor_rounds_per_cpu();
     ensure_module()?;
     wait_until(Duration::from_secs(2), DEVICE, || {
         Path::new(DEVICE).exists()
@@ -1335,7 +1341,7 @@ fn timepage_churn() -> Result<Outcome> {
     );
     let stopped = if done < total {
         format!(
-            " (stopped at the {:?} deadline, floor {FLOOR_ROUNDS_PER_CPU} per CPU)",
+            " (stopped at the {:?} deadline, floor {floor_rounds_per_cpu} per CPU)",
             budget()
         )
     } else {
@@ -1361,10 +1367,10 @@ fn timepage_churn() -> Result<Outcome> {
             s1.mappings
         ),
     );
-    let floor = FLOOR_ROUNDS_PER_CPU * cpus.len() as u64;
+    let floor = floor_rounds_per_cpu * cpus.len() as u64;
     ensure!(
         done >= floor,
-        "{done} rounds on {} CPUs, below the floor of {FLOOR_ROUNDS_PER_CPU} per CPU",
+        "{done} rounds on {} CPUs, below the floor of {floor_rounds_per_cpu} per CPU",
         cpus.len()
     );
     // Checked last, so that the figures above are printed either way.
