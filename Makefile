@@ -71,16 +71,23 @@ endef
 # mtime, and would recompile every crate of the workspace in the shared CARGO_TARGET_DIR; by
 # content, a clone recompiles only the crates it changed. The workspace denies
 # `unstable_features`, so RUSTC_BOOTSTRAP lets no #![feature] into the code (Cargo.toml).
-CARGO := RUSTC_BOOTSTRAP=1 cargo -Zchecksum-freshness
+# A build script's rerun-if-changed still compares mtimes, which a fresh clone renews: the two
+# build scripts read copies of their inputs (the ABI header for bindgen, the C benchmark loop)
+# in the target directory, each replaced only when its content changes (stage-inputs). The
+# unstable flag by its environment variable: cargo clippy runs a cargo of its own, which a -Z
+# on the command line would not reach, and a build without it fingerprints differently.
+STAGED := $(CARGO_TARGET_DIR)/staged
+STAGED_INPUTS := rust/uapi/vdso_probe.h samples/vdso-tools/c/classic_loop.c
+CARGO := VDSO_PROBE_STAGED=$(STAGED) RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_CHECKSUM_FRESHNESS=true cargo
 ifeq ($(TARGET),x86_64-unknown-linux-gnu)
 CARGO_STATIC := RUSTFLAGS="-C target-feature=+crt-static" $(CARGO)
 else
 CARGO_STATIC := $(CARGO)
 endif
-samples:
+samples: stage-inputs
 	$(CARGO_STATIC) build --release --locked --workspace --target $(TARGET)
 
-test:
+test: stage-inputs
 	$(CARGO_STATIC) test --release --locked --workspace --target $(TARGET) $(TEST_ARGS)
 
 # Everything scripts/vm puts into the initramfs (on arm64: no ia32 program and no selftests yet;
@@ -119,8 +126,12 @@ clippy-module: kernel
 	$(call kbuild_lint,$(MO)-clippy)
 
 # The workspace alone, for both arches (make check lints the module in its build, LINT=1).
-.PHONY: clippy-workspace
-clippy-workspace:
+.PHONY: clippy-workspace stage-inputs
+stage-inputs:
+	@mkdir -p $(STAGED)
+	@for f in $(STAGED_INPUTS); do cmp -s $$f $(STAGED)/$${f##*/} || cp $$f $(STAGED)/; done
+
+clippy-workspace: stage-inputs
 	$(CARGO_STATIC) clippy --release --locked --workspace --all-targets --target $(TARGET) -- -D warnings
 	$(CARGO) clippy --release --locked --workspace --all-targets --target aarch64-unknown-linux-gnu -- -D warnings
 

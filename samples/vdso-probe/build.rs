@@ -16,9 +16,16 @@ use std::{env, path::PathBuf};
 const DEFAULT_LIBCLANG_PATH: &str = "/usr/lib/llvm-19/lib";
 
 fn main() {
-    // Relative to the package (a build script runs there), so that the fingerprint does not name
-    // the checkout: a clone elsewhere reuses the cached build (scripts/lib.sh, CARGO_TARGET_DIR).
-    let header = "../../rust/uapi/vdso_probe.h";
+    // The Makefile's copy of rust/uapi/vdso_probe.h (VDSO_PROBE_STAGED: cargo compares this
+    // input's mtime, which a fresh clone renews; the copy keeps it while the content is the same,
+    // so a clone reuses the cached build), or the header itself, by a path relative to the
+    // package (a build script runs there) that does not name the checkout.
+    println!("cargo::rerun-if-env-changed=VDSO_PROBE_STAGED");
+    let header = match env::var("VDSO_PROBE_STAGED") {
+        Ok(dir) => format!("{dir}/vdso_probe.h"),
+        Err(_) => "../../rust/uapi/vdso_probe.h".to_string(),
+    };
+    let header = header.as_str();
     println!("cargo::rerun-if-changed={header}");
     println!("cargo::rerun-if-env-changed=LIBCLANG_PATH");
 
