@@ -55,11 +55,16 @@ else
 	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) $(KMAKE_RUST) modules
 endif
 
-# Builds the module into $(1) with CLIPPY=1 W=1; fails on its exit status or on any warning.
+# Builds the module into $(1) with CLIPPY=1 W=1; fails on its exit status or on any warning:
+# rustc's and clippy's (`warning: ...`), the C compiler's (`file:line:col: warning: ...`),
+# modpost's (`WARNING: ...`). A failed lint removes the objects, since kbuild would not compile
+# them again, nor repeat the warnings, and the next run would pass.
 define kbuild_lint
 	@{ $(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(1) $(KMAKE_RUST) CLIPPY=1 W=1 modules 2>&1; \
 		echo $$? >$(1)/lint.rc; } | tee $(1)/lint.log
-	@test "$$(cat $(1)/lint.rc)" = 0 && ! grep -E '^(warning|error)' $(1)/lint.log
+	@test "$$(cat $(1)/lint.rc)" = 0 && \
+		! grep -E '^(warning|error)|: (warning|error):|^WARNING:' $(1)/lint.log || \
+		{ rm -f $(1)/rust/*.o $(1)/rust/*.ko; exit 1; }
 endef
 
 # Static userspace programs for the guest (and the host). `make test` runs the workspace's tests
@@ -70,7 +75,8 @@ endef
 # RUSTC_BOOTSTRAP=1 as the kernel's own Rust build does): a fresh clone's files are all new by
 # mtime, and would recompile every crate of the workspace in the shared CARGO_TARGET_DIR; by
 # content, a clone recompiles only the crates it changed. The workspace denies
-# `unstable_features`, so RUSTC_BOOTSTRAP lets no #![feature] into the code (Cargo.toml).
+# `unstable_features`, so RUSTC_BOOTSTRAP lets no #![feature] into its own code (Cargo.toml);
+# some dependencies (anyhow, proc-macro2) see it and use nightly features, as on a nightly.
 # A build script's rerun-if-changed still compares mtimes, which a fresh clone renews: the two
 # build scripts read copies of their inputs (the ABI header for bindgen, the C benchmark loop)
 # in the target directory, each replaced only when its content changes (stage-inputs). The
@@ -129,7 +135,7 @@ clippy-module: kernel
 .PHONY: clippy-workspace stage-inputs
 stage-inputs:
 	@mkdir -p $(STAGED)
-	@for f in $(STAGED_INPUTS); do cmp -s $$f $(STAGED)/$${f##*/} || cp $$f $(STAGED)/; done
+	@for f in $(STAGED_INPUTS); do cmp -s $$f $(STAGED)/$${f##*/} || cp $$f $(STAGED)/ || exit 1; done
 
 clippy-workspace: stage-inputs
 	$(CARGO_STATIC) clippy --release --locked --workspace --all-targets --target $(TARGET) -- -D warnings

@@ -15,7 +15,7 @@
 //!
 //! Each is bounded in count and in time: it stops early, and says so, at a deadline of
 //! `120 s x STRESS_SCALE` (`STRESS_DEADLINE=<seconds>` overrides it; `make check` sets a short
-//! one), but never below its floor (`FLOOR_*`: it runs on past the deadline until it has done
+//! one), but never below its floor (`floor_*()`: it runs on past the deadline until it has done
 //! that much, and fails if it could not). `STRESS_SCALE` (default 1: the short version)
 //! multiplies the counts; the full version is `STRESS_SCALE=5` (`make stress`, `scripts/stress`). Each ends with a one-line summary. The
 //! deadline is checked between units of work, so one unit always completes: a 60k-VMA round
@@ -217,8 +217,9 @@ pub(crate) fn budget() -> Duration {
 /// slow kernel makes it run longer instead of passing on next to nothing. Chosen so that each
 /// race is exercised many times over: 50 processes forked and reaped under 8 readers (each a
 /// fork/exit/publish/remove), 3 unload/load cycles under readers and a mapper, 25 map/fork/
-/// unmap rounds per CPU. At `VP_SCALE=quick` (the debug boot of `make check`, where a fork takes
-/// 0.2-0.8 s and a cycle 5-40 s under KASAN and TCG) 16 processes, one cycle, 8 rounds per CPU.
+/// unmap rounds per CPU. At `VP_SCALE=quick` (make check's debug and arm64 boots; on the debug
+/// kernel a fork takes 0.2-0.8 s and a cycle 5-40 s under KASAN and TCG) 16 processes, one
+/// cycle, 8 rounds per CPU.
 fn floor_processes() -> u64 {
     crate::tests::scaled(50, 16) as u64
 }
