@@ -1475,7 +1475,7 @@ fn stalled_reader() -> Result<Outcome> {
     // Behind the stalled read (the bug this catches) each wait lasts until the stall ends, 5 s
     // and more; unstalled it is a fork's or a reap's publication: 45-110 ms medians on the debug
     // kernel beside another guest (make check), a few ms on the default one.
-    let bound = if std::env::var("VP_FLAVOUR").as_deref() == Ok("debug") {
+    let bound = if crate::tests::on_debug_kernel() {
         Duration::from_millis(500)
     } else {
         Duration::from_millis(100)

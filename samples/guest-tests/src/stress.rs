@@ -826,6 +826,7 @@ fn map_device_once(t: &mut Tally) {
 }
 
 fn insmod_rmmod_cycles() -> Result<Outcome> {
+    let floor_cycles = floor_cycles();
     const READERS: usize = 4;
     ensure_module()?;
     let _reload = Reload;
@@ -897,7 +898,7 @@ fn insmod_rmmod_cycles() -> Result<Outcome> {
 
         let mut rng = Rng::new(300);
         for i in 0..cycles {
-            if may_stop(i, floor_cycles(), end) {
+            if may_stop(i, floor_cycles, end) {
                 break;
             }
             // Unload: retried while something holds the module.
@@ -968,9 +969,8 @@ fn insmod_rmmod_cycles() -> Result<Outcome> {
     );
     let stopped = if unloads < cycles {
         format!(
-            " (stopped at the {:?} deadline, floor {}, or a failure)",
-            budget(),
-            floor_cycles()
+            " (stopped at the {:?} deadline, floor {floor_cycles}, or a failure)",
+            budget()
         )
     } else {
         String::new()
@@ -992,9 +992,8 @@ fn insmod_rmmod_cycles() -> Result<Outcome> {
     reads.check("readers")?;
     maps.check("mapper")?;
     ensure!(
-        unloads >= floor_cycles(),
-        "{unloads} cycles completed, below the floor of {}",
-        floor_cycles()
+        unloads >= floor_cycles,
+        "{unloads} cycles completed, below the floor of {floor_cycles}"
     );
     ensure!(
         maps.by_errno.get(&0).copied().unwrap_or(0) > 0,
@@ -1157,8 +1156,9 @@ fn churn_on(cpu: usize, rounds: u64, end: Instant, progress: &AtomicU64) -> Resu
     let mut last_update = 0;
     let mut madvise_ok = true;
     const HOUR_NS: i128 = 3_600_000_000_000;
+    let floor = floor_rounds_per_cpu();
     for i in 0..rounds {
-        if may_stop(i, floor_rounds_per_cpu(), end) {
+        if may_stop(i, floor, end) {
             break;
         }
         let page = TimePage::map(Path::new(DEVICE))?;

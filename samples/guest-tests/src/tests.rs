@@ -314,6 +314,11 @@ fn vsyscall_mode() -> Result<Outcome> {
     Ok(Outcome::Pass)
 }
 
+/// Whether the guest runs the debug kernel (KASAN, lockdep, ...: 5-10x slower under TCG).
+pub(crate) fn on_debug_kernel() -> bool {
+    std::env::var("VP_FLAVOUR").as_deref() == Ok("debug")
+}
+
 /// `full`, or `quick` when the boot asks for the short suite (`VP_SCALE=quick`).
 pub(crate) fn scaled(full: usize, quick: usize) -> usize {
     if std::env::var("VP_SCALE").as_deref() == Ok("quick") {
@@ -380,7 +385,7 @@ fn lifecycle_1000() -> Result<Outcome> {
     // scheduling of the vCPU threads (p99 6-12 ms measured alone, a single 125 ms with the debug
     // boot beside it on 2 cores), so it is printed; the max bound is 1 s. The KASAN + lockdep
     // kernel runs 5-10x slower.
-    let (median_bound, max_bound) = if std::env::var("VP_FLAVOUR").as_deref() == Ok("debug") {
+    let (median_bound, max_bound) = if on_debug_kernel() {
         (60, 2000)
     } else {
         (25, 1000)
