@@ -287,11 +287,11 @@ impl Proc {
                 b
             }
             None => {
-                self.overflowed += u64::from(call.count);
+                self.overflowed += call.count;
                 return;
             }
         };
-        bucket.count += u64::from(call.count);
+        bucket.count += call.count;
         bucket.why = why;
         if let Some(e) = cs {
             copy_name(&mut bucket.clocksource, &e.clocksource);
@@ -457,7 +457,7 @@ impl Attribution {
                 Ok(node) => drop(procs.insert(node)),
                 Err(_) => {
                     // A merged event stands for `count` calls.
-                    self.lost.fetch_add(u64::from(call.count), Relaxed);
+                    self.lost.fetch_add(call.count, Relaxed);
                     return;
                 }
             }

@@ -171,8 +171,8 @@ pub(crate) struct TimeCall {
     /// For a call from the vDSO: the clocksource log's event count then (the last event names
     /// the clocksource).
     pub(crate) cs_seq: u32,
-    /// How many such calls in a row (the probe merges repeats; at least 1).
-    pub(crate) count: u32,
+    /// How many such calls since the last take (the probe merges repeats; at least 1).
+    pub(crate) count: u64,
 }
 
 impl TimeCall {
@@ -267,7 +267,7 @@ const _: () = assert!(size_of::<MmInfo>() == 40);
 const _: () = assert!(size_of::<Timens>() == 48);
 const _: () = assert!(size_of::<VvarLayout>() == 36);
 const _: () = assert!(size_of::<TimePageStats>() == 72);
-const _: () = assert!(size_of::<TimeCall>() == 20);
+const _: () = assert!(size_of::<TimeCall>() == 24);
 const _: () = assert!(size_of::<CsEvent>() == 80);
 const _: () = assert!(size_of::<FaultEvent>() == 24);
 

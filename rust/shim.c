@@ -11,6 +11,7 @@
 #include <linux/elf.h>
 #include <linux/fs.h>
 #include <linux/ftrace.h>
+#include <asm/local.h>
 #include <linux/mm.h>
 #include <linux/nsproxy.h>
 #include <linux/pgtable.h>
@@ -600,24 +601,61 @@ static u32 vp_tp_log_events(const struct vp_timepage *tp);
 
 /*
  * Each CPU's calls, in order: the probes append (preemption off, so one writer per ring), the
- * consumer takes them under its own lock (vp_attr_take()). head and tail only grow; head - tail
- * is the number of events waiting. A full ring makes the probe ask the consumer to drain, and
- * try again: no call is lost.
+ * consumer takes them under its own lock (vp_attr_take()). head and tail only grow; the slots
+ * from tail to head - 1 hold calls not yet fully counted.
  *
- * A call like the last one appended (same process, system call, clock, origin and state), while
- * that one still waits, only increments its count: a process calling in a loop costs one
- * cmpxchg per call and no drain (bench-attribution-overhead). The count is the one field both
- * sides write: the consumer takes it with xchg(0), the probe increments it only from non-zero,
- * so a call lands either in the count the consumer took or in a new slot.
+ * A call like the last one appended (same process, system call, clock, origin and state) only
+ * increments that slot's count: a process calling in a loop costs a compare and an increment
+ * per call and no drain (bench-attribution-overhead). So that there always is a last slot, a
+ * ring is never empty: it starts with a slot no call is like, and the consumer frees a slot
+ * only once the probe has moved past it. count is a local_t, raised by the owner CPU's probe
+ * only and read by the consumer from any CPU (Documentation/core-api/local_ops.rst); taken is
+ * the consumer's only: how much of count it has counted. Each take counts count - taken of
+ * every slot and frees all but the last, so a call lands in a count this take or the next one
+ * reads. A full ring (head - tail == VP_ATTR_RING) makes the probe ask the consumer to drain,
+ * and try again: no call is lost.
  */
 #define VP_ATTR_RING 256
 /* The callback's lookup table: the probed numbers are distinct modulo this (vp_attr_alloc()). */
 #define VP_ATTR_INDEX 64
 
+/*
+ * What a call is counted by, struct vp_time_call's first 16 bytes as two words, built in
+ * registers: w[0] = tgid | clock << 32, w[1] = syscall | origin << 8 | compat << 16 |
+ * readable << 24 | cs_seq << 32.
+ */
+struct vp_attr_key {
+	u64 w[2];
+};
+
+static_assert(offsetof(struct vp_time_call, tgid) == 0 && offsetof(struct vp_time_call, clock) == 4);
+static_assert(offsetof(struct vp_time_call, syscall) == 8 &&
+	      offsetof(struct vp_time_call, origin) == 9 &&
+	      offsetof(struct vp_time_call, compat) == 10 &&
+	      offsetof(struct vp_time_call, readable) == 11 &&
+	      offsetof(struct vp_time_call, cs_seq) == 12 &&
+	      offsetof(struct vp_time_call, count) == sizeof(struct vp_attr_key));
+#ifndef __LITTLE_ENDIAN
+#error "struct vp_attr_key is struct vp_time_call's key on a little-endian machine only"
+#endif
+
+struct vp_attr_slot {
+	struct vp_attr_key key;
+	local_t count;       /* calls: written by the owner CPU's probe only */
+	unsigned long taken; /* of them counted: written by the consumer only */
+};
+
 struct vp_attr_ring {
 	u32 head; /* the next slot to write: written by the owner CPU only */
-	u32 tail; /* the next slot to read: written by the consumer only */
-	struct vp_time_call ev[VP_ATTR_RING];
+	u32 tail; /* the oldest slot not freed: written by the consumer only */
+	struct vp_attr_slot ev[VP_ATTR_RING];
+};
+
+/* A probed entry point, where the callback looks it up: by ABI and number % VP_ATTR_INDEX. */
+struct vp_attr_entry {
+	long nr;     /* its system call number; LONG_MIN for none (no orig_ax is) */
+	u32 key;     /* its key's w[1] but the origin: syscall | compat << 16 */
+	bool has_clock;
 };
 
 struct vp_attr {
@@ -626,8 +664,7 @@ struct vp_attr {
 	void *data;
 	struct vp_timepage *tp; /* the clock mode and clocksource log at each vDSO fallback */
 	struct vp_attr_ring __percpu *rings;
-	/* vp_attr_defs index + 1 by ABI and (system call number % VP_ATTR_INDEX), else 0 */
-	u8 index[2][VP_ATTR_INDEX];
+	struct vp_attr_entry index[2][VP_ATTR_INDEX];
 	struct tracepoint *vsyscall_tp;
 	struct vp_arch_attr arch; /* what the arch's origin check keeps */
 	bool ops_registered;
@@ -635,79 +672,107 @@ struct vp_attr {
 	bool leaked; /* the ops could not be unregistered: never freed */
 };
 
-/* Whether two calls are counted alike: all but the count, the struct's first 16 bytes. */
-static_assert(offsetof(struct vp_time_call, count) == 16);
-static __always_inline bool vp_same_call(const struct vp_time_call *x, const struct vp_time_call *y)
+static __always_inline bool vp_attr_key_eq(const struct vp_attr_key *x, const struct vp_attr_key *y)
 {
-	const u8 *a = (const u8 *)x, *b = (const u8 *)y;
+	return x->w[0] == y->w[0] && x->w[1] == y->w[1];
+}
 
-	return get_unaligned((const u64 *)a) == get_unaligned((const u64 *)b) &&
-	       get_unaligned((const u64 *)(a + 8)) == get_unaligned((const u64 *)(b + 8));
+static __always_inline struct vp_attr_slot *vp_attr_last(struct vp_attr_ring *r)
+{
+	return &r->ev[(r->head - 1) % VP_ATTR_RING];
 }
 
 /*
- * Adds call to this CPU's ring: to the last slot's count if that one is alike and not taken yet,
- * else in a new slot. False if the ring is full. Preemption off: the only writer of this ring.
+ * Counts a call like the last one of this CPU's ring, or appends it; false if the ring is full.
+ * Preemption off: the only writer of this ring.
  */
-static __always_inline bool vp_attr_append(struct vp_attr_ring *r, const struct vp_time_call *call)
+static __always_inline bool vp_attr_append(struct vp_attr_ring *r, const struct vp_attr_key *key)
 {
-	u32 head = r->head, waiting = head - smp_load_acquire(&r->tail);
-	struct vp_time_call *slot;
+	struct vp_attr_slot *slot = vp_attr_last(r);
+	u32 head = r->head;
 
-	if (waiting) {
-		slot = &r->ev[(head - 1) % VP_ATTR_RING];
-		if (vp_same_call(slot, call)) {
-			u32 n = READ_ONCE(slot->count);
-
-			/* 0: the consumer took it (maybe just now); U32_MAX: a new slot. */
-			while (n && n != U32_MAX)
-				if (try_cmpxchg(&slot->count, &n, n + 1))
-					return true;
-		}
+	if (vp_attr_key_eq(&slot->key, key)) {
+		local_inc(&slot->count);
+		return true;
 	}
-	if (waiting == VP_ATTR_RING)
+	/* The consumer has read the slots it freed. */
+	if (head - smp_load_acquire(&r->tail) == VP_ATTR_RING)
 		return false;
 	slot = &r->ev[head % VP_ATTR_RING];
-	*slot = *call;
+	slot->key = *key;
+	local_set(&slot->count, 1);
+	slot->taken = 0;
 	/* The consumer reads the slot after it sees head. */
 	smp_store_release(&r->head, head + 1);
 	return true;
 }
 
-static __always_inline void vp_attr_call(struct vp_attr *a, u8 syscall, int clock, u8 origin,
-					 bool compat)
+/* Counts a call in this CPU's ring, draining the rings while it is full. */
+static noinline notrace void vp_attr_add(struct vp_attr *a, u64 key0, u64 key1)
 {
-	struct vp_time_call call = {
-		.tgid = current->tgid, /* the initial pid namespace's */
-		.clock = clock,
-		.syscall = syscall,
-		.origin = origin,
-		.compat = compat,
-		.count = 1,
-	};
+	struct vp_attr_key key = { { key0, key1 } };
 	bool done;
 
-	if (origin == VP_ORIGIN_VDSO) {
-		/* Why the vDSO fell back: the published clock mode and clocksource, now. */
-		call.readable = vp_tp_readable(a->tp);
-		call.cs_seq = vp_tp_log_events(a->tp);
-	}
 	for (;;) {
 		preempt_disable_notrace();
-		done = vp_attr_append(this_cpu_ptr(a->rings), &call);
+		done = vp_attr_append(this_cpu_ptr(a->rings), &key);
 		preempt_enable_notrace();
 		if (done || !a->full(a->data))
 			return;
 	}
 }
 
-/* The probed entry point serving system call nr of the ABI, or NULL. */
-static __always_inline const struct vp_attr_call_def *vp_attr_find(const struct vp_attr *a,
-								   bool compat, long nr)
+/* A vDSO fallback: counted with why, the published clock mode and clocksource now. */
+static noinline notrace void vp_attr_add_fallback(struct vp_attr *a, u64 key0, u64 key1)
 {
-	u8 i = a->index[compat][(unsigned long)nr % VP_ATTR_INDEX];
+	key1 |= (u64)vp_tp_readable(a->tp) << 24 | (u64)vp_tp_log_events(a->tp) << 32;
+	vp_attr_add(a, key0, key1);
+}
 
-	return i && vp_attr_defs[i - 1].nr == nr ? &vp_attr_defs[i - 1] : NULL;
+/*
+ * Counts the call e of a task with an mm. Inline for the 64-bit ABI, whose every instruction
+ * every probed call pays (the benchmark counts them under -icount): a repeat of the last call
+ * is an increment here, which makes no call and so takes no callee-saved register; a new slot,
+ * a full ring and a vDSO fallback are out of line, tail calls.
+ */
+static_assert(VP_ORIGIN_ELSEWHERE == 0);
+static __always_inline void vp_attr_probe(struct vp_attr *a, const struct vp_attr_entry *e,
+					  struct mm_struct *mm, const struct pt_regs *regs,
+					  bool compat)
+{
+	struct vp_attr_slot *slot;
+	u64 key0, key1;
+	bool done;
+	u8 origin;
+
+	key0 = (u32)current->tgid; /* the initial pid namespace's */
+	if (e->has_clock)
+		key0 |= (u64)(u32)vp_arch_clock_arg(regs, compat) << 32;
+	origin = vp_arch_call_origin(&a->arch, mm, regs, compat);
+	key1 = e->key; /* | VP_ORIGIN_ELSEWHERE << 8, which is 0 */
+	if (unlikely(origin != VP_ORIGIN_ELSEWHERE)) {
+		key1 |= (u32)origin << 8;
+		if (origin == VP_ORIGIN_VDSO) {
+			vp_attr_add_fallback(a, key0, key1);
+			return;
+		}
+	}
+	preempt_disable_notrace();
+	slot = vp_attr_last(this_cpu_ptr(a->rings));
+	done = slot->key.w[0] == key0 && slot->key.w[1] == key1;
+	if (likely(done))
+		local_inc(&slot->count);
+	preempt_enable_notrace();
+	if (unlikely(!done))
+		vp_attr_add(a, key0, key1);
+}
+
+/* The 32-bit ABI's calls (ia32, AArch32), out of line: the 64-bit path stays call-free. */
+static noinline notrace void vp_attr_probe_compat(struct vp_attr *a, const struct vp_attr_entry *e,
+						  struct mm_struct *mm,
+						  const struct pt_regs *regs)
+{
+	vp_attr_probe(a, e, mm, regs, true);
 }
 
 /*
@@ -721,26 +786,27 @@ static __always_inline const struct vp_attr_call_def *vp_attr_find(const struct 
  * -1: no number matches, so it is counted once, by its tracepoint.
  */
 static notrace void vp_attr_ftrace(unsigned long ip, unsigned long parent_ip, struct ftrace_ops *op,
-			   struct ftrace_regs *fregs)
+				   struct ftrace_regs *fregs)
 {
 	struct vp_attr *a = container_of(op, struct vp_attr, ops);
-	const struct pt_regs *regs;
-	const struct vp_attr_call_def *def;
+	/* Every task's, a kernel thread's too (unused there), so reading it is safe. */
+	const struct pt_regs *regs = task_pt_regs(current);
+	/* NULL only in kernel threads, which make no system calls. */
+	struct mm_struct *mm = current->mm;
+	const struct vp_attr_entry *e;
 	bool compat;
 	long nr;
-	int clock = 0;
 
-	if (current->flags & PF_KTHREAD)
+	if (unlikely(!mm))
 		return;
-	regs = task_pt_regs(current);
 	nr = vp_arch_syscall(regs, &compat);
-	def = vp_attr_find(a, compat, nr);
-	if (!def)
+	e = &a->index[compat][(unsigned long)nr % VP_ATTR_INDEX];
+	if (e->nr != nr)
 		return;
-	if (def->has_clock)
-		clock = vp_arch_clock_arg(regs, compat);
-	vp_attr_call(a, def->syscall, clock,
-		     vp_arch_call_origin(&a->arch, current->mm, regs, compat), compat);
+	if (unlikely(compat))
+		vp_attr_probe_compat(a, e, mm, regs);
+	else
+		vp_attr_probe(a, e, mm, regs, false);
 }
 
 /*
@@ -750,7 +816,8 @@ static notrace void vp_attr_ftrace(unsigned long ip, unsigned long parent_ip, st
 static void vp_attr_vsyscall(void *data, int nr)
 {
 	if (nr >= 0)
-		vp_attr_call(data, VP_SC_VSYSCALL, nr, VP_ORIGIN_VSYSCALL, false);
+		vp_attr_add(data, (u32)current->tgid | (u64)(u32)nr << 32,
+			    VP_SC_VSYSCALL | VP_ORIGIN_VSYSCALL << 8);
 }
 
 static void vp_attr_detach(struct vp_attr *a)
@@ -792,7 +859,7 @@ struct vp_attr *vp_attr_alloc(vp_attr_full_fn full, void *data, struct vp_timepa
 	struct vp_attr *a = kzalloc(sizeof(*a), GFP_KERNEL);
 	char sym[48];
 	unsigned int i;
-	int err;
+	int cpu, err;
 
 	if (!a)
 		return ERR_PTR(-ENOMEM);
@@ -809,17 +876,29 @@ struct vp_attr *vp_attr_alloc(vp_attr_full_fn full, void *data, struct vp_timepa
 		vp_attr_free(a);
 		return ERR_PTR(err);
 	}
+	for_each_possible_cpu(cpu) {
+		struct vp_attr_ring *r = per_cpu_ptr(a->rings, cpu);
+
+		/* The first last slot, which no call is like (no call has syscall 0xff). */
+		memset(&r->ev[0].key, 0xff, sizeof(r->ev[0].key));
+		r->head = 1;
+	}
 	a->ops.func = vp_attr_ftrace;
 	a->ops.flags = 0; /* see vp_attr_ftrace() */
+	for (i = 0; i < 2 * VP_ATTR_INDEX; i++)
+		a->index[i / VP_ATTR_INDEX][i % VP_ATTR_INDEX].nr = LONG_MIN;
 	for (i = 0; i < vp_attr_ndefs; i++) {
-		u8 *slot = &a->index[vp_attr_defs[i].compat][vp_attr_defs[i].nr % VP_ATTR_INDEX];
+		const struct vp_attr_call_def *def = &vp_attr_defs[i];
+		struct vp_attr_entry *e = &a->index[def->compat][def->nr % VP_ATTR_INDEX];
 
 		/* A clash would make the callback miss calls: a table to fix, not a runtime state. */
-		if (WARN_ON_ONCE(*slot)) {
+		if (WARN_ON_ONCE(e->nr != LONG_MIN)) {
 			vp_attr_free(a);
 			return ERR_PTR(-EINVAL);
 		}
-		*slot = i + 1;
+		e->nr = def->nr;
+		e->key = def->syscall | (u32)def->compat << 16;
+		e->has_clock = def->has_clock;
 	}
 	for (i = 0; i < vp_attr_ndefs; i++) {
 		/* ftrace_set_filter() parses (and may write into) its buffer. */
@@ -867,8 +946,8 @@ void vp_attr_stop(struct vp_attr *a)
 }
 
 /*
- * Takes up to max events, each CPU's in order. The caller serialises the takes (its lock); the
- * probes may append meanwhile.
+ * Takes up to max events, each CPU's in order: what the slots' counts grew by since the last
+ * take. The caller serialises the takes (its lock); the probes may append meanwhile.
  */
 unsigned int vp_attr_take(struct vp_attr *a, struct vp_time_call *out, unsigned int max)
 {
@@ -877,14 +956,21 @@ unsigned int vp_attr_take(struct vp_attr *a, struct vp_time_call *out, unsigned 
 
 	for_each_possible_cpu(cpu) {
 		struct vp_attr_ring *r = per_cpu_ptr(a->rings, cpu);
+		/* The probe writes the slots before head, and no more to those before head - 1. */
 		u32 tail = r->tail, head = smp_load_acquire(&r->head);
 
-		while (tail != head && n < max) {
-			struct vp_time_call *slot = &r->ev[tail++ % VP_ATTR_RING];
+		for (; tail != head && n < max; tail++) {
+			struct vp_attr_slot *slot = &r->ev[tail % VP_ATTR_RING];
+			unsigned long count = local_read(&slot->count);
 
-			/* The key, which the probe no longer writes; the count it may still raise. */
-			memcpy(&out[n], slot, offsetof(struct vp_time_call, count));
-			out[n++].count = xchg(&slot->count, 0);
+			if (count != slot->taken) {
+				memcpy(&out[n], &slot->key, sizeof(slot->key));
+				out[n++].count = count - slot->taken;
+				slot->taken = count;
+			}
+			/* The last slot stays: the probe may still count in it. */
+			if (tail + 1 == head)
+				break;
 		}
 		/* The slots are read before the probe may reuse them. */
 		smp_store_release(&r->tail, tail);

@@ -175,9 +175,9 @@ struct vp_time_call {
 	bool readable;   /* VP_ORIGIN_VDSO: the clocksource was readable by the vDSO at the call */
 	u32 cs_seq;      /* VP_ORIGIN_VDSO: the clocksource log's events at the call (the last is
 			  * the clocksource then) */
-	u32 count;       /* how many such calls in a row (the probe merges repeats) */
+	u64 count;       /* how many such calls since the last take (the probe merges repeats) */
 };
-#define VP_SIZEOF_TIME_CALL 20
+#define VP_SIZEOF_TIME_CALL 24
 /* A CPU's ring is full: drain every ring now (any context but NMI); false if it cannot. */
 typedef bool (*vp_attr_full_fn)(void *data);
 

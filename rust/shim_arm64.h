@@ -47,8 +47,9 @@ static __always_inline notrace int vp_arch_clock_arg(const struct pt_regs *regs,
 unsigned long vp_arm64_text_size(unsigned long base, bool compat);
 
 /*
- * The origin of a system call: whether the user PC (after the svc) is in the [vdso] text. The
- * vDSO's fallbacks make the svc themselves, in both ABIs (no __kernel_vsyscall as on ia32).
+ * The origin of a system call of a task with an mm: whether the user PC (after the svc) is in
+ * the [vdso] text. The vDSO's fallbacks make the svc themselves, in both ABIs (no
+ * __kernel_vsyscall as on ia32).
  */
 static __always_inline notrace u8 vp_arch_call_origin(struct vp_arch_attr *aa,
 						      struct mm_struct *mm,
@@ -56,8 +57,6 @@ static __always_inline notrace u8 vp_arch_call_origin(struct vp_arch_attr *aa,
 {
 	unsigned long base, size;
 
-	if (unlikely(!mm))
-		return VP_ORIGIN_NO_VDSO;
 	base = (unsigned long)READ_ONCE(mm->context.vdso);
 	if (unlikely(!base))
 		return VP_ORIGIN_NO_VDSO;

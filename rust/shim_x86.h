@@ -54,16 +54,24 @@ static __always_inline notrace bool vp_x86_in_vdso_text(struct mm_struct *mm, un
 /* The origin of an ia32 system call (shim_x86.c: __kernel_vsyscall's caller). */
 u8 vp_x86_compat_origin(struct mm_struct *mm, const struct pt_regs *regs);
 
-/* The origin of a system call; x86_64's and x32's: whether the user IP is in the [vdso] text. */
+/*
+ * The origin of a system call of a task with an mm; x86_64's and x32's: whether the user IP is
+ * in the [vdso] text. map_vdso() sets the image after the base and neither is cleared, so a set
+ * image means a mapped vDSO (a base moved by mremap() is the new one, vdso_mremap()).
+ */
 static __always_inline notrace u8 vp_arch_call_origin(struct vp_arch_attr *aa,
 						      struct mm_struct *mm,
 						      const struct pt_regs *regs, bool compat)
 {
+	const struct vdso_image *image;
+
 	if (unlikely(compat))
 		return vp_x86_compat_origin(mm, regs);
-	if (unlikely(!mm || !READ_ONCE(mm->context.vdso)))
+	image = READ_ONCE(mm->context.vdso_image);
+	if (unlikely(!image))
 		return VP_ORIGIN_NO_VDSO;
-	return vp_x86_in_vdso_text(mm, regs->ip) ? VP_ORIGIN_VDSO : VP_ORIGIN_ELSEWHERE;
+	return regs->ip - (unsigned long)READ_ONCE(mm->context.vdso) < image->size ?
+		       VP_ORIGIN_VDSO : VP_ORIGIN_ELSEWHERE;
 }
 
 #endif /* VDSO_PROBE_SHIM_X86_H */
