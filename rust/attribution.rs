@@ -23,6 +23,7 @@ use crate::{
         self,
         CallSource,
         SeqShow,
+        TakeCursor,
         TimeCall,
         TimeCallProbes,
         TimeCalls,
@@ -435,10 +436,12 @@ impl Attribution {
             return;
         };
         let mut buf = [TimeCall::ZERO; DRAIN_BATCH];
+        // From CPU 0 to the last once, however fast the CPUs call meanwhile.
+        let mut cursor = TakeCursor::default();
         loop {
             // SAFETY: `source` is set only while its probes are alive (cleared under this lock
             // before they are freed), and takes are serialised by this lock.
-            let n = unsafe { source.take(&mut buf) };
+            let n = unsafe { source.take(&mut buf, &mut cursor) };
             for call in &buf[..n] {
                 self.count(&mut table.procs, call);
             }

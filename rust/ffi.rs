@@ -337,7 +337,7 @@ extern "C" {
     fn vp_attr_alloc(f: FullFn, data: *mut c_void, tp: *mut RawTimePage) -> *mut RawAttr;
     fn vp_attr_start(a: *mut RawAttr) -> c_int;
     fn vp_attr_stop(a: *mut RawAttr);
-    fn vp_attr_take(a: *mut RawAttr, out: *mut TimeCall, max: c_uint) -> c_uint;
+    fn vp_attr_take(a: *mut RawAttr, out: *mut TimeCall, max: c_uint, cpu: *mut c_uint) -> c_uint;
     fn vp_attr_unregister(a: *mut RawAttr);
     fn vp_alloc_wq(
         name: *const c_char,
@@ -968,18 +968,25 @@ pub(crate) struct CallSource(NonNull<RawAttr>);
 unsafe impl Send for CallSource {}
 
 impl CallSource {
-    /// Moves up to `out.len()` waiting calls into `out` (each CPU's in order); returns how many.
+    /// Moves up to `out.len()` waiting calls into `out`, each CPU's in order from `cursor.cpu`
+    /// on, and moves the cursor; returns how many. Fewer than `out.len()`: every CPU is read.
     ///
     /// # Safety
     ///
     /// The [`TimeCallProbes`] it came from is alive, and no other `take` on it runs meanwhile.
-    pub(crate) unsafe fn take(&self, out: &mut [TimeCall]) -> usize {
+    pub(crate) unsafe fn take(&self, out: &mut [TimeCall], cursor: &mut TakeCursor) -> usize {
         let max = c_uint::try_from(out.len()).unwrap_or(c_uint::MAX);
         // SAFETY: the object is live and takes are serialised (the caller's contract); `out`
-        // has room for `max` calls.
-        let n = unsafe { vp_attr_take(self.0.as_ptr(), out.as_mut_ptr(), max) };
+        // has room for `max` calls; `cursor.cpu` is a valid `unsigned int` to update.
+        let n = unsafe { vp_attr_take(self.0.as_ptr(), out.as_mut_ptr(), max, &mut cursor.cpu) };
         (n as usize).min(out.len())
     }
+}
+
+/// Where a drain's next [`CallSource::take`] goes on: one drain reads every CPU's ring once.
+#[derive(Default)]
+pub(crate) struct TakeCursor {
+    cpu: c_uint,
 }
 
 // ------------------------------------------------------------------ workqueue

@@ -11,7 +11,6 @@
 #include <linux/elf.h>
 #include <linux/fs.h>
 #include <linux/ftrace.h>
-#include <asm/local.h>
 #include <linux/mm.h>
 #include <linux/nsproxy.h>
 #include <linux/pgtable.h>
@@ -26,10 +25,11 @@
 #include <linux/time_namespace.h>
 #include <linux/timekeeper_internal.h>
 #include <linux/uaccess.h>
-#include <linux/unaligned.h>
 #include <linux/tracepoint.h>
 #include <linux/uio.h>
 #include <linux/workqueue.h>
+#include <asm/byteorder.h>
+#include <asm/local.h>
 #include <vdso/clocksource.h>
 #include <vdso/datapage.h>
 
@@ -602,7 +602,7 @@ static u32 vp_tp_log_events(const struct vp_timepage *tp);
 /*
  * Each CPU's calls, in order: the probes append (preemption off, so one writer per ring), the
  * consumer takes them under its own lock (vp_attr_take()). head and tail only grow; the slots
- * from tail to head - 1 hold calls not yet fully counted.
+ * from tail to head - 1 are not freed yet: all but the last have calls not yet counted.
  *
  * A call like the last one appended (same process, system call, clock, origin and state) only
  * increments that slot's count: a process calling in a loop costs a compare and an increment
@@ -610,9 +610,9 @@ static u32 vp_tp_log_events(const struct vp_timepage *tp);
  * ring is never empty: it starts with a slot no call is like, and the consumer frees a slot
  * only once the probe has moved past it. count is a local_t, raised by the owner CPU's probe
  * only and read by the consumer from any CPU (Documentation/core-api/local_ops.rst); taken is
- * the consumer's only: how much of count it has counted. Each take counts count - taken of
- * every slot and frees all but the last, so a call lands in a count this take or the next one
- * reads. A full ring (head - tail == VP_ATTR_RING) makes the probe ask the consumer to drain,
+ * the consumer's only: how much of count it has counted, zeroed when it frees the slot. Each
+ * take counts count - taken of every slot and frees all but the last, so a call lands in a
+ * count this take or the next one reads. A full ring (head - tail == VP_ATTR_RING) makes the probe ask the consumer to drain,
  * and try again: no call is lost.
  */
 #define VP_ATTR_RING 256
@@ -642,7 +642,7 @@ static_assert(offsetof(struct vp_time_call, syscall) == 8 &&
 struct vp_attr_slot {
 	struct vp_attr_key key;
 	local_t count;       /* calls: written by the owner CPU's probe only */
-	unsigned long taken; /* of them counted: written by the consumer only */
+	unsigned long taken; /* of them counted; 0 when free: written by the consumer only */
 };
 
 struct vp_attr_ring {
@@ -653,7 +653,7 @@ struct vp_attr_ring {
 
 /* A probed entry point, where the callback looks it up: by ABI and number % VP_ATTR_INDEX. */
 struct vp_attr_entry {
-	long nr;     /* its system call number; LONG_MIN for none (no orig_ax is) */
+	long nr;     /* its system call number; LONG_MIN for none (no probed call's orig_ax) */
 	u32 key;     /* its key's w[1] but the origin: syscall | compat << 16 */
 	bool has_clock;
 };
@@ -700,8 +700,7 @@ static __always_inline bool vp_attr_append(struct vp_attr_ring *r, const struct 
 		return false;
 	slot = &r->ev[head % VP_ATTR_RING];
 	slot->key = *key;
-	local_set(&slot->count, 1);
-	slot->taken = 0;
+	local_set(&slot->count, 1); /* taken is 0: the consumer freed the slot */
 	/* The consumer reads the slot after it sees head. */
 	smp_store_release(&r->head, head + 1);
 	return true;
@@ -791,7 +790,10 @@ static notrace void vp_attr_ftrace(unsigned long ip, unsigned long parent_ip, st
 	struct vp_attr *a = container_of(op, struct vp_attr, ops);
 	/* Every task's, a kernel thread's too (unused there), so reading it is safe. */
 	const struct pt_regs *regs = task_pt_regs(current);
-	/* NULL only in kernel threads, which make no system calls. */
+	/*
+	 * Kernel threads have none, or one borrowed (kthread_use_mm()): they never enter these
+	 * entry points, and their pt_regs are zeroed (copy_thread(): orig_ax 0, not probed).
+	 */
 	struct mm_struct *mm = current->mm;
 	const struct vp_attr_entry *e;
 	bool compat;
@@ -858,7 +860,7 @@ struct vp_attr *vp_attr_alloc(vp_attr_full_fn full, void *data, struct vp_timepa
 {
 	struct vp_attr *a = kzalloc(sizeof(*a), GFP_KERNEL);
 	char sym[48];
-	unsigned int i;
+	unsigned int abi, i;
 	int cpu, err;
 
 	if (!a)
@@ -880,13 +882,14 @@ struct vp_attr *vp_attr_alloc(vp_attr_full_fn full, void *data, struct vp_timepa
 		struct vp_attr_ring *r = per_cpu_ptr(a->rings, cpu);
 
 		/* The first last slot, which no call is like (no call has syscall 0xff). */
-		memset(&r->ev[0].key, 0xff, sizeof(r->ev[0].key));
+		r->ev[0].key.w[1] = 0xff;
 		r->head = 1;
 	}
 	a->ops.func = vp_attr_ftrace;
 	a->ops.flags = 0; /* see vp_attr_ftrace() */
-	for (i = 0; i < 2 * VP_ATTR_INDEX; i++)
-		a->index[i / VP_ATTR_INDEX][i % VP_ATTR_INDEX].nr = LONG_MIN;
+	for (abi = 0; abi < ARRAY_SIZE(a->index); abi++)
+		for (i = 0; i < VP_ATTR_INDEX; i++)
+			a->index[abi][i].nr = LONG_MIN;
 	for (i = 0; i < vp_attr_ndefs; i++) {
 		const struct vp_attr_call_def *def = &vp_attr_defs[i];
 		struct vp_attr_entry *e = &a->index[def->compat][def->nr % VP_ATTR_INDEX];
@@ -946,16 +949,19 @@ void vp_attr_stop(struct vp_attr *a)
 }
 
 /*
- * Takes up to max events, each CPU's in order: what the slots' counts grew by since the last
- * take. The caller serialises the takes (its lock); the probes may append meanwhile.
+ * Takes up to max events, each CPU's in order from CPU *cpu on: what the slots' counts grew by
+ * since the last take. *cpu is where the next take goes on, nr_cpu_ids once every CPU's ring
+ * has been read (so a drain ends even while every CPU keeps calling). The caller serialises the
+ * takes (its lock); the probes may append meanwhile.
  */
-unsigned int vp_attr_take(struct vp_attr *a, struct vp_time_call *out, unsigned int max)
+unsigned int vp_attr_take(struct vp_attr *a, struct vp_time_call *out, unsigned int max,
+			  unsigned int *cpu)
 {
 	unsigned int n = 0;
-	int cpu;
 
-	for_each_possible_cpu(cpu) {
-		struct vp_attr_ring *r = per_cpu_ptr(a->rings, cpu);
+	for (*cpu = cpumask_next((int)*cpu - 1, cpu_possible_mask); *cpu < nr_cpu_ids;
+	     *cpu = cpumask_next(*cpu, cpu_possible_mask)) {
+		struct vp_attr_ring *r = per_cpu_ptr(a->rings, *cpu);
 		/* The probe writes the slots before head, and no more to those before head - 1. */
 		u32 tail = r->tail, head = smp_load_acquire(&r->head);
 
@@ -966,13 +972,15 @@ unsigned int vp_attr_take(struct vp_attr *a, struct vp_time_call *out, unsigned 
 			if (count != slot->taken) {
 				memcpy(&out[n], &slot->key, sizeof(slot->key));
 				out[n++].count = count - slot->taken;
-				slot->taken = count;
 			}
 			/* The last slot stays: the probe may still count in it. */
-			if (tail + 1 == head)
+			if (tail + 1 == head) {
+				slot->taken = count;
 				break;
+			}
+			slot->taken = 0;
 		}
-		/* The slots are read before the probe may reuse them. */
+		/* The slots are read, and their taken zeroed, before the probe may reuse them. */
 		smp_store_release(&r->tail, tail);
 		if (n == max)
 			break;

@@ -184,7 +184,8 @@ typedef bool (*vp_attr_full_fn)(void *data);
 struct vp_attr *vp_attr_alloc(vp_attr_full_fn fn, void *data, struct vp_timepage *tp);
 int vp_attr_start(struct vp_attr *attr);
 void vp_attr_stop(struct vp_attr *attr);
-unsigned int vp_attr_take(struct vp_attr *attr, struct vp_time_call *out, unsigned int max);
+unsigned int vp_attr_take(struct vp_attr *attr, struct vp_time_call *out, unsigned int max,
+			  unsigned int *cpu);
 void vp_attr_unregister(struct vp_attr *attr);
 bool vp_tgid_comm(int tgid, char *out);
 bool vp_timepage_log_entry(struct vp_timepage *tp, u64 seq, struct vp_cs_event *out);

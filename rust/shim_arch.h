@@ -83,7 +83,8 @@ void vp_hooks_fault(struct vp_hooks *h, u8 mapping, u16 page, u8 access);
  *                              its first argument, as a clockid_t
  *   u8 vp_arch_call_origin(struct vp_arch_attr *aa, struct mm_struct *mm,
  *                          const struct pt_regs *regs, bool compat);
- *                              VP_ORIGIN_VDSO, _ELSEWHERE or _NO_VDSO
+ *                              VP_ORIGIN_VDSO, _ELSEWHERE or _NO_VDSO; mm is the
+ *                              calling task's, not NULL
  * (the last three static __always_inline notrace: the ftrace callback's hot path).
  */
 

@@ -161,6 +161,15 @@ const struct vp_attr_call_def vp_attr_defs[] = {
 };
 const unsigned int vp_attr_ndefs = ARRAY_SIZE(vp_attr_defs);
 
+/* Whether addr lies in the [vdso] text of mm (the image, not the vvar pages before it). */
+static notrace bool vp_x86_in_vdso_text(struct mm_struct *mm, unsigned long addr)
+{
+	unsigned long base = (unsigned long)READ_ONCE(mm->context.vdso);
+	const struct vdso_image *image = READ_ONCE(mm->context.vdso_image);
+
+	return base && image && addr - base < image->size;
+}
+
 /*
  * The origin of an ia32 system call: 64-bit processes' never come from their vDSO; one made
  * through __kernel_vsyscall is attributed to its caller. Out of line: the x86_64 path is short.
@@ -170,7 +179,7 @@ noinline notrace u8 vp_x86_compat_origin(struct mm_struct *mm, const struct pt_r
 	unsigned long ip = regs->ip;
 	const struct vdso_image *image;
 
-	if (!mm || !READ_ONCE(mm->context.vdso))
+	if (!READ_ONCE(mm->context.vdso))
 		return VP_ORIGIN_NO_VDSO;
 	image = READ_ONCE(mm->context.vdso_image);
 	/*

@@ -42,22 +42,19 @@ static __always_inline notrace int vp_arch_clock_arg(const struct pt_regs *regs,
 	return compat ? (int)regs->bx : (int)regs->di;
 }
 
-/* Whether addr lies in the [vdso] text of mm (the image, not the vvar pages before it). */
-static __always_inline notrace bool vp_x86_in_vdso_text(struct mm_struct *mm, unsigned long addr)
-{
-	unsigned long base = (unsigned long)READ_ONCE(mm->context.vdso);
-	const struct vdso_image *image = READ_ONCE(mm->context.vdso_image);
-
-	return base && image && addr - base < image->size;
-}
-
-/* The origin of an ia32 system call (shim_x86.c: __kernel_vsyscall's caller). */
+/*
+ * The origin of an ia32 system call of a task with an mm (shim_x86.c: __kernel_vsyscall's
+ * caller).
+ */
 u8 vp_x86_compat_origin(struct mm_struct *mm, const struct pt_regs *regs);
 
 /*
  * The origin of a system call of a task with an mm; x86_64's and x32's: whether the user IP is
- * in the [vdso] text. map_vdso() sets the image after the base and neither is cleared, so a set
- * image means a mapped vDSO (a base moved by mremap() is the new one, vdso_mremap()).
+ * in the [vdso] text. map_vdso() sets the base and the image together, vdso_mremap() moves the
+ * base, and neither is ever cleared: no image, no vDSO was mapped (vdso=0). One munmap()ed
+ * keeps its stale base and image, as for the kernel's own users (its signal return, the
+ * vDSO's exception table): an IP there is then not in any vDSO text, and there is no text to
+ * fall back from.
  */
 static __always_inline notrace u8 vp_arch_call_origin(struct vp_arch_attr *aa,
 						      struct mm_struct *mm,
