@@ -672,7 +672,7 @@ fn bench_overhead() -> Result<Outcome> {
             on.1,
             on.0,
             on.2,
-            if best <= limit { "met" } else { "NOT met" }
+            crate::timepage::verdict(ratio, best, limit)
         );
     }
     Ok(Outcome::Pass)
