@@ -612,8 +612,8 @@ static u32 vp_tp_log_events(const struct vp_timepage *tp);
  * only and read by the consumer from any CPU (Documentation/core-api/local_ops.rst); taken is
  * the consumer's only: how much of count it has counted, zeroed when it frees the slot. Each
  * take counts count - taken of every slot and frees all but the last, so a call lands in a
- * count this take or the next one reads. A full ring (head - tail == VP_ATTR_RING) makes the probe ask the consumer to drain,
- * and try again: no call is lost.
+ * count this take or the next one reads. A full ring (head - tail == VP_ATTR_RING) makes the
+ * probe ask the consumer to drain, and try again: no call is lost.
  */
 #define VP_ATTR_RING 256
 /* The callback's lookup table: the probed numbers are distinct modulo this (vp_attr_alloc()). */
@@ -672,14 +672,18 @@ struct vp_attr {
 	bool leaked; /* the ops could not be unregistered: never freed */
 };
 
-static __always_inline bool vp_attr_key_eq(const struct vp_attr_key *x, const struct vp_attr_key *y)
+/*
+ * Counts a call like the last one of this CPU's ring in that slot; false if it is not alike.
+ * Preemption off: the only writer of this ring.
+ */
+static __always_inline bool vp_attr_repeat(struct vp_attr_ring *r, const struct vp_attr_key *key)
 {
-	return x->w[0] == y->w[0] && x->w[1] == y->w[1];
-}
+	struct vp_attr_slot *slot = &r->ev[(r->head - 1) % VP_ATTR_RING];
 
-static __always_inline struct vp_attr_slot *vp_attr_last(struct vp_attr_ring *r)
-{
-	return &r->ev[(r->head - 1) % VP_ATTR_RING];
+	if (slot->key.w[0] != key->w[0] || slot->key.w[1] != key->w[1])
+		return false;
+	local_inc(&slot->count);
+	return true;
 }
 
 /*
@@ -688,13 +692,11 @@ static __always_inline struct vp_attr_slot *vp_attr_last(struct vp_attr_ring *r)
  */
 static __always_inline bool vp_attr_append(struct vp_attr_ring *r, const struct vp_attr_key *key)
 {
-	struct vp_attr_slot *slot = vp_attr_last(r);
+	struct vp_attr_slot *slot;
 	u32 head = r->head;
 
-	if (vp_attr_key_eq(&slot->key, key)) {
-		local_inc(&slot->count);
+	if (vp_attr_repeat(r, key))
 		return true;
-	}
 	/* The consumer has read the slots it freed. */
 	if (head - smp_load_acquire(&r->tail) == VP_ATTR_RING)
 		return false;
@@ -739,7 +741,6 @@ static __always_inline void vp_attr_probe(struct vp_attr *a, const struct vp_att
 					  struct mm_struct *mm, const struct pt_regs *regs,
 					  bool compat)
 {
-	struct vp_attr_slot *slot;
 	u64 key0, key1;
 	bool done;
 	u8 origin;
@@ -757,10 +758,7 @@ static __always_inline void vp_attr_probe(struct vp_attr *a, const struct vp_att
 		}
 	}
 	preempt_disable_notrace();
-	slot = vp_attr_last(this_cpu_ptr(a->rings));
-	done = slot->key.w[0] == key0 && slot->key.w[1] == key1;
-	if (likely(done))
-		local_inc(&slot->count);
+	done = vp_attr_repeat(this_cpu_ptr(a->rings), &(struct vp_attr_key){ { key0, key1 } });
 	preempt_enable_notrace();
 	if (unlikely(!done))
 		vp_attr_add(a, key0, key1);
