@@ -469,12 +469,19 @@ impl Ia32Helper {
             skip("gcc not found in PATH");
             return None;
         };
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-tests/c/static32.c");
+        // The source as compiled in, not by the checkout's path (see vdso-probe's start_ia32).
+        let source = TempFile::new("static32.c");
+        std::fs::write(
+            source.path(),
+            include_str!("../../guest-tests/c/static32.c"),
+        )
+        .unwrap();
+        let src = source.path();
         let exe = TempFile::new("static32");
         let cc = Command::new(gcc)
             .args(["-m32", "-static", "-O2", "-o"])
             .arg(exe.path())
-            .arg(&src)
+            .arg(src)
             .output()
             .unwrap();
         if !cc.status.success() {

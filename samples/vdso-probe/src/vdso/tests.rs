@@ -522,7 +522,10 @@ fn shared_objects_of_each_class_match_objdump() {
 /// Builds and starts `samples/guest-tests/c/static32.c` (`gcc -m32 -static`), an ia32
 /// process; `None` (reason printed) if it cannot be built or run here.
 fn start_ia32(dir: &tempfile::TempDir) -> Option<crate::child::VdsoChild> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-tests/c/static32.c");
+    // The source as compiled in, not by the checkout's path: a test binary cached by content
+    // (make test) may be reused by another clone, and the one that built it may be gone.
+    let src = dir.path().join("static32.c");
+    fs::write(&src, include_str!("../../../guest-tests/c/static32.c")).unwrap();
     let exe = dir.path().join("static32");
     gcc(
         &[
